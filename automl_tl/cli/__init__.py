@@ -1,0 +1,1 @@
+"""The `automl-tl` command line: one module per command group, one error formatter."""

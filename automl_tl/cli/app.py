@@ -1,0 +1,36 @@
+"""Entry point of the `automl-tl` command."""
+
+from __future__ import annotations
+
+import typer
+
+from automl_tl import __version__
+from automl_tl.cli import leaderboard, plugins, search
+
+app = typer.Typer(
+    name="automl-tl",
+    help="Search how to transfer a pretrained backbone to your small labelled dataset.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(plugins.app, name="plugins")
+app.command("search")(search.search)
+app.command("leaderboard")(leaderboard.leaderboard)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"automl-tl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """automl-tl: plugin-based transfer-learning AutoML."""
+
+
+def main() -> None:
+    app()

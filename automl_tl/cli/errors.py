@@ -1,0 +1,53 @@
+"""The CLI's single error formatter.
+
+A `UserError` becomes one line on stderr and exit code 2; plugin warnings become one line each.
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from automl_tl.errors import UserError
+from automl_tl.registry import PluginWarning
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_error(exc: UserError) -> None:
+    hint = f" — {exc.hint}" if exc.hint else ""
+    stderr.print(f"[bold red]Error:[/] {exc.message}{hint}", markup=True, emoji=False)
+
+
+def handles_user_errors(command: F) -> F:
+    """Wrap a command so user mistakes end in one clear line and exit code 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        failure: UserError | None = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PluginWarning)
+            try:
+                result = command(*args, **kwargs)
+            except UserError as exc:
+                failure = exc
+        # re-emitted only now: inside the block, showwarning would append to `caught` itself
+        for warning in caught:
+            if issubclass(warning.category, PluginWarning):
+                stderr.print(f"[yellow]Warning:[/] {warning.message}", emoji=False)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+        if failure is not None:
+            print_error(failure)
+            raise typer.Exit(2)
+        return result
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,79 @@
+"""`automl-tl search`: run (or resume) a transfer-learning search and show its leaderboard."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import optuna
+import typer
+from rich.console import Console
+
+from automl_tl.cli.errors import handles_user_errors
+from automl_tl.cli.leaderboard import print_board
+from automl_tl.config import deep_merge, drop_none, read_recipe, validate
+from automl_tl.datahome import data_home
+from automl_tl.errors import UserError
+from automl_tl.registry import get_plugin
+
+
+@handles_user_errors
+def search(
+    modality: Optional[str] = typer.Option(None, "--modality", "-m", help="Modality plugin, e.g. speech, text, vision."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Your data (layout depends on the modality). Default: the plugin's demo data."),
+    test: Optional[Path] = typer.Option(None, "--test", help="A separate test set, when your data ships one."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", "-r", help="A TOML recipe (see recipes/)."),
+    backbone: Optional[list[str]] = typer.Option(None, "--backbone", "-b", help="Backbone(s) to search; repeat for several."),
+    n_trials: Optional[int] = typer.Option(None, "--n-trials", "-n", min=1, help="Trials in total, counting a resumed run's."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", "-t", min=1, help="Seconds of search in total, counting a resumed run's."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for splits, sampler and training."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="macro_f1 (default) or accuracy."),
+    split_by: Optional[str] = typer.Option(None, "--split-by", help="group (keep speakers/authors apart), stratified or auto."),
+    skip_bad_files: Optional[bool] = typer.Option(None, "--skip-bad-files/--no-skip-bad-files", help="Skip unreadable files (counted and reported) instead of stopping."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run lives (default runs/<study>)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in the run directory)."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name (default <modality>-<data>); same name resumes."),
+    data_home_opt: Optional[Path] = typer.Option(None, "--data-home", help="Folder of named datasets (default $AUTOML_TL_DATA)."),
+) -> None:
+    """Search how to transfer a pretrained backbone to your data; re-run to resume."""
+    recipe_values = read_recipe(recipe) if recipe else {}
+    chosen = modality or recipe_values.get("modality")
+    if not chosen:
+        raise UserError("no modality given", hint="pass --modality (see `automl-tl plugins list`) or set modality in the recipe")
+    plugin = get_plugin(chosen)
+    flags = drop_none({
+        "modality": chosen,
+        "study": study,
+        "data": {"path": data, "test_path": test, "split_by": split_by, "skip_bad_files": skip_bad_files},
+        "search": {"n_trials": n_trials, "timeout": timeout, "seed": seed, "objective": objective},
+        "space": {"backbone": list(backbone) if backbone else None},
+    })
+    if data is not None:  # a path on the command line replaces the recipe's data, not merges with it
+        recipe_values = {**recipe_values, "data": {k: v for k, v in recipe_values.get("data", {}).items() if k not in ("dataset", "path")}}
+    raw = deep_merge(deep_merge(plugin.default_recipe(), recipe_values), flags)
+    config = validate(raw, str(recipe) if recipe else "settings")
+    if config.search.timeout is not None and n_trials is None and "n_trials" not in recipe_values.get("search", {}):
+        config.search.n_trials = None  # a time budget alone means: as many trials as fit
+    _validate_options(plugin, config.options, str(recipe) if recipe else "settings")
+
+    from automl_tl.search.engine import Search, SearchRequest  # torch loads only when a search runs
+
+    console = Console()
+    request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage, command=sys.argv)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        board = Search(request, plugin, console).run()
+    print_board(console, board)
+
+
+def _validate_options(plugin: object, options: dict, source: str) -> None:
+    from dataclasses import fields
+
+    options_type = getattr(plugin, "options_type", None)
+    known = {f.name for f in fields(options_type)} if options_type else set()
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(f"{source}: options.{unknown[0]}: unknown option for this modality (known: {', '.join(sorted(known)) or 'none'})")

@@ -1,0 +1,142 @@
+"""A run's configuration: recipe files, flags and defaults merged and validated in one place.
+
+Precedence, lowest first: core defaults, the plugin's ``default_recipe()``, the recipe file, the
+command-line flags. Validation is pydantic's, so a recipe with an unknown key or a wrong type
+fails with one line naming the key, before any model loads.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from automl_tl.errors import UserError
+from automl_tl.presets import ALLOWED_CHOICES, BUDGET, SPACE
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    dataset: str | None = None
+    """A dataset folder name inside the data home (e.g. ``fsdd``)."""
+    path: Path | None = None
+    """A data path; relative paths in a recipe are looked up in the data home when ``dataset`` is not set."""
+    test_path: Path | None = None
+    split_by: Literal["auto", "group", "stratified"] = "auto"
+    """``group`` keeps groups (speakers...) apart across splits; ``auto`` does so whenever groups exist."""
+    test_groups: list[str] | None = None
+    """Groups held out for the test split (else a fraction of groups chosen by the seed)."""
+    validation_groups: list[str] | None = None
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    validation_fraction: float = Field(0.15, gt=0, lt=1)
+    skip_bad_files: bool = False
+    """Skip undecodable files with a counted warning instead of stopping."""
+
+
+class SearchConfig(_Strict):
+    n_trials: int | None = Field(BUDGET["n_trials"], ge=1)
+    timeout: float | None = Field(BUDGET["timeout"], gt=0)
+    """Seconds of search, counting earlier sessions of a resumed run."""
+    seed: int = 0
+    objective: Literal["macro_f1", "accuracy"] = "macro_f1"
+    pruner: Literal["hyperband", "halving", "none"] = "hyperband"
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> SearchConfig:
+        if self.n_trials is None and self.timeout is None:
+            raise ValueError("set n_trials or timeout, or both")
+        return self
+
+
+class RunConfig(_Strict):
+    modality: str
+    study: str | None = None
+    data: DataConfig = DataConfig()
+    search: SearchConfig = SearchConfig()
+    space: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+
+    @field_validator("space")
+    @classmethod
+    def _known_dimensions(cls, space: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(space) - set(SPACE))
+        if unknown:
+            raise ValueError(f"unknown search dimension(s) {', '.join(unknown)}; known: {', '.join(SPACE)}")
+        for name, value in space.items():
+            _check_dimension(name, value)
+        return space
+
+
+def _check_dimension(name: str, value: Any) -> None:
+    kind = SPACE[name]["kind"]
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ValueError(f"{name}: give at least one value")
+    if name in ALLOWED_CHOICES:
+        bad = [v for v in values if v not in ALLOWED_CHOICES[name]]
+        if bad:
+            raise ValueError(f"{name}: {bad} not among {list(ALLOWED_CHOICES[name])}")
+    if kind in ("int", "float", "log", "int_log") and isinstance(value, list):
+        if len(value) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{name}: a range is [low, high], got {value!r}")
+        if value[0] > value[1]:
+            raise ValueError(f"{name}: low {value[0]} is above high {value[1]}")
+        if kind in ("log", "int_log") and value[0] <= 0:
+            raise ValueError(f"{name}: a log-scale range must be positive, got {value!r}")
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively overlay ``override`` on ``base``; tables merge, everything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    """Parse a TOML recipe; unreadable or malformed files are a `UserError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"recipe {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read recipe {path}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"recipe {path} is not valid TOML: {exc}") from None
+
+
+def validate(raw: Mapping[str, Any], source: str) -> RunConfig:
+    """Validate merged settings; the first problem becomes one readable line."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "recipe"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise UserError(f"{source}: {where}: {message}", hint="see the recipe format in README.md") from None
+
+
+def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags left unset must not override the recipe."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            nested = drop_none(value)
+            if nested:
+                out[key] = nested
+        elif value is not None:
+            out[key] = value
+    return out

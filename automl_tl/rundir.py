@@ -1,0 +1,109 @@
+"""A run directory: the study's storage, the resolved configuration and per-trial records.
+
+Layout (``runs/<study>/`` by default)::
+
+    config.json             resolved configuration and data summary (format version inside)
+    study.db                Optuna storage, unless --storage points elsewhere
+    trials/<n>/record.json  one trial: parameters, per-epoch scores, state, reason, wall time
+    trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
+    test.json               the best trial's one evaluation on the test split
+
+Every file is written to a temporary name and renamed into place, so a crash never leaves a
+half-written file where a reader expects a whole one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from automl_tl.errors import UserError
+
+FORMAT_VERSION = 1
+"""Bumped when the layout or the records change incompatibly."""
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Write through ``write(file)`` into a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda f: json.dump(data, f, indent=2, default=str))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+class RunDir:
+    """Paths and checks for one run directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def default_storage(self) -> str:
+        return f"sqlite:///{(self.root / 'study.db').resolve()}"
+
+    def trial_dir(self, number: int) -> Path:
+        return self.root / "trials" / f"{number:04d}"
+
+    def weights_path(self, number: int) -> Path:
+        return self.trial_dir(number) / "weights.pt"
+
+    @property
+    def test_path(self) -> Path:
+        return self.root / "test.json"
+
+    def create(self) -> None:
+        """Make the directory, or a `UserError` when it cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot write to run directory {self.root}: {exc.strerror or exc}",
+                            hint="pass --run-dir to a writable folder") from None
+
+    def load_config(self) -> dict[str, Any] | None:
+        """The saved configuration, or None for a new run; `UserError` for a foreign or damaged one."""
+        if not self.config_path.exists():
+            return None
+        try:
+            saved = read_json(self.config_path)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{self.config_path} is unreadable ({exc})", hint="use a new --run-dir") from None
+        version = saved.get("format_version") if isinstance(saved, dict) else None
+        if version != FORMAT_VERSION:
+            raise UserError(
+                f"run directory {self.root} was made by an incompatible automl-tl (format {version!r}, "
+                f"this version reads {FORMAT_VERSION})",
+                hint="use a new --run-dir or --study",
+            )
+        return saved
+
+    def keep_only_weights(self, number: int) -> None:
+        """Remove every trial's weights but ``number``'s (only the best is kept)."""
+        for path in (self.root / "trials").glob("*/weights.pt"):
+            if path.parent.name != f"{number:04d}":
+                path.unlink(missing_ok=True)

@@ -1,0 +1,416 @@
+"""Runs a search end to end: data, backbones, the Optuna study, trial records, the one test evaluation.
+
+A run is resumable by construction: the study lives in its storage, each trial's record is
+written atomically when it ends, and re-running the same command loads the study, checks that
+the data and settings are the same, and spends only what is left of the budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from automl_tl import __version__
+from automl_tl.backbone import Backbone
+from automl_tl.config import RunConfig
+from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
+from automl_tl.datahome import resolve_dataset
+from automl_tl.errors import TrialFailed, UserError
+from automl_tl.leaderboard import Leaderboard
+from automl_tl.progress import SearchDisplay, describe
+from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
+from automl_tl.search.features import FeatureStore
+from automl_tl.search.metrics import detailed
+from automl_tl.search.model import Tail
+from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
+from automl_tl.search.train import input_mode, predict, train_trial
+from automl_tl.splits import Splits, make_splits
+
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+HEARTBEAT_SECONDS = 30
+"""Workers beat this often; a trial silent for `GRACE_SECONDS` is failed and retried once by another worker."""
+GRACE_SECONDS = 120
+
+
+@dataclass
+class SearchRequest:
+    """Everything the command line resolved, before anything is loaded."""
+
+    config: RunConfig
+    data_home: Path
+    run_dir: Path | None = None
+    storage: str | None = None
+    command: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedData:
+    data: LabelledData
+    splits: Splits
+    name: str
+
+
+def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
+    """Find the data (path, named dataset or the plugin's default), read it and split it."""
+    cfg = request.config.data
+    if cfg.dataset is not None:
+        path: Path | None = resolve_dataset(cfg.dataset, request.data_home)
+        name = cfg.dataset
+    elif cfg.path is not None:
+        path = _existing(cfg.path, request.data_home, "data path")
+        name = path.stem or path.name
+    else:
+        path, name = None, "default"
+    test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
+    data = plugin.load_data(
+        DataRequest(
+            path=path,
+            data_home=request.data_home,
+            test_path=test_path,
+            options=request.config.options,
+            skip_bad_files=cfg.skip_bad_files,
+            seed=request.config.search.seed,
+        )
+    )
+    return PreparedData(data, make_splits(data, cfg, request.config.search.seed), name)
+
+
+def _existing(path: Path, data_home: Path, what: str) -> Path:
+    """A user path as given, else relative to the data home; a `UserError` when neither exists."""
+    if path.exists():
+        return path
+    if not path.is_absolute() and (data_home / path).exists():
+        return data_home / path
+    raise UserError(f"{what} {path} does not exist", hint=f"check the path (also looked in the data home {data_home})")
+
+
+def study_name(config: RunConfig, data_name: str) -> str:
+    return config.study or f"{config.modality}-{data_name}".replace(" ", "-")
+
+
+def fingerprint(config: RunConfig, splits: Splits) -> str:
+    """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
+    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout"}, "study": True})
+    data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
+    blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def environment() -> dict[str, Any]:
+    return {
+        "automl_tl": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+class Search:
+    """One `automl-tl search` invocation."""
+
+    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, display_console: Any) -> None:
+        self.request = request
+        self.config = request.config
+        self.plugin = plugin
+        self.console = display_console
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def run(self) -> Leaderboard:
+        cfg = self.config
+        prepared = load_data(self.plugin, self.request)
+        splits = prepared.splits
+        self.console.print(f"[bold]data[/]: {prepared.data.description}")
+        if prepared.data.skipped:
+            self.console.print(f"[yellow]skipped {len(prepared.data.skipped)} unreadable file(s)[/], e.g. {prepared.data.skipped[0]}")
+        sizes = splits.sizes()
+        self.console.print(
+            f"[bold]splits[/]: {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test, "
+            f"{len(splits.classes)} classes ({splits.description})"
+        )
+        name = study_name(cfg, prepared.name)
+        run = RunDir(self.request.run_dir or Path("runs") / name)
+        run.create()
+        key = fingerprint(cfg, splits)
+        saved = run.load_config()
+        if saved is not None and saved.get("fingerprint") != key:
+            raise UserError(
+                f"run directory {run.root} holds a search with different data or settings",
+                hint="re-run with the original settings to resume, or pass a new --study / --run-dir",
+            )
+        meta = self._meta(prepared, key)
+        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
+
+        space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
+        backbones = {n: self._build(n) for n in space.choices("backbone")}
+        shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+        study = self._study(run, name, space, cfg)
+        if saved is None or "run" not in study.user_attrs:
+            study.set_user_attr("run", meta)
+        self._fail_dead_local_trials(study)
+
+        done = len(study.get_trials(deepcopy=False, states=BUDGET_STATES))
+        remaining_trials = None if cfg.search.n_trials is None else cfg.search.n_trials - done
+        spent = sum(
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in study.get_trials(deepcopy=False, states=BUDGET_STATES)
+            if t.datetime_complete and t.datetime_start
+        )
+        remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - spent
+        if done:
+            self.console.print(f"resuming study {name!r}: {done} trial(s) already done")
+
+        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, done, cfg.search.objective)
+        stores = {
+            n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
+                            splits.classes, progress=display.stage)
+            for n, b in backbones.items()
+        }
+        interrupted = False
+        with display:
+            for store in stores.values():
+                store.raws("train")
+                store.raws("validation")
+                if set(space.choices("strategy")) & {"feature_extraction", "lp_ft"}:
+                    store.pooled("train")
+                    store.pooled("validation")
+            if (remaining_trials is None or remaining_trials > 0) and (remaining_time is None or remaining_time > 0):
+                objective = _Objective(self, run, space, shapes, stores, splits, display)
+                try:
+                    study.optimize(
+                        objective,
+                        n_trials=remaining_trials,
+                        timeout=remaining_time,
+                        callbacks=[optuna.study.MaxTrialsCallback(cfg.search.n_trials, states=BUDGET_STATES)]
+                        if cfg.search.n_trials
+                        else None,
+                    )
+                except KeyboardInterrupt:
+                    interrupted = True
+            else:
+                self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
+        if interrupted:
+            self.console.print("[yellow]interrupted[/]: finished trials are saved; run the same command again to resume")
+        else:
+            self._evaluate_test(study, run, stores, backbones, splits)
+        return Leaderboard.from_study(study)
+
+    def _default_backbones(self) -> list[str]:
+        available = [b.name for b in self.plugin.backbones() if b.available_offline]
+        default = self.plugin.default_backbone
+        return [default] + [b for b in available if b != default] if default in available else available or [default]
+
+    def _build(self, name: str) -> Backbone:
+        self.console.print(f"[bold]backbone[/]: loading {name}")
+        return self.plugin.build_backbone(name, self.config.options)
+
+    def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> optuna.Study:
+        url = self.request.storage or run.default_storage
+        try:
+            storage = optuna.storages.RDBStorage(
+                url,
+                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
+        except Exception as exc:  # a bad URL, an unreachable server, a missing driver
+            raise UserError(f"cannot open study storage {url}: {exc}", hint="check --storage") from None
+        existing = len(optuna.load_study(study_name=name, storage=storage).trials) if name in {
+            s.study_name for s in optuna.get_all_study_summaries(storage)} else 0
+        n_trials = cfg.search.n_trials or 50
+        sampler = optuna.samplers.TPESampler(
+            seed=cfg.search.seed + existing,  # a resumed session must not replay the first one's random draws
+            n_startup_trials=max(3, min(10, n_trials // 3)),
+            multivariate=True,
+            group=True,
+        )
+        epochs_high = int(space.dims["epochs"][1])
+        pruner: optuna.pruners.BasePruner
+        if cfg.search.pruner == "hyperband":
+            pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs_high, reduction_factor=3)
+        elif cfg.search.pruner == "halving":
+            pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        else:
+            pruner = optuna.pruners.NopPruner()
+        return optuna.create_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
+        )
+
+    def _fail_dead_local_trials(self, study: optuna.Study) -> None:
+        """Trials left running by a killed process on this machine are marked failed at once.
+
+        Other machines' trials are left to the heartbeat, which fails and retries them once stale.
+        """
+        host = socket.gethostname()
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = trial.user_attrs.get("worker", "")
+            worker_host, _, pid = worker.rpartition(":")
+            if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted (process ended)")
+                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+    def _meta(self, prepared: PreparedData, key: str) -> dict[str, Any]:
+        splits = prepared.splits
+        return {
+            "modality": self.config.modality,
+            "objective": self.config.search.objective,
+            "seed": self.config.search.seed,
+            "data": {
+                "name": prepared.name,
+                "description": prepared.data.description,
+                "split": splits.description,
+                "sizes": splits.sizes(),
+                "classes": splits.classes,
+                "group_name": prepared.data.group_name,
+            },
+            "config": self.config.model_dump(mode="json"),
+            "command": self.request.command,
+            "environment": environment(),
+            "fingerprint": key,
+        }
+
+    def _evaluate_test(
+        self, study: optuna.Study, run: RunDir, stores: dict[str, FeatureStore], backbones: dict[str, Backbone], splits: Splits
+    ) -> None:
+        """Evaluate the best trial once on the test split (selection never saw it)."""
+        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not completed:
+            return
+        best = max(completed, key=lambda t: t.value or 0.0)
+        existing = study.user_attrs.get("test")
+        if existing and existing.get("trial") == best.number:
+            return
+        weights = run.weights_path(best.number)
+        if not weights.exists():
+            self.console.print(f"[yellow]the best trial's weights are not in {run.root}[/] (another worker ran it)")
+            return
+        params = TrialParams(**best.user_attrs["params"])
+        tail = Tail(backbones[params.backbone], params, len(splits.classes))
+        tail.load_state_dict(torch.load(weights, weights_only=True))
+        store = stores[params.backbone]
+        with self.console.status("evaluating the best trial on the test split"):
+            predictions = predict(tail, store, "test", input_mode(params), params)
+        result = {"trial": best.number, "n": len(splits.test),
+                  **detailed(store.labels("test").numpy(), predictions, splits.classes)}
+        study.set_user_attr("test", result)
+        write_json(run.test_path, result)
+
+
+class _Objective:
+    """The function Optuna calls per trial; records every outcome, whatever it is."""
+
+    def __init__(self, search: Search, run: RunDir, space: SearchSpace, shapes: dict[str, BackboneShape],
+                 stores: dict[str, FeatureStore], splits: Splits, display: SearchDisplay) -> None:
+        self.search = search
+        self.run = run
+        self.space = space
+        self.shapes = shapes
+        self.stores = stores
+        self.n_classes = len(splits.classes)
+        self.display = display
+        self.objective = search.config.search.objective
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", self.search.worker)
+        params = self.space.sample(trial, self.shapes)
+        trial.set_user_attr("params", params.to_dict())
+        summary = describe(params.to_dict())
+        self.display.trial_started(trial.number, summary)
+        curve: list[dict[str, float]] = []
+
+        def on_epoch(epoch: int, score: float) -> None:
+            curve.append({"epoch": epoch, self.objective: score})
+            trial.report(score, epoch)
+            self.display.epoch(epoch, params.epochs)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            outcome = train_trial(
+                params, self.stores[params.backbone], self.n_classes, self.objective,
+                seed=self.search.config.search.seed * 100_003 + trial.number,
+                on_epoch=on_epoch, on_batch=self.display.batch,
+            )
+        except optuna.TrialPruned:
+            trial.set_user_attr("history", curve)
+            self._finish(trial, params, "pruned", max(c[self.objective] for c in curve))
+            raise
+        except (UserError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a crashing trial must not end the search
+            reason = failure_reason(exc)
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("history", curve)
+            self._finish(trial, params, "fail", None, reason)
+            return float("nan")  # Optuna records NaN as a failed trial
+        value = outcome.scores[self.objective]
+        for key, attr in (("scores", outcome.scores), ("history", outcome.history),
+                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
+            trial.set_user_attr(key, attr)
+        if self._is_best(trial, value):
+            path = self.run.weights_path(trial.number)
+            atomic_write(path, lambda f: torch.save(outcome.state, f), mode="wb")
+            self.run.keep_only_weights(trial.number)
+        self._finish(trial, params, "complete", value)
+        return value
+
+    def _is_best(self, trial: optuna.Trial, value: float) -> bool:
+        others = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+        return not others or value > max(others)
+
+    def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
+        record = {
+            "trial": trial.number,
+            "state": state,
+            "params": params.to_dict(),
+            "score": score,
+            "reason": reason,
+            "user_attrs": trial.user_attrs,
+            "finished_at": time.time(),
+        }
+        write_json(self.run.trial_dir(trial.number) / "record.json", record)
+        best = self._best_value(trial, score if state == "complete" else None)
+        self.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best)
+
+    @staticmethod
+    def _best_value(trial: optuna.Trial, current: float | None) -> float | None:
+        values = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+        if current is not None:
+            values.append(current)
+        return max(values) if values else None
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the leaderboard: what went wrong in a trial."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower():
+        return f"out of memory ({text[:120]})"
+    if isinstance(exc, TrialFailed):
+        return text
+    return f"{type(exc).__name__}: {text[:160]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

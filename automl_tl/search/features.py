@@ -1,0 +1,193 @@
+"""Work shared by every trial of a search: decoded examples, preprocessed inputs, frozen-prefix outputs.
+
+On a CPU the cost of a transfer search is almost all forward passes through the pretrained
+backbone, and most trials would recompute the same ones. The store computes each once: one pass
+(no grad, eval mode, batches of similar length) gives every block's mean-pooled output and the
+backbone's own pooling, which is all a feature-extraction trial needs, plus the unpadded output of
+the frozen prefix at the depths partial fine-tunes ask for, kept in fp16.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import pad_sequence
+
+from automl_tl.backbone import Backbone, Hidden, lengths_to_mask, mean_pool
+from automl_tl.contract import Example
+
+INPUT_CACHE_BYTES = 1 << 30
+"""Preprocessed inputs larger than this (e.g. thousands of 224 px images as floats) are rebuilt per batch."""
+
+ProgressFn = Callable[[str, int, int], None]
+"""``(what, done, total)``: the store reports long work through this."""
+
+
+@dataclass
+class _SplitCache:
+    raws: list[Any] | None = None
+    inputs: list[dict[str, Tensor]] | None = None
+    pooled: list[Tensor] | None = None
+    default: Tensor | None = None
+    hidden: dict[int, list[Tensor]] = field(default_factory=dict)
+
+
+class FeatureStore:
+    """Per-split caches for one backbone; trials read from it and never write."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        splits: dict[str, list[Example]],
+        classes: Sequence[str],
+        progress: ProgressFn | None = None,
+        batch_size: int = 32,
+    ) -> None:
+        self.backbone = backbone
+        self.examples = splits
+        self.class_index = {c: i for i, c in enumerate(classes)}
+        self.progress = progress or (lambda what, done, total: None)
+        self.batch_size = batch_size
+        self._cache = {name: _SplitCache() for name in splits}
+        self.has_mask: bool | None = None
+        self.passes = 0
+        """Forward passes made so far (a test and the benchmark read it)."""
+
+    def labels(self, split: str) -> Tensor:
+        return torch.tensor([self.class_index[e.label] for e in self.examples[split]], dtype=torch.long)
+
+    def raws(self, split: str) -> list[Any]:
+        cache = self._cache[split]
+        if cache.raws is None:
+            examples = self.examples[split]
+            raws = []
+            for i, example in enumerate(examples):
+                raws.append(self.backbone.preprocessor.load(example.item))
+                if i % 64 == 0:
+                    self.progress(f"reading {split} data", i, len(examples))
+            cache.raws = raws
+        return cache.raws
+
+    def inputs(self, split: str) -> Sequence[dict[str, Tensor]]:
+        """Preprocessed, un-augmented inputs: kept when they fit `INPUT_CACHE_BYTES`, else made on demand."""
+        cache = self._cache[split]
+        if cache.inputs is None:
+            raws = self.raws(split)
+            transform = self.backbone.preprocessor.transform
+            first = transform(raws[0], False)
+            size = sum(t.numel() * t.element_size() for t in first.values()) * len(raws)
+            if size > INPUT_CACHE_BYTES:
+                return _OnDemand(raws, transform)
+            cache.inputs = [first] + [transform(raw, False) for raw in raws[1:]]
+        return cache.inputs
+
+    def lengths(self, split: str) -> list[int]:
+        length = self.backbone.preprocessor.length
+        return [length(raw) for raw in self.raws(split)]
+
+    def pooled(self, split: str) -> tuple[list[Tensor], Tensor]:
+        """Every block's mean-pooled output ((N, D_b) each) and the backbone's own pooling (N, width)."""
+        cache = self._cache[split]
+        if cache.pooled is None:
+            self._pass(split, keep=set(), full=True)
+        assert cache.pooled is not None and cache.default is not None
+        return cache.pooled, cache.default
+
+    def hidden(self, split: str, depth: int) -> list[Tensor]:
+        """Each example's unpadded output of the stem and the first ``depth`` blocks (fp16)."""
+        cache = self._cache[split]
+        if depth not in cache.hidden:
+            self._pass(split, keep={depth}, full=cache.pooled is None)
+        return cache.hidden[depth]
+
+    @torch.inference_mode()
+    def _pass(self, split: str, keep: set[int], full: bool) -> None:
+        backbone = self.backbone
+        backbone.eval()
+        inputs = self.inputs(split)
+        last = backbone.depth if full else max(keep)
+        kept: dict[int, list[Tensor | None]] = {d: [None] * len(inputs) for d in keep}
+        pooled: list[list[Tensor]] = [[] for _ in range(backbone.depth)]
+        default: list[Tensor] = []
+        order: list[int] = []
+        batches = list(length_batches(self.lengths(split), self.batch_size))
+        for done, batch_idx in enumerate(batches):
+            self.progress(f"frozen backbone pass ({split})", done, len(batches))
+            hidden = backbone.stem(backbone.preprocessor.collate([inputs[i] for i in batch_idx]))
+            self.has_mask = hidden.mask is not None
+            for depth in range(1, last + 1):
+                hidden = backbone.blocks[depth - 1](hidden)
+                if full:
+                    pooled[depth - 1].append(mean_pool(hidden).float())
+                if depth in kept:
+                    for row, example_idx in enumerate(batch_idx):
+                        kept[depth][example_idx] = unpad(hidden, row)
+            if full:
+                default.append(backbone.pool(hidden).float())
+            order.extend(batch_idx)
+        self.progress(f"frozen backbone pass ({split})", len(batches), len(batches))
+        self.passes += 1
+        cache = self._cache[split]
+        if full:
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(len(order))
+            cache.pooled = [torch.cat(p)[inverse] for p in pooled]
+            cache.default = torch.cat(default)[inverse]
+        for depth, tensors in kept.items():
+            cache.hidden[depth] = [t for t in tensors if t is not None]
+
+
+class _OnDemand(Sequence[dict[str, Tensor]]):
+    """Preprocessed inputs made when indexed, for datasets too large to keep preprocessed."""
+
+    def __init__(self, raws: list[Any], transform: Callable[[Any, bool], dict[str, Tensor]]) -> None:
+        self.raws = raws
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:  # type: ignore[override]
+        return self.transform(self.raws[index], False)
+
+
+def unpad(hidden: Hidden, row: int) -> Tensor:
+    """One example's activations without padding, in fp16 to halve the cache."""
+    states = hidden.states[row]
+    if hidden.mask is not None:
+        states = states[hidden.mask[row]]
+    return states.to(torch.float16).clone()
+
+
+def pad_hidden(tensors: Sequence[Tensor], has_mask: bool) -> Hidden:
+    """Re-batch unpadded activations (the inverse of `unpad`), back in float32."""
+    if not has_mask:
+        return Hidden(torch.stack(list(tensors)).float(), None)
+    lengths = torch.tensor([t.shape[0] for t in tensors])
+    states = pad_sequence(list(tensors), batch_first=True).float()
+    return Hidden(states, lengths_to_mask(lengths, states.shape[1]))
+
+
+def length_batches(
+    lengths: Sequence[int], batch_size: int, rng: random.Random | None = None
+) -> Iterator[list[int]]:
+    """Batches of indices with similar lengths, so padding does not dominate the compute.
+
+    With ``rng`` (training) the order within equal lengths and the order of batches are shuffled.
+    """
+    indices = list(range(len(lengths)))
+    if rng is None:
+        indices.sort(key=lambda i: lengths[i])
+    else:
+        # jittered lengths: batches stay compact but are not all one class when length tracks the label
+        jitter = [length * rng.uniform(0.85, 1.15) for length in lengths]
+        indices.sort(key=lambda i: jitter[i])
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    yield from batches

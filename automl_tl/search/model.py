@@ -1,0 +1,134 @@
+"""Assembles a trial's network from a backbone: the frozen prefix stays shared, the rest is copied.
+
+A trial trains its *tail*: the blocks after the freeze depth, the pooling and the head (plus the
+stem when nothing is frozen). The frozen prefix is never copied or run per trial; its outputs come
+from the feature store, so a trial that freezes k blocks only pays for blocks k+1..n.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from automl_tl.backbone import Backbone, Hidden, mean_pool
+from automl_tl.search.space import TrialParams
+
+
+class Head(nn.Module):
+    """A linear classifier, or a one-hidden-layer MLP with dropout."""
+
+    def __init__(self, width: int, n_classes: int, kind: str, hidden: int | None, dropout: float | None) -> None:
+        super().__init__()
+        if kind == "linear":
+            self.net: nn.Module = nn.Linear(width, n_classes)
+        else:
+            self.net = nn.Sequential(
+                nn.LayerNorm(width),
+                nn.Linear(width, hidden or width),
+                nn.GELU(),
+                nn.Dropout(dropout or 0.0),
+                nn.Linear(hidden or width, n_classes),
+            )
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features)
+
+
+class Tail(nn.Module):
+    """The trainable part of a trial.
+
+    Inputs are the frozen prefix's output at ``freeze_depth`` (a `Hidden`), the mean-pooled
+    output of each frozen block (``prefix_pooled``, (B, k, D), only for weighted pooling) and,
+    when every block is frozen, the backbone's own pooling of the last block (``default_pooled``).
+    With ``freeze_depth == 0`` the tail owns a copy of the stem and takes the collated batch.
+    """
+
+    def __init__(self, backbone: Backbone, params: TrialParams, n_classes: int) -> None:
+        super().__init__()
+        k = params.freeze_depth
+        self.n_classes = n_classes
+        self.pooling = params.pooling
+        self.depth = backbone.depth
+        self.stem = copy.deepcopy(backbone.stem) if k == 0 else None
+        self.blocks = nn.ModuleList(copy.deepcopy(list(backbone.blocks[k:])))
+        self.pool = copy.deepcopy(backbone.pool) if k < backbone.depth else None
+        self.layer_logits = nn.Parameter(torch.zeros(backbone.depth)) if params.pooling == "weighted" else None
+        self.head = Head(backbone.width if params.pooling == "default" else backbone.block_widths[-1],
+                         n_classes, params.head, params.head_hidden, params.dropout)
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """Pretrained parameters, trained at the (lower) backbone learning rate."""
+        modules = [m for m in (self.stem, self.blocks, self.pool) if m is not None]
+        return [p for m in modules for p in m.parameters()]
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """New parameters, trained at the head learning rate."""
+        extra = [self.layer_logits] if self.layer_logits is not None else []
+        return [*self.head.parameters(), *extra]
+
+    def features(
+        self,
+        hidden: Hidden | None,
+        prefix_pooled: Tensor | None = None,
+        default_pooled: Tensor | None = None,
+        batch: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """The pooled vector the head sees."""
+        if self.stem is not None:
+            assert batch is not None
+            hidden = self.stem(batch)
+        pooled: list[Tensor] = []
+        for block in self.blocks:
+            hidden = block(hidden)
+            if self.layer_logits is not None:
+                pooled.append(mean_pool(hidden))
+        if self.pooling == "weighted":
+            parts = ([prefix_pooled] if prefix_pooled is not None and prefix_pooled.shape[1] else []) + (
+                [torch.stack(pooled, dim=1)] if pooled else []
+            )
+            return self.mix_layers(torch.cat(parts, dim=1))
+        if not self.blocks:  # every block frozen: the store has pooled already
+            return self.frozen_features(prefix_pooled, default_pooled)
+        assert hidden is not None
+        return self.pool(hidden) if self.pooling == "default" else mean_pool(hidden)
+
+    def frozen_features(self, prefix_pooled: Tensor | None, default_pooled: Tensor | None) -> Tensor:
+        """The head's input when every block is frozen, from the store's pooled outputs.
+
+        ``prefix_pooled`` is every block's mean (B, n, D) for weighted pooling, else the last
+        block's (B, D); feature extraction and the linear-probe phase of LP-FT both use this.
+        """
+        if self.pooling == "weighted":
+            assert prefix_pooled is not None
+            return self.mix_layers(prefix_pooled)
+        features = default_pooled if self.pooling == "default" else prefix_pooled
+        assert features is not None
+        return features
+
+    def mix_layers(self, stacked: Tensor) -> Tensor:
+        """Learned softmax-weighted sum of per-block pooled outputs (B, n, D) → (B, D)."""
+        assert self.layer_logits is not None
+        weights = torch.softmax(self.layer_logits, dim=0)
+        return (stacked * weights[None, :, None]).sum(dim=1)
+
+    def forward(self, *args: object, **kwargs: object) -> Tensor:
+        return self.head(self.features(*args, **kwargs))  # type: ignore[arg-type]
+
+
+def set_train_mode(tail: Tail, batchnorm: str | None) -> None:
+    """Train mode, except BatchNorm statistics stay frozen unless the trial chose to adapt them.
+
+    EfficientNet-style BatchNorm (momentum 0.01) drifts badly on small fine-tuning sets: measured
+    on a CIFAR subset, test accuracy fell to 0.28–0.51 with statistics updating, 0.83–0.85 frozen.
+    """
+    tail.train()
+    if batchnorm != "adapt":
+        for module in tail.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
+def count_trainable(tail: Tail) -> int:
+    return sum(p.numel() for p in tail.parameters() if p.requires_grad)

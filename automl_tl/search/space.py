@@ -1,0 +1,140 @@
+"""The search space: defaults narrowed by plugin and recipe, sampled conditionally per trial.
+
+Only dimensions that matter for a trial are sampled: a backbone learning rate only when the
+backbone trains, a freeze depth only for partial fine-tuning, hidden width and dropout only for an
+MLP head, BatchNorm handling only for backbones that have BatchNorm. Optuna therefore records each
+trial's real configuration, and TPE does not learn from values that had no effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import optuna
+
+from automl_tl.config import deep_merge
+from automl_tl.errors import UserError
+from automl_tl.presets import SPACE
+
+TRAINS_BACKBONE = ("partial", "full", "lp_ft")
+TRAINS_STEM = ("full", "lp_ft")
+
+
+@dataclass(frozen=True)
+class BackboneShape:
+    """What the sampler must know of a backbone to keep a trial's configuration valid."""
+
+    depth: int
+    uniform_width: bool
+    has_batchnorm: bool
+
+
+@dataclass(frozen=True)
+class TrialParams:
+    """One trial's full configuration, derived values included."""
+
+    backbone: str
+    strategy: str
+    freeze_depth: int
+    """Blocks frozen: all of them for feature extraction, none for full fine-tuning and LP-FT."""
+    head_lr: float
+    weight_decay: float
+    epochs: int
+    batch_size: int
+    head: str
+    pooling: str
+    backbone_lr: float | None = None
+    head_hidden: int | None = None
+    dropout: float | None = None
+    augment: bool = False
+    batchnorm: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SearchSpace:
+    """Resolved dimensions: each is a list of choices or a ``(low, high)`` range."""
+
+    def __init__(self, dims: Mapping[str, Any]) -> None:
+        self.dims = dict(dims)
+
+    @classmethod
+    def resolve(cls, *layers: Mapping[str, Any], backbones: Sequence[str]) -> SearchSpace:
+        """Defaults overlaid with each layer (plugin, recipe, flags), then backbones filled in."""
+        dims = {name: spec["default"] for name, spec in SPACE.items()}
+        for layer in layers:
+            dims = deep_merge(dims, layer)
+        dims = {name: _as_list(name, value) for name, value in dims.items()}
+        if dims["backbone"] is None:
+            dims["backbone"] = list(backbones)
+        return cls(dims)
+
+    def choices(self, name: str) -> list[Any]:
+        return list(self.dims[name])
+
+    def sample(self, trial: optuna.Trial, shapes: Mapping[str, BackboneShape]) -> TrialParams:
+        backbone = self._categorical(trial, "backbone", self.choices("backbone"))
+        shape = shapes[backbone]
+        strategies = [s for s in self.choices("strategy") if s != "partial" or shape.depth >= 2]
+        if not strategies:
+            raise UserError("no transfer strategy is possible: 'partial' needs a backbone with 2 or more blocks")
+        strategy = self._categorical(trial, "strategy", strategies)
+        if strategy == "feature_extraction":
+            freeze_depth = shape.depth
+        elif strategy == "partial":
+            low, high = self.dims["freeze_depth"] or [1, shape.depth - 1]
+            low, high = max(1, int(low)), min(shape.depth - 1, int(high))
+            freeze_depth = trial.suggest_int("freeze_depth", low, max(low, high))
+        else:
+            freeze_depth = 0
+        pooling_choices = [p for p in self.choices("pooling") if p != "weighted" or shape.uniform_width]
+        head = self._categorical(trial, "head", self.choices("head"))
+        return TrialParams(
+            backbone=backbone,
+            strategy=strategy,
+            freeze_depth=freeze_depth,
+            head_lr=self._number(trial, "head_lr"),
+            weight_decay=self._number(trial, "weight_decay"),
+            epochs=int(self._number(trial, "epochs")),
+            batch_size=int(self._categorical(trial, "batch_size", self.choices("batch_size"))),
+            head=head,
+            pooling=self._categorical(trial, "pooling", pooling_choices or ["default"]),
+            backbone_lr=self._number(trial, "backbone_lr") if strategy in TRAINS_BACKBONE else None,
+            head_hidden=int(self._number(trial, "head_hidden")) if head == "mlp" else None,
+            dropout=self._number(trial, "dropout") if head == "mlp" else None,
+            augment=bool(self._categorical(trial, "augment", self.choices("augment")))
+            if strategy in TRAINS_STEM
+            else False,
+            batchnorm=self._categorical(trial, "batchnorm", self.choices("batchnorm"))
+            if shape.has_batchnorm and strategy in TRAINS_BACKBONE
+            else None,
+        )
+
+    @staticmethod
+    def _categorical(trial: optuna.Trial, name: str, choices: Sequence[Any]) -> Any:
+        if len(choices) == 1:
+            return choices[0]
+        return trial.suggest_categorical(name, list(choices))
+
+    def _number(self, trial: optuna.Trial, name: str) -> float:
+        low, high = self.dims[name]
+        kind = SPACE[name]["kind"]
+        if low == high:
+            return low
+        if kind == "int":
+            return trial.suggest_int(name, int(low), int(high))
+        if kind == "int_log":
+            return trial.suggest_int(name, int(low), int(high), log=True)
+        return trial.suggest_float(name, float(low), float(high), log=kind == "log")
+
+
+def _as_list(name: str, value: Any) -> Any:
+    """A scalar fixes a dimension: choices become ``[v]``, ranges ``[v, v]``."""
+    if value is None or isinstance(value, list):
+        return value
+    if SPACE[name]["kind"] == "choice":
+        return [value]
+    return [value, value]

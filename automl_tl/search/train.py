@@ -1,0 +1,193 @@
+"""Trains one trial's tail and scores it on validation every epoch.
+
+Three input paths, fastest first: *pooled* (every block frozen: the head trains on the store's
+pooled vectors, a few milliseconds an epoch), *prefix* (the first k blocks frozen: blocks k+1..n
+train on the store's cached prefix output) and *live* (the stem trains, or inputs are augmented:
+examples go through the whole network). LP-FT runs the pooled path for its linear probe, then the
+live path.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from automl_tl.errors import TrialFailed
+from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
+from automl_tl.search.metrics import scores
+from automl_tl.search.model import Tail, count_trainable, set_train_mode
+from automl_tl.search.space import TrialParams
+
+LP_EPOCHS = 20
+"""Linear-probe epochs before LP-FT's fine-tune: they run on cached pooled features, so they are cheap."""
+
+EpochCallback = Callable[[int, float], None]
+"""Called after each epoch with (epoch, validation objective); may raise `optuna.TrialPruned`."""
+BatchCallback = Callable[[int, int], None]
+
+
+@dataclass
+class TrialOutcome:
+    scores: dict[str, float]
+    """Validation metrics of the best epoch."""
+    best_epoch: int
+    trainable_params: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    state: dict[str, Tensor] = field(default_factory=dict)
+    """The tail's weights at the best epoch."""
+
+
+def input_mode(params: TrialParams) -> str:
+    if params.strategy == "feature_extraction":
+        return "pooled"
+    if params.freeze_depth >= 1 and not params.augment:
+        return "prefix"
+    return "live"
+
+
+def train_trial(
+    params: TrialParams,
+    store: FeatureStore,
+    n_classes: int,
+    objective: str,
+    seed: int,
+    on_epoch: EpochCallback,
+    on_batch: BatchCallback,
+) -> TrialOutcome:
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tail = Tail(store.backbone, params, n_classes)
+    mode = input_mode(params)
+    if params.strategy == "lp_ft":
+        _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True)
+    outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch)
+    outcome.trainable_params = count_trainable(tail)
+    return outcome
+
+
+def _fit(
+    tail: Tail,
+    store: FeatureStore,
+    params: TrialParams,
+    mode: str,
+    epochs: int,
+    rng: random.Random,
+    objective: str,
+    on_epoch: EpochCallback | None,
+    on_batch: BatchCallback,
+    head_only: bool = False,
+) -> TrialOutcome:
+    groups: list[dict[str, Any]] = [{"params": tail.head_parameters(), "lr": params.head_lr}]
+    if not head_only and mode != "pooled":
+        groups.append({"params": tail.backbone_parameters(), "lr": params.backbone_lr or params.head_lr})
+    optimizer = torch.optim.AdamW(groups, weight_decay=params.weight_decay)
+    steps_per_epoch = math.ceil(len(store.examples["train"]) / params.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * epochs))
+    labels = store.labels("train")
+    best: TrialOutcome | None = None
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        set_train_mode(tail, params.batchnorm)
+        total_loss, seen = 0.0, 0
+        for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng)):
+            loss = F.cross_entropy(_logits(tail, mode, inputs), labels[index])
+            if not torch.isfinite(loss):
+                raise TrialFailed(f"loss became {loss.item()} in epoch {epoch}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item() * len(index)
+            seen += len(index)
+            on_batch(done + 1, steps_per_epoch)
+        metrics = scores(store.labels("validation").numpy(), predict(tail, store, "validation", mode, params), tail.n_classes)
+        history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started})
+        if best is None or metrics[objective] > best.scores[objective]:
+            best = TrialOutcome(metrics, epoch, 0, state=copy.deepcopy(tail.state_dict()))
+        if on_epoch is not None:
+            on_epoch(epoch, metrics[objective])
+    assert best is not None
+    best.history = history
+    tail.load_state_dict(best.state)
+    return best
+
+
+def predict(tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams) -> np.ndarray:
+    """Predicted class indices for a split, in the split's order."""
+    tail.eval()
+    predictions = np.empty(len(store.examples[split]), dtype=np.int64)
+    with torch.inference_mode():
+        for inputs, index in _batches(tail, store, split, mode, params, None):
+            predictions[index.numpy()] = _logits(tail, mode, inputs).argmax(dim=-1).numpy()
+    return predictions
+
+
+def _logits(tail: Tail, mode: str, inputs: dict[str, Any]) -> Tensor:
+    if mode == "pooled":
+        return tail.head(tail.frozen_features(inputs["prefix_pooled"], inputs["default_pooled"]))
+    return tail(**inputs)
+
+
+def _batches(
+    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, rng: random.Random | None
+) -> Iterator[tuple[dict[str, Any], Tensor]]:
+    """``(tail inputs, example indices)`` per batch; shuffled when ``rng`` is given (training)."""
+    n = len(store.examples[split])
+    if mode == "pooled":
+        pooled, default = store.pooled(split)
+        prefix = torch.stack(pooled, dim=1) if tail.pooling == "weighted" else pooled[-1]
+        order = list(range(n))
+        if rng is not None:
+            rng.shuffle(order)
+        size = params.batch_size if rng is not None else 4096
+        for start in range(0, n, size):
+            index = torch.tensor(order[start : start + size])
+            yield {"prefix_pooled": prefix[index], "default_pooled": default[index]}, index
+        return
+    batch_size = params.batch_size
+    batches = length_batches(store.lengths(split), batch_size, rng)
+    if mode == "prefix":
+        k = params.freeze_depth
+        hidden = store.hidden(split, k)
+        weighted = tail.pooling == "weighted"
+        pooled = torch.stack(store.pooled(split)[0][:k], dim=1) if weighted else None
+        for batch in batches:
+            index = torch.tensor(batch)
+            yield {
+                "hidden": pad_hidden([hidden[i] for i in batch], bool(store.has_mask)),
+                "prefix_pooled": pooled[index] if pooled is not None else None,
+            }, index
+        return
+    preprocessor = store.backbone.preprocessor
+    raws = store.raws(split)
+    inputs = store.inputs(split)
+    for batch in batches:
+        if rng is not None and params.augment:
+            features = [preprocessor.transform(raws[i], True) for i in batch]
+        else:
+            features = [inputs[i] for i in batch]
+        yield {"hidden": None, "batch": preprocessor.collate(features)}, torch.tensor(batch)
+
+
+def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.06) -> Callable[[int], float]:
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
