@@ -69,8 +69,11 @@ class SearchDisplay:
 
     def trial_finished(self, number: int, summary: str, score: float | None, state: str, best: float | None) -> None:
         self.best = best
-        self.recent.appendleft((number, summary, "" if score is None else f"{score:.4f}", state))
+        shown = "" if score is None else f"{score:.4f}"
+        self.recent.appendleft((number, summary, shown, state))
         self.progress.advance(self.trials)
+        if not self.console.is_terminal:  # logs and CI get one line per trial instead of a live view
+            self.console.print(f"trial {number} {state} {shown} — {summary}", highlight=False)
 
 
 def describe(params: dict[str, Any]) -> str:

@@ -127,7 +127,7 @@ def test_padded_batch_gives_each_clip_its_own_result(
     frames = short.frame_mask(mask)
     for row, own, real in zip(together, alone, frames, strict=True):
         assert int(real.sum()) == own.shape[0] == short.output_lengths(own.shape[0] * 2 - 1)
-        torch.testing.assert_close(row[real], own, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(row[real], own, atol=1e-4, rtol=0)  # outputs are O(10)
         assert not row[~real].any()
 
 
@@ -169,7 +169,8 @@ def test_availability_check_does_not_import_torch() -> None:
         f"assert available({TINY!r}); assert 'torch' not in sys.modules, 'torch imported'"
     )
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    paths = [str(root), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
 

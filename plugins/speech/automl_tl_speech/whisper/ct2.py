@@ -89,6 +89,19 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return data
 
 
+def _read_array_bytes(stream: BinaryIO, n: int) -> bytearray:
+    """Read ``n`` bytes into a fresh writable buffer, so arrays viewing it are writable too."""
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    filled = 0
+    while filled < n:
+        got = stream.readinto(view[filled:])
+        if not got:
+            raise EOFError(f"CTranslate2 file truncated: wanted {n} bytes, got {filled}")
+        filled += got
+    return buffer
+
+
 def _unpack(stream: BinaryIO, fmt: str) -> tuple[int, ...]:
     return struct.unpack("<" + fmt, _read_exact(stream, struct.calcsize("<" + fmt)))
 
@@ -107,7 +120,7 @@ def _skip(stream: BinaryIO, n: int) -> None:
         n -= len(_read_exact(stream, min(n, _SKIP_CHUNK)))
 
 
-def _decode(raw: bytes, dtype_id: int, dims: tuple[int, ...]) -> np.ndarray | int | float:
+def _decode(raw: bytearray, dtype_id: int, dims: tuple[int, ...]) -> np.ndarray | int | float:
     """Turn raw bytes into an array in the stored dtype (fp16 stays fp16), or a Python scalar."""
     array = np.frombuffer(raw, dtype=_DTYPES[dtype_id])
     if dtype_id == _BFLOAT16:
@@ -134,7 +147,7 @@ def _read_stream(stream: BinaryIO, include: Callable[[str], bool]) -> CT2Variabl
         if dtype_id not in _DTYPES:
             raise ValueError(f"{name}: unknown CTranslate2 dtype id {dtype_id}")
         if include(name):
-            variables[name] = _decode(_read_exact(stream, nbytes), dtype_id, dims)
+            variables[name] = _decode(_read_array_bytes(stream, nbytes), dtype_id, dims)
         else:
             _skip(stream, nbytes)
     (n_aliases,) = _unpack(stream, "I")
@@ -214,8 +227,9 @@ def _split_qkv(prefix: str, variables: Mapping[str, Any]) -> dict[str, np.ndarra
     """
     weight = _float32(variables[f"{prefix}/{_QKV}/weight"])
     bias = _float32(variables[f"{prefix}/{_QKV}/bias"])
-    q_w, k_w, v_w = np.split(weight, 3, axis=0)
-    q_b, k_b, v_b = np.split(bias, 3, axis=0)
+    # Copies, not views: safetensors refuses to save tensors that share a buffer.
+    q_w, k_w, v_w = (part.copy() for part in np.split(weight, 3, axis=0))
+    q_b, k_b, v_b = (part.copy() for part in np.split(bias, 3, axis=0))
     if np.any(k_b != 0):
         raise ValueError(f"{prefix}: nonzero key bias, which WhisperEncoder cannot represent")
     return {

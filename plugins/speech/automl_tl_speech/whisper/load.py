@@ -208,8 +208,10 @@ def load_whisper_encoder(name: str, cache_dir: Path | None = None) -> WhisperEnc
 def feature_extractor(name: str) -> WhisperFeatureExtractor:
     """The log-mel feature extractor matching ``name`` (its mel count, 16 kHz input).
 
-    Called as usual it pads every clip to 30 s; for short inputs call it with
-    ``padding="longest", return_attention_mask=True`` and pass the mask to `short.encode`.
+    Called as usual it pads every clip to 30 s. For short inputs extract each clip with
+    ``padding="longest"`` and batch them with `short.pad_features`, which gives exact per-clip
+    results; the extractor's own batch padding (``return_attention_mask=True``) also works with
+    `short.encode` but shifts each clip's last frame slightly.
     """
     from transformers import WhisperFeatureExtractor
 

@@ -88,15 +88,16 @@ def stem(encoder: WhisperEncoder, input_features: torch.Tensor, mask: torch.Tens
     """``conv1 -> gelu -> conv2 -> gelu -> + positions[:T]`` on (B, n_mels, n_mel_frames) features.
 
     Returns (B, T, d_model) with ``T = (n_mel_frames - 1) // 2 + 1``. ``mask`` (B, n_mel_frames),
-    True on real frames (the feature extractor's ``attention_mask``), makes padded clips give the
-    same frames as unpadded ones (see the module docstring).
+    True on real frames (e.g. from `pad_features`), makes padded clips give the same frames as
+    unpadded ones (see the module docstring).
     """
     n_frames = output_lengths(input_features.shape[-1])
     if n_frames > encoder.embed_positions.num_embeddings:
         raise ValueError(f"input longer than Whisper's {encoder.embed_positions.num_embeddings} positions")
-    keep = None if mask is None else mask.to(input_features.dtype)[:, None, :]
-    if keep is not None:
+    keep = None
+    if mask is not None:
         _lengths(mask)  # validate
+        keep = mask.to(device=input_features.device, dtype=input_features.dtype)[:, None, :]
         input_features = input_features * keep
     hidden = nn.functional.gelu(encoder.conv1(input_features))
     if keep is not None:
@@ -150,10 +151,11 @@ def run_layers(
 def encode(encoder: WhisperEncoder, input_features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Last hidden state (B, T, d_model) for features of any length up to 30 s.
 
-    ``mask`` is the (B, n_mel_frames) right-padding mask of the features (the feature extractor's
-    ``attention_mask``); `frame_mask` gives the matching (B, T) mask of the output. Padded output
-    frames are set to zero.
+    ``mask`` is the (B, n_mel_frames) right-padding mask of the features (from `pad_features`,
+    or the feature extractor's ``attention_mask``); `frame_mask` gives the matching (B, T) mask of
+    the output. Padded output frames are set to zero.
     """
+    mask = None if mask is None else mask.to(input_features.device)
     frames = None if mask is None else frame_mask(mask)
     hidden = run_layers(encoder, stem(encoder, input_features, mask), frames)
     hidden = encoder.layer_norm(hidden)

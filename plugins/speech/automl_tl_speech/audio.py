@@ -1,0 +1,89 @@
+"""Audio in, tensors out: decoding, resampling, Whisper's log-mel, and training-time augmentation.
+
+Audio is read with soundfile (wav, flac, ogg) rather than torchaudio.load, which needs FFmpeg.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from automl_tl.errors import DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
+
+
+def read_audio(path: Path, sample_rate: int) -> torch.Tensor:
+    """Mono float32 waveform at ``sample_rate``, peak-normalised; `DataError` naming the file if unreadable."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+        raise DataError(f"cannot decode audio file {path}: {exc}", hint="fix or remove it, or pass --skip-bad-files") from None
+    if data.shape[0] == 0:
+        raise DataError(f"audio file {path} is empty (zero samples)", hint="remove it, or pass --skip-bad-files")
+    wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
+    if rate != sample_rate:
+        wave = torchaudio.functional.resample(wave, rate, sample_rate)
+    return normalise(wave)
+
+
+def normalise(wave: torch.Tensor) -> torch.Tensor:
+    """Peak to 0.9 so recording gain does not become a feature; silence stays silence."""
+    peak = wave.abs().max()
+    return wave * (0.9 / peak) if peak > 1e-6 else wave
+
+
+def augment_wave(wave: torch.Tensor, sample_rate: int, rng: random.Random) -> torch.Tensor:
+    """Random time shift (±100 ms), gain (±6 dB) and white noise (15–40 dB SNR)."""
+    shift = rng.randint(-sample_rate // 10, sample_rate // 10)
+    wave = torch.roll(wave, shift)
+    if shift > 0:
+        wave[:shift] = 0
+    elif shift < 0:
+        wave[shift:] = 0
+    wave = wave * 10 ** (rng.uniform(-6, 6) / 20)
+    power = wave.pow(2).mean().clamp_min(1e-10)
+    snr = 10 ** (rng.uniform(15, 40) / 10)
+    generator = torch.Generator().manual_seed(rng.getrandbits(31))
+    return wave + torch.randn(wave.shape, generator=generator) * (power / snr).sqrt()
+
+
+def spec_augment(features: torch.Tensor, rng: random.Random, max_time: int = 10, max_freq: int = 8) -> torch.Tensor:
+    """SpecAugment-style masking of one time band and one frequency band of a (n_mels, T) spectrogram."""
+    features = features.clone()
+    n_mels, frames = features.shape
+    width = rng.randint(0, min(max_time, frames // 4))
+    start = rng.randint(0, frames - width)
+    features[:, start : start + width] = features.mean()
+    height = rng.randint(0, max_freq)
+    low = rng.randint(0, n_mels - height)
+    features[low : low + height, :] = features.mean()
+    return features
+
+
+@functools.lru_cache(maxsize=4)
+def _mel_filters(n_mels: int) -> torch.Tensor:
+    from transformers import WhisperFeatureExtractor
+
+    return torch.from_numpy(WhisperFeatureExtractor(feature_size=n_mels).mel_filters).float()
+
+
+def whisper_log_mel(wave: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
+    """Whisper's log-mel spectrogram (n_mels, T) of an unpadded 16 kHz clip.
+
+    The same computation as transformers' WhisperFeatureExtractor (25 ms Hann window, 10 ms hop,
+    log10, floor at max - 8, scaled to about [-1, 1]) without its 30 s padding, and ~50x faster
+    than calling the extractor clip by clip.
+    """
+    window = torch.hann_window(400)
+    stft = torch.stft(wave, 400, 160, window=window, return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    log_spec = torch.clamp(_mel_filters(n_mels).T @ power, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    return (log_spec + 4.0) / 4.0
