@@ -29,8 +29,14 @@ def read_audio(path: Path, sample_rate: int) -> torch.Tensor:
         raise DataError(f"audio file {path} is empty (zero samples)", hint="remove it, or pass --skip-bad-files")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if rate != sample_rate:
-        wave = torchaudio.functional.resample(wave, rate, sample_rate)
+        wave = _resampler(rate, sample_rate)(wave)
     return normalise(wave)
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(source: int, target: int) -> torchaudio.transforms.Resample:
+    """One resampling kernel per rate pair: building it is most of the cost of a short clip."""
+    return torchaudio.transforms.Resample(source, target)
 
 
 def normalise(wave: torch.Tensor) -> torch.Tensor:

@@ -327,7 +327,13 @@ def _render_cli(jobs: Sequence[_Job]) -> tuple[int, str, list[np.ndarray]]:
         def one(k: int) -> tuple[np.ndarray, int]:
             job, path = jobs[k], Path(tmp) / f"{k}.wav"
             cmd = [exe, "-v", job.voice, "-s", str(job.rate), "-p", str(min(job.pitch, 99)), "-w", str(path), job.text]
-            proc = subprocess.run(cmd, capture_output=True, timeout=60)
+            for attempt in range(3):  # a stalled run is retried: each run is fresh, so the result is the same
+                try:
+                    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+                    break
+                except subprocess.TimeoutExpired:
+                    if attempt == 2:
+                        raise
             if proc.returncode != 0 or not path.is_file():
                 raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.decode(errors='replace')[-500:]}")
             audio, sr = sf.read(path, dtype="int16", always_2d=True)
