@@ -13,6 +13,7 @@ import os
 import platform
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,13 +181,15 @@ class Search:
                             splits.classes, progress=display.stage)
             for n, b in backbones.items()
         }
+        for store in stores.values():
+            store.planned_depths = space.partial_depths(store.backbone.depth)
         interrupted = False
         with display:
-            for store in stores.values():
+            for store in stores.values():  # decode every file now: a bad one stops the run before any trial
                 store.raws("train")
                 store.raws("validation")
-                if set(space.choices("strategy")) & {"feature_extraction", "lp_ft"}:
-                    store.pooled("train")
+                if set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
+                    store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
                     store.pooled("validation")
             if (remaining_trials is None or remaining_trials > 0) and (remaining_time is None or remaining_time > 0):
                 objective = _Objective(self, run, space, shapes, stores, splits, display)
@@ -220,6 +223,7 @@ class Search:
 
     def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> optuna.Study:
         url = self.request.storage or run.default_storage
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
         try:
             storage = optuna.storages.RDBStorage(
                 url,

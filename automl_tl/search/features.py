@@ -22,6 +22,8 @@ from automl_tl.backbone import Backbone, Hidden, lengths_to_mask, mean_pool
 from automl_tl.contract import Example
 
 INPUT_CACHE_BYTES = 1 << 30
+PREFIX_CACHE_BYTES = 3 << 30
+"""Prefix outputs kept from the first pass, all planned depths together, at most this size."""
 """Preprocessed inputs larger than this (e.g. thousands of 224 px images as floats) are rebuilt per batch."""
 
 ProgressFn = Callable[[str, int, int], None]
@@ -54,6 +56,8 @@ class FeatureStore:
         self.progress = progress or (lambda what, done, total: None)
         self.batch_size = batch_size
         self._cache = {name: _SplitCache() for name in splits}
+        self.planned_depths: set[int] = set()
+        """Depths partial fine-tunes may ask for: kept by the first pass when they fit in memory."""
         self.has_mask: bool | None = None
         self.passes = 0
         """Forward passes made so far (a test and the benchmark read it)."""
@@ -94,7 +98,7 @@ class FeatureStore:
         """Every block's mean-pooled output ((N, D_b) each) and the backbone's own pooling (N, width)."""
         cache = self._cache[split]
         if cache.pooled is None:
-            self._pass(split, keep=set(), full=True)
+            self._pass(split, keep=set(self.planned_depths) - set(cache.hidden), full=True)
         assert cache.pooled is not None and cache.default is not None
         return cache.pooled, cache.default
 
@@ -127,6 +131,8 @@ class FeatureStore:
                 if depth in kept:
                     for row, example_idx in enumerate(batch_idx):
                         kept[depth][example_idx] = unpad(hidden, row)
+            if done == 0 and len(kept) > 1:
+                _fit_budget(kept, batch_idx, len(inputs), required=keep - self.planned_depths)
             if full:
                 default.append(backbone.pool(hidden).float())
             order.extend(batch_idx)
@@ -140,6 +146,23 @@ class FeatureStore:
             cache.default = torch.cat(default)[inverse]
         for depth, tensors in kept.items():
             cache.hidden[depth] = [t for t in tensors if t is not None]
+
+
+def _fit_budget(kept: dict[int, list[Tensor | None]], first: list[int], total: int, required: set[int]) -> None:
+    """After the first batch, stop keeping the shallowest optional depths that would not fit in memory.
+
+    Deeper prefixes are kept first: they leave the fewest blocks to train, so trials starting
+    from them are the cheapest.
+    """
+    per_depth = {
+        d: sum(t.numel() * t.element_size() for i in first if (t := tensors[i]) is not None) * total / len(first)
+        for d, tensors in kept.items()
+    }
+    budget = PREFIX_CACHE_BYTES - sum(per_depth[d] for d in required if d in per_depth)
+    for depth in sorted(set(kept) - required, reverse=True):
+        budget -= per_depth[depth]
+        if budget < 0:
+            del kept[depth]
 
 
 class _OnDemand(Sequence[dict[str, Tensor]]):

@@ -75,6 +75,14 @@ class SearchSpace:
     def choices(self, name: str) -> list[Any]:
         return list(self.dims[name])
 
+    def partial_depths(self, depth: int) -> set[int]:
+        """Freeze depths a partial fine-tune of a ``depth``-block backbone may use (empty if none)."""
+        if "partial" not in self.choices("strategy") or depth < 2:
+            return set()
+        low, high = self.dims["freeze_depth"] or [1, depth - 1]
+        low, high = max(1, int(low)), min(depth - 1, int(high))
+        return set(range(low, max(low, high) + 1))
+
     def sample(self, trial: optuna.Trial, shapes: Mapping[str, BackboneShape]) -> TrialParams:
         backbone = self._categorical(trial, "backbone", self.choices("backbone"))
         shape = shapes[backbone]
@@ -85,9 +93,8 @@ class SearchSpace:
         if strategy == "feature_extraction":
             freeze_depth = shape.depth
         elif strategy == "partial":
-            low, high = self.dims["freeze_depth"] or [1, shape.depth - 1]
-            low, high = max(1, int(low)), min(shape.depth - 1, int(high))
-            freeze_depth = trial.suggest_int("freeze_depth", low, max(low, high))
+            depths = sorted(self.partial_depths(shape.depth))
+            freeze_depth = trial.suggest_int("freeze_depth", depths[0], depths[-1])
         else:
             freeze_depth = 0
         pooling_choices = [p for p in self.choices("pooling") if p != "weighted" or shape.uniform_width]
