@@ -46,6 +46,8 @@ class SearchConfig(_Strict):
     seed: int = 0
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"
     pruner: Literal["hyperband", "halving", "none"] = "hyperband"
+    refit: bool = True
+    """Retrain the best configuration on train + validation before the one test evaluation."""
 
     @model_validator(mode="after")
     def _some_budget(self) -> SearchConfig:

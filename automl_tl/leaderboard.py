@@ -126,8 +126,9 @@ NUMERIC = {"rank", "trial", "frozen", "backbone lr", "head lr", "val score", "tr
 
 def test_line(board: Leaderboard) -> str:
     test = board.test or {}
+    how = "refit on train+validation, " if test.get("refit") else ""
     return (
-        f"Held-out test (trial {test.get('trial')}, evaluated once after the search): "
+        f"Held-out test (trial {test.get('trial')}'s configuration, {how}evaluated once after the search): "
         f"accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f} "
         f"on {test.get('n', '?')} examples"
     )

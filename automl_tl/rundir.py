@@ -6,7 +6,8 @@ Layout (``runs/<study>/`` by default)::
     study.db                Optuna storage, unless --storage points elsewhere
     trials/<n>/record.json  one trial: parameters, per-epoch scores, state, reason, wall time
     trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
-    test.json               the best trial's one evaluation on the test split
+    final/weights.pt        the best configuration refit on train + validation
+    test.json               the final model's one evaluation on the test split
 
 Every file is written to a temporary name and renamed into place, so a crash never leaves a
 half-written file where a reader expects a whole one.
@@ -69,6 +70,11 @@ class RunDir:
 
     def weights_path(self, number: int) -> Path:
         return self.trial_dir(number) / "weights.pt"
+
+    @property
+    def final_weights_path(self) -> Path:
+        """The refit model's weights (best configuration trained on train + validation)."""
+        return self.root / "final" / "weights.pt"
 
     @property
     def test_path(self) -> Path:

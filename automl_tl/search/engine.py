@@ -14,7 +14,7 @@ import platform
 import socket
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ def study_name(config: RunConfig, data_name: str) -> str:
 
 def fingerprint(config: RunConfig, splits: Splits) -> str:
     """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
-    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout"}, "study": True})
+    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit"}, "study": True})
     data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
     blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -291,7 +291,13 @@ class Search:
     def _evaluate_test(
         self, study: optuna.Study, run: RunDir, stores: dict[str, FeatureStore], backbones: dict[str, Backbone], splits: Splits
     ) -> None:
-        """Evaluate the best trial once on the test split (selection never saw it)."""
+        """Evaluate the best configuration once on the test split (selection never saw it).
+
+        With ``refit`` (the default) the best configuration is first retrained on train and
+        validation together, for as many epochs as its best validation epoch: the final model
+        then learns from every labelled example outside the test split, which matters most when
+        groups are few (a speaker held out for validation is a speaker the model never heard).
+        """
         completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not completed:
             return
@@ -299,18 +305,29 @@ class Search:
         existing = study.user_attrs.get("test")
         if existing and existing.get("trial") == best.number:
             return
-        weights = run.weights_path(best.number)
-        if not weights.exists():
-            self.console.print(f"[yellow]the best trial's weights are not in {run.root}[/] (another worker ran it)")
-            return
         params = TrialParams(**best.user_attrs["params"])
-        tail = Tail(backbones[params.backbone], params, len(splits.classes))
-        tail.load_state_dict(torch.load(weights, weights_only=True))
         store = stores[params.backbone]
-        with self.console.status("evaluating the best trial on the test split"):
+        tail = Tail(backbones[params.backbone], params, len(splits.classes))
+        refit = self.config.search.refit
+        if refit:
+            refit_params = replace(params, epochs=int(best.user_attrs.get("best_epoch", params.epochs)))
+            with self.console.status(f"refitting trial {best.number}'s configuration on train + validation"):
+                outcome = train_trial(
+                    refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
+                    seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+                )
+            tail.load_state_dict(outcome.state)
+            atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
+        else:
+            weights = run.weights_path(best.number)
+            if not weights.exists():
+                self.console.print(f"[yellow]the best trial's weights are not in {run.root}[/] (another worker ran it)")
+                return
+            tail.load_state_dict(torch.load(weights, weights_only=True))
+        with self.console.status("evaluating on the test split"):
             predictions = predict(tail, store, "test", input_mode(params), params)
-        result = {"trial": best.number, "n": len(splits.test),
-                  **detailed(store.labels("test").numpy(), predictions, splits.classes)}
+        result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
+                  "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
         study.set_user_attr("test", result)
         write_json(run.test_path, result)
 

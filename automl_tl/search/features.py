@@ -62,6 +62,32 @@ class FeatureStore:
         self.passes = 0
         """Forward passes made so far (a test and the benchmark read it)."""
 
+    def merged(self, parts: Sequence[str], into: str = "train") -> FeatureStore:
+        """A store whose ``into`` split is ``parts`` joined (e.g. train + validation for a refit).
+
+        Cached work of the parts is joined too, so a refit costs no extra backbone pass; the
+        other splits are shared as they are, and the new store has an empty validation split.
+        """
+        splits = {name: examples for name, examples in self.examples.items() if name not in parts}
+        splits[into] = [e for part in parts for e in self.examples[part]]
+        splits.setdefault("validation", [])
+        store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size)
+        store.planned_depths, store.has_mask = self.planned_depths, self.has_mask
+        for name in splits:
+            store._cache[name] = self._cache[name] if name in self._cache and name not in parts else _SplitCache()
+        caches = [self._cache[part] for part in parts]
+        joined = store._cache[into]
+        if all(c.raws is not None for c in caches):
+            joined.raws = [r for c in caches for r in c.raws or []]
+        if all(c.inputs is not None for c in caches):
+            joined.inputs = [x for c in caches for x in c.inputs or []]
+        if all(c.pooled is not None and c.default is not None for c in caches):
+            joined.pooled = [torch.cat(blocks) for blocks in zip(*(c.pooled or [] for c in caches), strict=True)]
+            joined.default = torch.cat([c.default for c in caches if c.default is not None])
+        for depth in set.intersection(*(set(c.hidden) for c in caches)):
+            joined.hidden[depth] = [t for c in caches for t in c.hidden[depth]]
+        return store
+
     def labels(self, split: str) -> Tensor:
         return torch.tensor([self.class_index[e.label] for e in self.examples[split]], dtype=torch.long)
 

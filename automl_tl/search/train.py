@@ -112,6 +112,11 @@ def _fit(
             total_loss += loss.item() * len(index)
             seen += len(index)
             on_batch(done + 1, steps_per_epoch)
+        if not store.examples["validation"]:  # a refit: no selection, the last epoch is the model
+            history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), "seconds": time.perf_counter() - started})
+            if epoch == epochs:
+                best = TrialOutcome({}, epoch, 0, state=tail.state_dict())
+            continue
         metrics = scores(store.labels("validation").numpy(), predict(tail, store, "validation", mode, params), tail.n_classes)
         history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started})
         if best is None or metrics[objective] > best.scores[objective]:
