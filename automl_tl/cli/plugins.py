@@ -22,18 +22,23 @@ def list_plugins() -> None:
         console.print("no modality plugins installed; install one, e.g. `pip install -e plugins/speech`")
         return
     table = Table(title="modality plugins", header_style="bold")
-    for column in ("modality", "version", "distribution", "backbones (✓ = available offline)", "status"):
+    for column in ("modality", "plugin", "backbone", "size", "source", "offline"):
         table.add_column(column, overflow="fold")
     for name, entry in entries.items():
+        origin = f"{entry.distribution} {entry.version}" + (f" (shadows {', '.join(entry.shadows)})" if entry.shadows else "")
         plugin = entry.try_load()
         if plugin is None:
-            table.add_row(name, entry.version, entry.distribution, "", f"[red]broken: {entry.error}[/]")
+            table.add_row(name, origin, f"[red]broken: {entry.error}[/]", "", "", "", end_section=True)
             continue
-        backbones = "\n".join(
-            f"{'✓' if b.available_offline else '✗'} {b.name}{' (default)' if b.name == plugin.default_backbone else ''}"
-            f" — {b.size}, {b.source}"
-            for b in plugin.backbones()
-        )
-        status = "ok" if not entry.shadows else f"ok (shadows {', '.join(entry.shadows)})"
-        table.add_row(name, entry.version, entry.distribution, backbones, status)
+        backbones = list(plugin.backbones())
+        for i, b in enumerate(backbones):
+            table.add_row(
+                name if i == 0 else "",
+                origin if i == 0 else "",
+                b.name + (" (default)" if b.name == plugin.default_backbone else ""),
+                b.size,
+                b.source,
+                "[green]yes[/]" if b.available_offline else "[dim]no[/]",
+                end_section=i == len(backbones) - 1,
+            )
     console.print(table)

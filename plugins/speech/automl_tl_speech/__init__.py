@@ -97,7 +97,7 @@ class SpeechPlugin(ModalityPlugin):
         return {"backbone": [self.default_backbone], "epochs": [4, 15], "batch_size": [16, 32]}
 
     def default_recipe(self) -> Mapping[str, Any]:
-        return {"search": {"objective": "accuracy"}}
+        return {"search": {"objective": "accuracy", "timeout": 480}}
 
 
 def _cache_root() -> Path:
