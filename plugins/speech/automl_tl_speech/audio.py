@@ -46,7 +46,7 @@ def normalise(wave: torch.Tensor) -> torch.Tensor:
 
 
 def augment_wave(wave: torch.Tensor, sample_rate: int, rng: random.Random) -> torch.Tensor:
-    """Random time shift (±100 ms), gain (±6 dB) and white noise (15–40 dB SNR)."""
+    """Random time shift (±100 ms), gain (±6 dB) and white noise (15–40 dB SNR) on a waveform."""
     shift = rng.randint(-sample_rate // 10, sample_rate // 10)
     wave = torch.roll(wave, shift)
     if shift > 0:
@@ -58,6 +58,29 @@ def augment_wave(wave: torch.Tensor, sample_rate: int, rng: random.Random) -> to
     snr = 10 ** (rng.uniform(15, 40) / 10)
     generator = torch.Generator().manual_seed(rng.getrandbits(31))
     return wave + torch.randn(wave.shape, generator=generator) * (power / snr).sqrt()
+
+
+def augment_mel_power(log_power: torch.Tensor, filter_gain: torch.Tensor, rng: random.Random) -> torch.Tensor:
+    """The same augmentations on a log10 mel power spectrogram (n_mels, T), without a new STFT.
+
+    Time shift (±10 frames = ±100 ms) rolls frames in, filling with silence; gain (±6 dB) is a
+    constant in log power; white noise at 15–40 dB SNR adds its expected power, which each mel
+    filter passes in proportion to its total weight (``filter_gain``). This keeps augmented
+    fine-tuning as cheap per epoch as the un-augmented path.
+    """
+    power = 10.0 ** log_power
+    shift = rng.randint(-10, 10)
+    if shift:
+        floor = power.min()
+        power = torch.roll(power, shift, dims=1)
+        if shift > 0:
+            power[:, :shift] = floor
+        else:
+            power[:, shift:] = floor
+    power = power * 10 ** (rng.uniform(-6, 6) / 10)
+    signal = (power.sum(dim=0).mean() / filter_gain.sum()).clamp_min(1e-10)  # mean power per STFT bin
+    noise = signal / 10 ** (rng.uniform(15, 40) / 10)
+    return (power + noise * filter_gain[:, None]).clamp_min(1e-10).log10()
 
 
 def spec_augment(features: torch.Tensor, rng: random.Random, max_time: int = 10, max_freq: int = 8) -> torch.Tensor:
@@ -80,6 +103,25 @@ def _mel_filters(n_mels: int) -> torch.Tensor:
     return torch.from_numpy(WhisperFeatureExtractor(feature_size=n_mels).mel_filters).float()
 
 
+def mel_filter_gain(n_mels: int = 80) -> torch.Tensor:
+    """How much of a flat (white) spectrum each mel filter passes."""
+    return _mel_filters(n_mels).sum(dim=0)
+
+
+def log_mel_power(wave: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
+    """log10 mel power (n_mels, T) of an unpadded 16 kHz clip: Whisper's STFT (25 ms Hann, 10 ms hop)."""
+    window = torch.hann_window(400)
+    stft = torch.stft(wave, 400, 160, window=window, return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    return torch.clamp(_mel_filters(n_mels).T @ power, min=1e-10).log10()
+
+
+def whisper_scale(log_power: torch.Tensor) -> torch.Tensor:
+    """Whisper's normalisation: floor at max - 8 (in log10 units), then scaled to about [-1, 1]."""
+    log_power = torch.maximum(log_power, log_power.max() - 8.0)
+    return (log_power + 4.0) / 4.0
+
+
 def whisper_log_mel(wave: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
     """Whisper's log-mel spectrogram (n_mels, T) of an unpadded 16 kHz clip.
 
@@ -87,9 +129,4 @@ def whisper_log_mel(wave: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
     log10, floor at max - 8, scaled to about [-1, 1]) without its 30 s padding, and ~50x faster
     than calling the extractor clip by clip.
     """
-    window = torch.hann_window(400)
-    stft = torch.stft(wave, 400, 160, window=window, return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    log_spec = torch.clamp(_mel_filters(n_mels).T @ power, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-    return (log_spec + 4.0) / 4.0
+    return whisper_scale(log_mel_power(wave, n_mels))

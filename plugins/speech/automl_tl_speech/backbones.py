@@ -22,7 +22,16 @@ from torch import Tensor, nn
 
 from automl_tl.backbone import Backbone, Hidden, MeanPool, lengths_to_mask
 from automl_tl.errors import UserError
-from automl_tl_speech.audio import augment_wave, normalise, read_audio, spec_augment, whisper_log_mel
+from automl_tl_speech.audio import (
+    augment_mel_power,
+    augment_wave,
+    log_mel_power,
+    mel_filter_gain,
+    normalise,
+    read_audio,
+    spec_augment,
+    whisper_scale,
+)
 from automl_tl_speech.whisper import short
 from automl_tl_speech.whisper.load import SAMPLE_RATE, load_whisper_encoder
 
@@ -41,25 +50,33 @@ def _augment_rng() -> random.Random:
 
 
 class WhisperPreprocessor:
+    """Clips become log-mel power once (at load, cached by the core); augmentation works on that.
+
+    Whisper's own scaling is applied per call, so an augmented epoch costs a few tensor ops per
+    clip rather than a new STFT.
+    """
+
     def __init__(self, n_mels: int) -> None:
         self.n_mels = n_mels
         self.fingerprint = f"whisper-logmel{n_mels}-16k-peak0.9-max{MAX_SECONDS:.0f}s-v1"
 
     def load(self, item: Any) -> Tensor:
-        return read_audio(Path(item), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
+        wave = read_audio(Path(item), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
+        return log_mel_power(wave, self.n_mels)
 
     def transform(self, raw: Tensor, augment: bool) -> dict[str, Tensor]:
-        rng = _augment_rng() if augment else None
-        wave = normalise(augment_wave(raw, SAMPLE_RATE, rng)) if rng else raw
-        mel = whisper_log_mel(wave, self.n_mels)[:, : int(MAX_SECONDS * 100)]
-        return {"input_features": spec_augment(mel, rng) if rng else mel}
+        if not augment:
+            return {"input_features": whisper_scale(raw)}
+        rng = _augment_rng()
+        augmented = augment_mel_power(raw, mel_filter_gain(self.n_mels), rng)
+        return {"input_features": spec_augment(whisper_scale(augmented), rng)}
 
     def collate(self, features: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
         batch, mask = short.pad_features([f["input_features"] for f in features])
         return {"input_features": batch, "mel_mask": mask}
 
     def length(self, raw: Tensor) -> int:
-        return int(raw.shape[0])
+        return int(raw.shape[-1])
 
 
 class WhisperStem(nn.Module):
