@@ -36,6 +36,14 @@ def make_splits(data: LabelledData, config: DataConfig, seed: int) -> Splits:
     examples = data.examples
     if not examples:
         raise DataError("no examples found in the data", hint="check the path and the expected layout")
+    # a lone example would sit in train or be held out and leave its class untrainable; either way
+    # the class can never be both learned and scored, so say so before splitting (by chance) hides it
+    single = sorted(label for label, n in Counter(e.label for e in examples).items() if n < 2)
+    if single:
+        raise DataError(
+            f"class(es) {', '.join(map(repr, single[:5]))} have a single example; every class needs at least 2 examples",
+            hint="add examples of those classes or remove them",
+        )
     has_groups = all(e.group is not None for e in examples)
     if config.split_by == "group" and not has_groups:
         raise DataError("split_by = 'group' needs a group for every example (e.g. a group column)")

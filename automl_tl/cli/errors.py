@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from automl_tl.errors import UserError
 from automl_tl.registry import PluginWarning
@@ -23,8 +24,9 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_error(exc: UserError) -> None:
+    # escaped: messages quote user input, and rich would swallow "[low, high]" as a markup tag
     hint = f" — {exc.hint}" if exc.hint else ""
-    stderr.print(f"[bold red]Error:[/] {exc.message}{hint}", markup=True, emoji=False)
+    stderr.print(f"[bold red]Error:[/] {escape(exc.message + hint)}", markup=True, emoji=False)
 
 
 def handles_user_errors(command: F) -> F:
@@ -42,7 +44,7 @@ def handles_user_errors(command: F) -> F:
         # re-emitted only now: inside the block, showwarning would append to `caught` itself
         for warning in caught:
             if issubclass(warning.category, PluginWarning):
-                stderr.print(f"[yellow]Warning:[/] {warning.message}", emoji=False)
+                stderr.print(f"[yellow]Warning:[/] {escape(str(warning.message))}", emoji=False)
             else:
                 warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
         if failure is not None:

@@ -60,4 +60,5 @@ def leaderboard(
     if format is Format.table:
         print_board(Console(), board)
     else:
-        typer.echo({"csv": board.to_csv, "json": board.to_json, "markdown": board.to_markdown}[format.value]())
+        text = {"csv": board.to_csv, "json": board.to_json, "markdown": board.to_markdown}[format.value]()
+        typer.echo(text, nl=not text.endswith("\n"))  # no blank last line: a CSV reader would see an empty row

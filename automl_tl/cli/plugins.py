@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from automl_tl.cli.errors import handles_user_errors
@@ -28,7 +29,7 @@ def list_plugins() -> None:
         origin = f"{entry.distribution} {entry.version}" + (f" (shadows {', '.join(entry.shadows)})" if entry.shadows else "")
         plugin = entry.try_load()
         if plugin is None:
-            table.add_row(name, origin, f"[red]broken: {entry.error}[/]", "", "", "", end_section=True)
+            table.add_row(name, origin, f"[red]broken: {escape(entry.error or '')}[/]", "", "", "", end_section=True)
             continue
         backbones = list(plugin.backbones())
         for i, b in enumerate(backbones):

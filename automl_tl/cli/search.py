@@ -69,10 +69,26 @@ def search(
 
 
 def _validate_options(plugin: object, options: dict, source: str) -> None:
+    """Names and types of the plugin's options, checked like the rest of the recipe: one line, no model loaded."""
     from dataclasses import fields
+
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic.errors import PydanticSchemaGenerationError, PydanticUndefinedAnnotation
 
     options_type = getattr(plugin, "options_type", None)
     known = {f.name for f in fields(options_type)} if options_type else set()
     unknown = sorted(set(options) - known)
     if unknown:
         raise UserError(f"{source}: options.{unknown[0]}: unknown option for this modality (known: {', '.join(sorted(known)) or 'none'})")
+    if options_type is None:
+        return
+    try:
+        adapter = TypeAdapter(options_type)
+    except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation):
+        return  # a field type pydantic cannot check: the plugin checks it itself
+    try:
+        adapter.validate_python(options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{source}: options.{where}: {err['msg']}", hint="see the recipe format in README.md") from None

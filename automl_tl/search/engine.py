@@ -358,7 +358,8 @@ class _Objective:
             curve.append({"epoch": epoch, self.objective: score})
             trial.report(score, epoch)
             self.display.epoch(epoch, params.epochs)
-            if trial.should_prune():
+            # after the last epoch there is nothing left to save: the trial is complete, not pruned
+            if epoch < params.epochs and trial.should_prune():
                 raise optuna.TrialPruned()
 
         try:

@@ -80,7 +80,8 @@ class SearchSpace:
         if "partial" not in self.choices("strategy") or depth < 2:
             return set()
         low, high = self.dims["freeze_depth"] or [1, depth - 1]
-        low, high = max(1, int(low)), min(depth - 1, int(high))
+        # clamped into 1..depth-1: one recipe may serve backbones of different depths
+        low, high = min(max(1, int(low)), depth - 1), min(depth - 1, int(high))
         return set(range(low, max(low, high) + 1))
 
     def sample(self, trial: optuna.Trial, shapes: Mapping[str, BackboneShape]) -> TrialParams:
@@ -120,10 +121,17 @@ class SearchSpace:
             else None,
         )
 
-    @staticmethod
-    def _categorical(trial: optuna.Trial, name: str, choices: Sequence[Any]) -> Any:
+    def _categorical(self, trial: optuna.Trial, name: str, choices: Sequence[Any]) -> Any:
+        """A choice among ``choices``, a subset of the dimension when a backbone rules values out.
+
+        Optuna refuses a parameter whose choices change between trials, so a subset (no weighted
+        pooling for mixed block widths, no partial fine-tuning for a one-block backbone) is
+        recorded under a name that lists it: searches over several backbones keep working.
+        """
         if len(choices) == 1:
             return choices[0]
+        if list(choices) != self.choices(name):
+            name = f"{name}[{'|'.join(map(str, choices))}]"
         return trial.suggest_categorical(name, list(choices))
 
     def _number(self, trial: optuna.Trial, name: str) -> float:

@@ -1,0 +1,126 @@
+"""`automl-tl search` end to end with the toy plugin: the run directory, the test score, resuming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import torch
+
+FAST = """
+[search]
+seed = 0
+pruner = "none"
+[space]
+strategy = ["feature_extraction", "partial"]
+epochs = [1, 2]
+batch_size = 32
+"""
+
+
+def records(run: Path) -> dict[int, dict]:
+    return {int(p.parent.name): json.loads(p.read_text()) for p in sorted(run.glob("trials/*/record.json"))}
+
+
+def trial_count(run: Path, study: str) -> int:
+    return len(optuna.load_study(study_name=study, storage=f"sqlite:///{run / 'study.db'}").trials)
+
+
+def write_toy_data(path: Path, noise: float = 0.5, seed: int = 0) -> Path:
+    import toy_modality
+
+    rows = [{"x": e.item, "label": e.label, "group": e.group} for e in toy_modality.synthetic(n_per_class=12, seed=seed, noise=noise)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_search_writes_a_complete_run_directory(toy, run_cli, write_recipe, tmp_path):
+    code, out, err = run_cli("search", "--modality", "toy", "--recipe", write_recipe(FAST), "--n-trials", "4")
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    run = tmp_path / "runs" / "toy-default"
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["format_version"] == 1 and config["study"] == "toy-default" and config["modality"] == "toy"
+    assert config["data"]["classes"] == ["a", "b", "c"]
+    assert sum(config["data"]["sizes"].values()) == 120
+    assert config["config"]["space"]["epochs"] == [1, 2] and config["fingerprint"]
+    assert (run / "study.db").is_file()
+
+    done = records(run)
+    assert sorted(done) == [0, 1, 2, 3]
+    assert all(r["trial"] == n and r["state"] == "complete" and r["params"]["backbone"] == "toy-net" for n, r in done.items())
+    best = max(done, key=lambda n: (done[n]["score"], -n))
+
+    weights = list(run.glob("trials/*/weights.pt"))
+    assert weights == [run / "trials" / f"{best:04d}" / "weights.pt"], "only the best trial's weights are kept"
+    state = torch.load(weights[0], weights_only=True)
+    assert any(key.startswith("head.") for key in state)
+
+    test = json.loads((run / "test.json").read_text())
+    assert test["trial"] == best and test["n"] == config["data"]["sizes"]["test"]
+    assert 0.0 <= test["accuracy"] <= 1.0 and sum(map(sum, test["confusion"])) == test["n"]
+    assert set(test["per_class"]) == {"a", "b", "c"}
+    if test.get("refit"):
+        assert (run / "final" / "weights.pt").is_file()
+
+    # the test score stands apart from the validation leaderboard
+    test_lines = [line for line in out.splitlines() if line.startswith("Held-out test")]
+    assert len(test_lines) == 1
+    assert f"trial {best}" in test_lines[0] and f"accuracy {test['accuracy']:.4f}" in test_lines[0]
+    table_lines = [line for line in out.splitlines() if line.startswith("│")]
+    assert table_lines and not any("Held-out" in line for line in table_lines)
+
+
+def test_rerunning_resumes_and_spends_only_the_remaining_budget(toy, run_cli, write_recipe, tmp_path):
+    recipe = write_recipe(FAST)
+    run = tmp_path / "run"
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", run)
+    assert code == 0, err
+    assert trial_count(run, "toy-default") == 2
+    first_test = json.loads((run / "test.json").read_text())
+
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", run)
+    assert code == 0, err
+    assert "2 trial(s) already done" in out and "budget is already spent" in out
+    assert trial_count(run, "toy-default") == 2
+    assert json.loads((run / "test.json").read_text()) == first_test
+
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "3", "--run-dir", run)
+    assert code == 0, err
+    assert trial_count(run, "toy-default") == 3
+    assert sorted(records(run)) == [0, 1, 2]
+    assert len(list(run.glob("trials/*/weights.pt"))) == 1
+
+
+def test_changed_settings_in_the_same_run_directory_are_refused(toy, run_cli, write_recipe, assert_user_error, tmp_path):
+    recipe = write_recipe(FAST)
+    code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--run-dir", "run")
+    assert code == 0, err
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--run-dir", "run", "--seed", "1")
+    assert_user_error(code, out, err, "run directory run holds a search with different data or settings")
+    other = write_recipe(FAST.replace("epochs = [1, 2]", "epochs = [1, 3]"))
+    code, out, err = run_cli("search", "-m", "toy", "-r", other, "-n", "1", "--run-dir", "run")
+    assert_user_error(code, out, err, "different data or settings")
+    assert trial_count(tmp_path / "run", "toy-default") == 1
+
+
+def test_changed_data_in_the_same_run_directory_is_refused(toy, run_cli, write_recipe, assert_user_error, tmp_path):
+    recipe = write_recipe(FAST)
+    data = write_toy_data(tmp_path / "mine.json")
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--data", data, "--run-dir", "run")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["study"] == "toy-mine"
+    write_toy_data(data, seed=1)
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--data", data, "--run-dir", "run")
+    assert_user_error(code, out, err, "holds a search with different data or settings", "--study")
+
+
+def test_objective_is_what_trials_are_ranked_by(toy, run_cli, write_recipe, tmp_path):
+    objective = "accuracy"
+    recipe = write_recipe(FAST.replace("[search]\n", f'[search]\nobjective = "{objective}"\n'))
+    code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", "run")
+    assert code == 0, err
+    for record in records(tmp_path / "run").values():
+        assert record["score"] == record["user_attrs"]["scores"][objective]

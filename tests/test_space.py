@@ -1,0 +1,119 @@
+"""The search space: conditional sampling, narrowing and fixing dimensions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+import pytest
+
+from automl_tl.errors import UserError
+from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+DEEP = {"net": BackboneShape(depth=4, uniform_width=True, has_batchnorm=False)}
+
+
+def sample_many(space: SearchSpace, shapes: Mapping[str, BackboneShape], n: int = 80) -> list[tuple[TrialParams, dict[str, Any]]]:
+    """``n`` trials of a random search: each trial's parameters and what Optuna recorded."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        params = space.sample(trial, shapes)
+        out.append((params, dict(trial.params)))
+        study.tell(trial, 0.0)
+    return out
+
+
+def test_only_dimensions_that_matter_are_sampled():
+    samples = sample_many(SearchSpace.resolve(backbones=["net"]), DEEP, n=120)
+    strategies = {p.strategy for p, _ in samples}
+    assert strategies == {"feature_extraction", "partial", "full", "lp_ft"}
+    for params, recorded in samples:
+        trains_backbone = params.strategy != "feature_extraction"
+        assert (params.backbone_lr is not None) == trains_backbone
+        assert ("backbone_lr" in recorded) == trains_backbone
+        assert ("freeze_depth" in recorded) == (params.strategy == "partial")
+        if params.strategy == "partial":
+            assert 1 <= params.freeze_depth <= 3
+        elif params.strategy == "feature_extraction":
+            assert params.freeze_depth == 4
+        else:
+            assert params.freeze_depth == 0
+        mlp = params.head == "mlp"
+        assert (params.head_hidden is not None) == mlp and (params.dropout is not None) == mlp
+        assert ("head_hidden" in recorded) == mlp and ("dropout" in recorded) == mlp
+        assert ("augment" in recorded) == (params.strategy in ("full", "lp_ft"))
+        assert "batchnorm" not in recorded and params.batchnorm is None  # this backbone has none
+        assert 3 <= params.epochs <= 12 and params.batch_size in (16, 32, 64)
+        assert 3e-4 <= params.head_lr <= 3e-2
+
+
+def test_partial_freeze_depth_covers_the_middle_blocks_only():
+    samples = sample_many(SearchSpace.resolve({"strategy": "partial"}, backbones=["net"]), DEEP, n=60)
+    assert {p.freeze_depth for p, _ in samples} == {1, 2, 3}
+
+
+@pytest.mark.parametrize(("recipe", "expected"), [([2, 10], {2, 3}), (7, {3}), ([0, 1], {1})])
+def test_recipe_freeze_depth_is_kept_within_one_to_depth_minus_one(recipe, expected):
+    space = SearchSpace.resolve({"strategy": "partial", "freeze_depth": recipe}, backbones=["net"])
+    assert {p.freeze_depth for p, _ in sample_many(space, DEEP, n=30)} == expected
+
+
+def test_batchnorm_handling_is_searched_only_when_the_backbone_has_batchnorm_and_trains():
+    shapes = {"bn": BackboneShape(depth=3, uniform_width=True, has_batchnorm=True)}
+    for params, recorded in sample_many(SearchSpace.resolve(backbones=["bn"]), shapes):
+        if params.strategy == "feature_extraction":
+            assert params.batchnorm is None and "batchnorm" not in recorded
+        else:
+            assert params.batchnorm in ("frozen", "adapt") and "batchnorm" in recorded
+
+
+def test_a_scalar_fixes_a_dimension_and_a_list_narrows_it():
+    space = SearchSpace.resolve(
+        {"head_lr": 0.01, "head": "mlp", "epochs": 5, "strategy": ["full", "partial"], "dropout": [0.1, 0.2]},
+        backbones=["net"],
+    )
+    assert space.dims["head_lr"] == [0.01, 0.01] and space.dims["head"] == ["mlp"]
+    for params, recorded in sample_many(space, DEEP, n=40):
+        assert params.head_lr == 0.01 and "head_lr" not in recorded
+        assert params.head == "mlp" and "head" not in recorded
+        assert params.epochs == 5 and "epochs" not in recorded
+        assert params.strategy in ("full", "partial")
+        assert 0.1 <= params.dropout <= 0.2
+
+
+def test_layers_apply_in_order_plugin_then_recipe():
+    space = SearchSpace.resolve({"epochs": [2, 4], "head": "linear"}, {"epochs": [6, 8]}, backbones=["x", "y"])
+    assert space.dims["epochs"] == [6, 8]
+    assert space.dims["head"] == ["linear"]
+    assert space.choices("backbone") == ["x", "y"]  # filled in when nobody narrowed it
+    assert SearchSpace.resolve({"backbone": "y"}, backbones=["x", "y"]).choices("backbone") == ["y"]
+
+
+def test_backbones_of_different_shapes_share_one_study():
+    """A one-block backbone cannot be partially fine-tuned, mixed widths cannot be weighted-pooled:
+    the narrower choices must not break Optuna's fixed-choices rule for later trials."""
+    shapes = {
+        "deep": BackboneShape(depth=4, uniform_width=True, has_batchnorm=False),
+        "mixed": BackboneShape(depth=4, uniform_width=False, has_batchnorm=False),
+        "single": BackboneShape(depth=1, uniform_width=True, has_batchnorm=False),
+    }
+    samples = sample_many(SearchSpace.resolve(backbones=list(shapes)), shapes, n=120)
+    assert {p.backbone for p, _ in samples} == set(shapes)
+    for params, _ in samples:
+        if params.backbone == "mixed":
+            assert params.pooling != "weighted"
+        if params.backbone == "single":
+            assert params.strategy != "partial"
+    assert any(p.pooling == "weighted" for p, _ in samples if p.backbone == "deep")
+
+
+def test_partial_only_on_a_one_block_backbone_is_a_user_error():
+    space = SearchSpace.resolve({"strategy": "partial"}, backbones=["single"])
+    trial = optuna.create_study().ask()
+    with pytest.raises(UserError, match="'partial' needs a backbone with 2 or more blocks"):
+        space.sample(trial, {"single": BackboneShape(1, True, False)})

@@ -1,0 +1,171 @@
+"""Training a trial: input paths, failures that do not stop the search, pruning, BatchNorm statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from automl_tl.backbone import Backbone
+from automl_tl.search.features import FeatureStore
+from automl_tl.search.metrics import scores
+from automl_tl.search.model import Tail
+from automl_tl.search.space import TrialParams
+from automl_tl.search.train import input_mode, predict, train_trial
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def toy_modules(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import toy_modality
+    import toy_network
+
+    return toy_modality, toy_network
+
+
+def make_store(backbone: Backbone, toy_modality) -> FeatureStore:
+    examples = toy_modality.synthetic(n_per_class=8, seed=0, noise=0.5)
+    return FeatureStore(backbone, {"train": examples[::2], "validation": examples[1::2]}, list(toy_modality.CLASSES))
+
+
+def params(**overrides) -> TrialParams:
+    values = dict(backbone="toy-net", strategy="partial", freeze_depth=1, head_lr=3e-3, weight_decay=1e-4, epochs=2,
+                  batch_size=8, head="linear", pooling="mean", backbone_lr=1e-3)
+    values.update(overrides)
+    return TrialParams(**values)
+
+
+def run(p: TrialParams, store: FeatureStore, epochs_seen: list | None = None):
+    return train_trial(p, store, 3, "macro_f1", seed=0,
+                       on_epoch=lambda e, s: epochs_seen.append((e, s)) if epochs_seen is not None else None,
+                       on_batch=lambda d, t: None)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode"),
+    [
+        (dict(strategy="feature_extraction", freeze_depth=3, backbone_lr=None, pooling="weighted"), "pooled"),
+        (dict(strategy="partial", freeze_depth=2, pooling="weighted"), "prefix"),
+        (dict(strategy="partial", freeze_depth=1, head="mlp", head_hidden=16, dropout=0.1), "prefix"),
+        (dict(strategy="full", freeze_depth=0, augment=True, pooling="default"), "live"),
+        (dict(strategy="lp_ft", freeze_depth=0, epochs=1), "live"),
+    ],
+)
+def test_every_input_path_trains_and_reports_each_epoch(toy_modules, overrides, mode):
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)
+    p = params(**overrides)
+    assert input_mode(p) == mode
+    epochs: list = []
+    outcome = run(p, store, epochs)
+    assert [e for e, _ in epochs] == list(range(1, p.epochs + 1))
+    assert len(outcome.history) == p.epochs
+    assert outcome.scores["macro_f1"] == max(s for _, s in epochs)
+    assert outcome.history[outcome.best_epoch - 1]["macro_f1"] == outcome.scores["macro_f1"]
+    assert outcome.trainable_params > 0 and outcome.state
+
+
+def test_pretrained_weights_are_never_modified_by_a_trial(toy_modules):
+    toy_modality, toy_network = toy_modules
+    backbone = toy_network.build()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    run(params(strategy="full", freeze_depth=0, head_lr=1e-2, backbone_lr=1e-2), make_store(backbone, toy_modality))
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_best_epochs_weights_reproduce_its_validation_score(toy_modules):
+    toy_modality, toy_network = toy_modules
+    backbone = toy_network.build()
+    store = make_store(backbone, toy_modality)
+    p = params(strategy="partial", freeze_depth=2, epochs=3)
+    outcome = run(p, store)
+    tail = Tail(backbone, p, 3)
+    tail.load_state_dict(outcome.state)
+    predicted = predict(tail, store, "validation", input_mode(p), p)
+    assert scores(store.labels("validation").numpy(), predicted, 3) == pytest.approx(outcome.scores)
+
+
+@pytest.mark.parametrize(("batchnorm", "changes"), [(None, False), ("frozen", False), ("adapt", True)])
+def test_batchnorm_statistics_stay_frozen_unless_the_trial_adapts_them(toy_modules, batchnorm, changes):
+    toy_modality, toy_network = toy_modules
+    backbone = toy_network.build(batchnorm=True)
+    assert backbone.has_batchnorm()
+    store = make_store(backbone, toy_modality)
+    outcome = run(params(strategy="partial", freeze_depth=1, batchnorm=batchnorm, epochs=1), store)
+    for i, block in enumerate(backbone.blocks[1:]):  # the tail's blocks.0 is the backbone's blocks.1
+        for stat in ("running_mean", "running_var"):
+            trained = outcome.state[f"blocks.{i}.bn.{stat}"]
+            assert torch.equal(trained, getattr(block.bn, stat)) != changes, (batchnorm, i, stat)
+    assert int(outcome.state["blocks.0.bn.num_batches_tracked"]) == (2 if changes else 0)  # 12 examples / 8
+
+
+def test_nan_loss_fails_the_trial_with_a_reason_and_the_search_goes_on(toy, run_cli, write_recipe, monkeypatch, tmp_path):
+    from automl_tl.search import engine, train
+
+    real_train_trial, real_logits = engine.train_trial, train._logits
+    calls: list[int] = []
+
+    def poisoned(*args, **kwargs):
+        return real_logits(*args, **kwargs) * float("nan")
+
+    def second_trial_diverges(*args, **kwargs):
+        calls.append(1)
+        monkeypatch.setattr(train, "_logits", poisoned if len(calls) == 2 else real_logits)
+        return real_train_trial(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_trial", second_trial_diverges)
+    recipe = write_recipe('[search]\npruner = "none"\n[space]\nstrategy = "feature_extraction"\nepochs = [1, 2]\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "3", "--run-dir", "run")
+    assert code == 0, err
+    assert "Traceback" not in out + err
+
+    record = json.loads((tmp_path / "run/trials/0001/record.json").read_text())
+    assert record["state"] == "fail" and record["reason"] == "loss became nan in epoch 1"
+    assert [json.loads((tmp_path / f"run/trials/{n:04d}/record.json").read_text())["state"] for n in (0, 2)] == ["complete"] * 2
+
+    code, out, err = run_cli("leaderboard", "run", "--format", "json")
+    board = json.loads(out)
+    failed = [r for r in board["rows"] if r["state"] == "fail"]
+    assert [(r["trial"], r["reason"]) for r in failed] == [(1, "loss became nan in epoch 1")]
+    assert board["counts"] == {"complete": 2, "pruned": 0, "running": 0, "fail": 1}
+    assert board["rows"][-1]["trial"] == 1  # failed trials rank last
+    assert board["test"] is not None and board["test"]["trial"] != 1
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "halving", "none"])
+def test_pruner_stops_poor_trials_early(toy, run_cli, write_recipe, tmp_path, pruner):
+    recipe = write_recipe(
+        f"""
+[search]
+seed = 0
+pruner = "{pruner}"
+[space]
+strategy = "feature_extraction"
+head = "linear"
+pooling = "default"
+epochs = 9
+head_lr = [1e-5, 1.0]
+batch_size = 16
+[options]
+noise = 3.0
+"""
+    )
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "10", "--run-dir", "run")
+    assert code == 0, err
+    states = {n: json.loads((tmp_path / f"run/trials/{n:04d}/record.json").read_text())["state"] for n in range(10)}
+    pruned = [n for n, s in states.items() if s == "pruned"]
+    assert bool(pruned) == (pruner != "none"), states
+    assert set(states.values()) <= {"complete", "pruned"} and "complete" in states.values()
+
+    code, out, _ = run_cli("leaderboard", "run", "--format", "json")
+    rows = {r["trial"]: r for r in json.loads(out)["rows"]}
+    for n in pruned:
+        history = rows[n]["history"]
+        assert rows[n]["state"] == "pruned"
+        assert len(history) < 9 and rows[n]["reason"] == f"after epoch {len(history)}"
+        assert rows[n]["score"] == max(h["macro_f1"] for h in history)
