@@ -175,3 +175,16 @@ def test_length_batches_cover_every_index_once_and_group_similar_lengths():
     assert [[lengths[i] for i in b] for b in batches] == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]
     shuffled = list(length_batches(lengths, 3, random.Random(0)))
     assert sorted(i for b in shuffled for i in b) == list(range(10))
+
+
+def test_training_batches_mix_classes_when_lengths_are_equal() -> None:
+    """Fixed-size inputs (images) report length 0; a class-grouped list must still be shuffled."""
+    import random
+
+    from automl_tl.search.features import length_batches
+
+    labels = [i // 40 for i in range(120)]  # three classes, grouped as a stratified split leaves them
+    batches = list(length_batches([0] * 120, 8, random.Random(0)))
+    mixed = sum(len({labels[i] for i in batch}) > 1 for batch in batches)
+    assert mixed >= len(batches) * 0.8
+    assert sorted(i for b in batches for i in b) == list(range(120))

@@ -22,9 +22,9 @@ from automl_tl.backbone import Backbone, Hidden, lengths_to_mask, mean_pool
 from automl_tl.contract import Example
 
 INPUT_CACHE_BYTES = 1 << 30
+"""Preprocessed inputs larger than this (e.g. thousands of 224 px images as floats) are rebuilt per batch."""
 PREFIX_CACHE_BYTES = 3 << 30
 """Prefix outputs kept from the first pass, all planned depths together, at most this size."""
-"""Preprocessed inputs larger than this (e.g. thousands of 224 px images as floats) are rebuilt per batch."""
 
 ProgressFn = Callable[[str, int, int], None]
 """``(what, done, total)``: the store reports long work through this."""
@@ -233,7 +233,9 @@ def length_batches(
     if rng is None:
         indices.sort(key=lambda i: lengths[i])
     else:
-        # jittered lengths: batches stay compact but are not all one class when length tracks the label
+        # shuffled first, so equal lengths (fixed-size images) do not keep the class-grouped order;
+        # jittered, so batches stay compact but are not all one class when length tracks the label
+        rng.shuffle(indices)
         jitter = [length * rng.uniform(0.85, 1.15) for length in lengths]
         indices.sort(key=lambda i: jitter[i])
     batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
