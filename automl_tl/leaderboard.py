@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from rich import box
 from rich.table import Table
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
@@ -104,15 +105,25 @@ class Leaderboard:
         return "\n".join(lines) + "\n"
 
     def to_table(self) -> Table:
-        table = Table(title=f"{self.study} — {self.objective} on validation", caption=_summary(self), header_style="bold")
-        for column in COLUMNS:
+        """The terminal view: the columns of `COLUMNS`, folded to stay readable in 80 columns."""
+        backbones = {r.backbone for r in self.rows if r.backbone}
+        single = next(iter(backbones)) if len(backbones) == 1 else None
+        title = f"{self.study} — {self.objective} on validation" + (f" — {single}" if single else "")
+        table = Table(title=title, caption=_summary(self), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+        columns = [c for c in TERMINAL_COLUMNS if c != "backbone" or single is None]
+        for column in columns:
             table.add_column(column, justify="right" if column in NUMERIC else "left",
-                             no_wrap=column not in WRAPPING, overflow="fold")
+                             min_width=MIN_WIDTH.get(column), overflow="fold")
         for row in self.rows:
             style = {"complete": None, "running": "italic", "pruned": "dim", "fail": "dim red"}[row.state]
             if row.rank == 1 and row.state == "complete":
                 style = "bold green"
-            table.add_row(*_cells(row, plain=False), style=style)
+            cells = dict(zip(COLUMNS, _cells(row, plain=False), strict=True))
+            strategy = cells["strategy"] + (f" k={row.freeze_depth}" if row.strategy == "partial" else "")
+            rate = "/".join(format(r, ".0e") for r in (row.backbone_lr, row.head_lr) if r is not None)
+            terminal = {**cells, "#": cells["rank"], "strategy": strategy, "lr bb/head": rate,
+                        "val": cells["val score"], "params": cells["trainable"]}
+            table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
 
@@ -120,8 +131,10 @@ COLUMNS = [
     "rank", "trial", "backbone", "strategy", "frozen", "backbone lr", "head lr", "head", "pooling",
     "val score", "trainable", "time", "state",
 ]
-WRAPPING = {"backbone", "strategy", "head", "state"}
-NUMERIC = {"rank", "trial", "frozen", "backbone lr", "head lr", "val score", "trainable", "time"}
+TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "params", "time", "state"]
+"""Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column."""
+MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6}
+NUMERIC = {"rank", "#", "trial", "frozen", "backbone lr", "head lr", "lr bb/head", "val score", "val", "trainable", "params", "time"}
 
 
 def test_line(board: Leaderboard) -> str:

@@ -69,8 +69,9 @@ def test_search_writes_a_complete_run_directory(toy, run_cli, write_recipe, tmp_
     test_lines = [line for line in out.splitlines() if line.startswith("Held-out test")]
     assert len(test_lines) == 1
     assert f"trial {best}" in test_lines[0] and f"accuracy {test['accuracy']:.4f}" in test_lines[0]
-    table_lines = [line for line in out.splitlines() if line.startswith("│")]
-    assert table_lines and not any("Held-out" in line for line in table_lines)
+    lines = out.splitlines()
+    caption = next(i for i, line in enumerate(lines) if "complete," in line and "pruned," in line)
+    assert lines.index(test_lines[0]) > caption, "the test score stands below the table, not in it"
 
 
 def test_rerunning_resumes_and_spends_only_the_remaining_budget(toy, run_cli, write_recipe, tmp_path):
