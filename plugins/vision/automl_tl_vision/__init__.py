@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from automl_tl.hub import cached_offline
 from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl_vision import efficientnet_lite
@@ -91,7 +92,7 @@ class VisionPlugin(ModalityPlugin):
             )
         ]
         for repo_id, size, description in HUB_BACKBONES:
-            catalogue.append(BackboneInfo(repo_id, f"hf:{repo_id}", size, _in_hf_cache(repo_id), description))
+            catalogue.append(BackboneInfo(repo_id, f"hf:{repo_id}", size, cached_offline(repo_id), description))
         return catalogue
 
     def load_data(self, request: DataRequest) -> LabelledData:
@@ -113,15 +114,3 @@ class VisionPlugin(ModalityPlugin):
 
     def default_recipe(self) -> Mapping[str, Any]:
         return {"data": {"split_by": "stratified"}, "search": {"objective": "accuracy"}}
-
-
-def _in_hf_cache(repo_id: str) -> bool:
-    """Whether a hub model's config is in the local Hugging Face cache (reads no weights)."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    try:
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
-    except Exception:  # a malformed id or cache must not break the listing
-        return False

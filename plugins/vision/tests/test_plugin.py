@@ -47,6 +47,9 @@ def test_catalogue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (tmp_path / "models--facebook--dinov2-small" / "refs").mkdir()
     (tmp_path / "models--facebook--dinov2-small" / "refs" / "main").write_text("abc")
     catalogue = {b.name: b for b in VisionPlugin().backbones()}
+    assert not catalogue["facebook/dinov2-small"].available_offline, "a config without weights is not a usable model"
+    (snapshot / "model.safetensors").write_bytes(b"")
+    catalogue = {b.name: b for b in VisionPlugin().backbones()}
     assert catalogue["facebook/dinov2-small"].available_offline
 
 
