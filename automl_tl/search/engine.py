@@ -372,7 +372,10 @@ class _Objective:
             trial.set_user_attr("history", curve)
             self._finish(trial, params, "pruned", max(c[self.objective] for c in curve))
             raise
-        except (UserError, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            raise
+        except UserError:
             raise
         except Exception as exc:  # a crashing trial must not end the search
             reason = failure_reason(exc)
