@@ -69,7 +69,7 @@ BAD_RECIPES = [
     ("[search]\npruner = 'median'\n", "search.pruner: Input should be 'hyperband', 'halving' or 'none'"),
     ("[search]\nobjective = 'f1'\n", "search.objective: Input should be 'macro_f1' or 'accuracy'"),
     ("[data]\nsplit_by = 'speaker'\n", "data.split_by: Input should be 'auto', 'group' or 'stratified'"),
-    ("[options]\ncolour = 'red'\n", "options.colour: unknown option for this modality (known: batchnorm, noise)"),
+    ("[options]\ncolour = 'red'\n", "options.colour (--colour): unknown option for this modality — known: batchnorm, noise"),
     ("[options]\nnoise = 'loud'\n", "options.noise: Input should be a valid number"),
 ]
 
@@ -79,6 +79,27 @@ def test_bad_recipe_is_one_line_naming_the_key(toy, run_cli, write_recipe, asser
     path = write_recipe(f'modality = "toy"\n{text}')
     code, out, err = run_cli("search", "--recipe", path)
     assert_user_error(code, out, err, f"{path}: {message}")
+
+
+def test_unknown_flags_are_plugin_options_converted_to_their_types(toy, run_cli, monkeypatch):
+    from automl_tl.cli import search as search_cli
+
+    seen = {}
+
+    def fake_search(request, plugin, console):
+        seen.update(request.config.options)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("automl_tl.search.engine.Search", lambda request, plugin, console: type(
+        "S", (), {"run": lambda self: fake_search(request, plugin, console)})())
+    run_cli("search", "--modality", "toy", "--noise", "0.5", "--batchnorm")
+    assert seen == {"noise": 0.5, "batchnorm": True}
+    assert search_cli.plugin_flags(["--text-column=message", "--no-header"]) == {"text_column": "message", "header": False}
+
+
+def test_unknown_plugin_flag_is_one_line(toy, run_cli, assert_user_error):
+    code, out, err = run_cli("search", "--modality", "toy", "--colour", "red")
+    assert_user_error(code, out, err, "settings: options.colour (--colour): unknown option for this modality")
 
 
 def test_bad_flag_value_names_the_key(toy, run_cli, assert_user_error):

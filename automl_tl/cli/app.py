@@ -15,7 +15,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(plugins.app, name="plugins")
-app.command("search")(search.search)
+app.command("search", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(search.search)
 app.command("leaderboard")(leaderboard.leaderboard)
 
 

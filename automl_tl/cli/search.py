@@ -21,6 +21,7 @@ from automl_tl.registry import get_plugin
 
 @handles_user_errors
 def search(
+    ctx: typer.Context,
     modality: Optional[str] = typer.Option(None, "--modality", "-m", help="Modality plugin, e.g. speech, text, vision."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Your data (layout depends on the modality). Default: the plugin's demo data."),
     test: Optional[Path] = typer.Option(None, "--test", help="A separate test set, when your data ships one."),
@@ -37,7 +38,11 @@ def search(
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default <modality>-<data>); same name resumes."),
     data_home_opt: Optional[Path] = typer.Option(None, "--data-home", help="Folder of named datasets (default $AUTOML_TL_DATA)."),
 ) -> None:
-    """Search how to transfer a pretrained backbone to your data; re-run to resume."""
+    """Search how to transfer a pretrained backbone to your data; re-run to resume.
+
+    Any other --name VALUE sets the modality plugin's option `name` (as a recipe's [options]
+    would), e.g. `--text-column message` for the text plugin.
+    """
     recipe_values = read_recipe(recipe) if recipe else {}
     chosen = modality or recipe_values.get("modality")
     if not chosen:
@@ -49,6 +54,7 @@ def search(
         "data": {"path": data, "test_path": test, "split_by": split_by, "skip_bad_files": skip_bad_files},
         "search": {"n_trials": n_trials, "timeout": timeout, "seed": seed, "objective": objective},
         "space": {"backbone": list(backbone) if backbone else None},
+        "options": plugin_flags(ctx.args),
     })
     if data is not None:  # a path on the command line replaces the recipe's data, not merges with it
         recipe_values = {**recipe_values, "data": {k: v for k, v in recipe_values.get("data", {}).items() if k not in ("dataset", "path")}}
@@ -56,7 +62,7 @@ def search(
     config = validate(raw, str(recipe) if recipe else "settings")
     if config.search.timeout is not None and n_trials is None and "n_trials" not in recipe_values.get("search", {}):
         config.search.n_trials = None  # a time budget alone means: as many trials as fit
-    _validate_options(plugin, config.options, str(recipe) if recipe else "settings")
+    config.options = _validate_options(plugin, config.options, str(recipe) if recipe else "settings")
 
     from automl_tl.search.engine import Search, SearchRequest  # torch loads only when a search runs
 
@@ -68,8 +74,38 @@ def search(
     print_board(console, board)
 
 
-def _validate_options(plugin: object, options: dict, source: str) -> None:
-    """Names and types of the plugin's options, checked like the rest of the recipe: one line, no model loaded."""
+def plugin_flags(args: list[str]) -> dict[str, str | bool]:
+    """``--text-column message --header`` → ``{"text_column": "message", "header": True}``.
+
+    Flags the core does not know belong to the plugin; their values are checked and converted
+    against the plugin's options dataclass like a recipe's ``[options]``.
+    """
+    options: dict[str, str | bool] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise UserError(f"unexpected argument {arg!r}", hint="see `automl-tl search --help`")
+        name, _, value = arg[2:].partition("=")
+        key = name.replace("-", "_")
+        if value or "=" in arg:
+            options[key] = value
+        elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+            options[key] = args[i + 1]
+            i += 1
+        elif key.startswith("no_"):
+            options[key[3:]] = False
+        else:
+            options[key] = True
+        i += 1
+    return options
+
+
+def _validate_options(plugin: object, options: dict, source: str) -> dict:
+    """Names and types of the plugin's options, checked like the rest of the recipe: one line, no model loaded.
+
+    Returns the options converted to their declared types (a flag's "64" becomes 64).
+    """
     from dataclasses import fields
 
     from pydantic import TypeAdapter, ValidationError
@@ -79,15 +115,20 @@ def _validate_options(plugin: object, options: dict, source: str) -> None:
     known = {f.name for f in fields(options_type)} if options_type else set()
     unknown = sorted(set(options) - known)
     if unknown:
-        raise UserError(f"{source}: options.{unknown[0]}: unknown option for this modality (known: {', '.join(sorted(known)) or 'none'})")
+        flag = "--" + unknown[0].replace("_", "-")
+        raise UserError(
+            f"{source}: options.{unknown[0]} ({flag}): unknown option for this modality",
+            hint=f"known: {', '.join(sorted(known)) or 'none'}",
+        )
     if options_type is None:
-        return
+        return options
     try:
         adapter = TypeAdapter(options_type)
     except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation):
-        return  # a field type pydantic cannot check: the plugin checks it itself
+        return options  # a field type pydantic cannot check: the plugin checks it itself
     try:
-        adapter.validate_python(options)
+        converted = adapter.validate_python(options)
+        return {key: getattr(converted, key) for key in options}
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
