@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 import torch
 from optuna.trial import TrialState
+from rich.markup import escape
 
 from automl_tl import __version__
 from automl_tl.backbone import Backbone
@@ -135,13 +136,13 @@ class Search:
         cfg = self.config
         prepared = load_data(self.plugin, self.request)
         splits = prepared.splits
-        self.console.print(f"[bold]data[/]: {prepared.data.description}")
+        self.console.print(f"[bold]data[/]: {escape(prepared.data.description)}")
         if prepared.data.skipped:
-            self.console.print(f"[yellow]skipped {len(prepared.data.skipped)} unreadable file(s)[/], e.g. {prepared.data.skipped[0]}")
+            self.console.print(f"[yellow]skipped {len(prepared.data.skipped)} input(s)[/], e.g. {escape(prepared.data.skipped[0])}")
         sizes = splits.sizes()
         self.console.print(
             f"[bold]splits[/]: {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test, "
-            f"{len(splits.classes)} classes ({splits.description})"
+            f"{len(splits.classes)} classes ({escape(splits.description)})"
         )
         name = study_name(cfg, prepared.name)
         run = RunDir(self.request.run_dir or Path("runs") / name)
@@ -186,8 +187,8 @@ class Search:
         interrupted = False
         with display:
             for store in stores.values():  # decode every file now: a bad one stops the run before any trial
-                store.raws("train")
-                store.raws("validation")
+                for split in ("train", "validation", "test"):
+                    store.raws(split)
                 if set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
                     store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
                     store.pooled("validation")
