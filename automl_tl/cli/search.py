@@ -69,7 +69,7 @@ def search(
     console = Console()
     request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage, command=sys.argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live display and the leaderboard say it all
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the engine silences Optuna's experimental-feature notices; keep that local
         board = Search(request, plugin, console).run()
     print_board(console, board)
 
