@@ -65,7 +65,7 @@ def test_unknown_option_is_refused(tmp_path: Path, run_cli, image_folder: Path) 
     recipe = tmp_path / "bad.toml"
     recipe.write_text("[options]\nsize = 64\n")
     code, _, err = run_cli("search", "--modality", "vision", "--data", str(image_folder), "--recipe", str(recipe))
-    assert code == 2 and "options.size: unknown option" in err and "resolution" in err
+    assert code == 2 and "options.size (--size): unknown option" in err and "resolution" in err
 
 
 def test_missing_backbone_is_one_clear_line(run_cli, image_folder: Path) -> None:
