@@ -45,7 +45,7 @@ class SearchDisplay:
         best = "—" if self.best is None else f"{self.best:.4f}"
         budget = f"{time.monotonic() - self.started:.0f} s elapsed"
         if self.timeout:
-            budget += f" of {self.timeout:.0f} s"
+            budget += f" (trials may use {self.timeout:.0f} s in all)"
         header = f"best {self.objective} so far: [bold green]{best}[/]   {budget}"
         table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
         for column in ("trial", "configuration", "val", "state"):
