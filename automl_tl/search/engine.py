@@ -165,11 +165,12 @@ class Search:
             study.set_user_attr("run", meta)
         self._fail_dead_local_trials(study)
 
-        done = len(study.get_trials(deepcopy=False, states=BUDGET_STATES))
+        finished = study.get_trials(deepcopy=False, states=BUDGET_STATES)
+        done = len(finished)
         remaining_trials = None if cfg.search.n_trials is None else cfg.search.n_trials - done
         spent = sum(
             (t.datetime_complete - t.datetime_start).total_seconds()
-            for t in study.get_trials(deepcopy=False, states=BUDGET_STATES)
+            for t in finished
             if t.datetime_complete and t.datetime_start
         )
         remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - spent
@@ -388,16 +389,13 @@ class _Objective:
         for key, attr in (("scores", outcome.scores), ("history", outcome.history),
                           ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
             trial.set_user_attr(key, attr)
-        if self._is_best(trial, value):
+        earlier_best = _best_completed(trial.study)
+        if earlier_best is None or value > earlier_best:
             path = self.run.weights_path(trial.number)
             atomic_write(path, lambda f: torch.save(outcome.state, f), mode="wb")
             self.run.keep_only_weights(trial.number)
         self._finish(trial, params, "complete", value)
         return value
-
-    def _is_best(self, trial: optuna.Trial, value: float) -> bool:
-        others = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-        return not others or value > max(others)
 
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
         record = {
@@ -410,15 +408,16 @@ class _Objective:
             "finished_at": time.time(),
         }
         write_json(self.run.trial_dir(trial.number) / "record.json", record)
-        best = self._best_value(trial, score if state == "complete" else None)
+        best = _best_completed(trial.study)  # the finishing trial is not COMPLETE in storage yet
+        if state == "complete" and score is not None:
+            best = score if best is None else max(best, score)
         self.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best)
 
-    @staticmethod
-    def _best_value(trial: optuna.Trial, current: float | None) -> float | None:
-        values = [t.value for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-        if current is not None:
-            values.append(current)
-        return max(values) if values else None
+
+def _best_completed(study: optuna.Study) -> float | None:
+    """The best objective value among the study's completed trials (None before the first)."""
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    return max(values) if values else None
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -189,7 +189,7 @@ class Wav2Vec2Stem(nn.Module):
 def wav2vec2_family(name: str) -> Backbone:
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not Path(name).exists() and os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    offline = any(os.environ.get(var) == "1" for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
     try:
         config = AutoConfig.from_pretrained(name, local_files_only=offline)
         model = AutoModel.from_pretrained(name, local_files_only=offline)
