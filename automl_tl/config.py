@@ -48,6 +48,12 @@ class SearchConfig(_Strict):
     pruner: Literal["hyperband", "halving", "none"] = "hyperband"
     refit: bool = True
     """Retrain the best configuration on train + validation before the one test evaluation."""
+    cache: bool = True
+    """Reuse frozen-backbone work across trials (in memory and in the run directory).
+
+    Off, every trial runs its examples through the whole network each epoch, as a hand-wired
+    Optuna loop would: the benchmark's *naive* arm, and a way to rule the cache out when debugging.
+    """
 
     @model_validator(mode="after")
     def _some_budget(self) -> SearchConfig:

@@ -8,6 +8,7 @@ Layout (``runs/<study>/`` by default)::
     trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
     final/weights.pt        the best configuration refit on train + validation
     test.json               the final model's one evaluation on the test split
+    cache/<key>/            frozen-backbone outputs reused across trials and resumed runs
 
 Every file is written to a temporary name and renamed into place, so a crash never leaves a
 half-written file where a reader expects a whole one.
@@ -79,6 +80,11 @@ class RunDir:
     @property
     def test_path(self) -> Path:
         return self.root / "test.json"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Frozen-backbone outputs (see `automl_tl.search.cache`): safe to delete, rebuilt when missing."""
+        return self.root / "cache"
 
     def create(self) -> None:
         """Make the directory, or a `UserError` when it cannot be written."""

@@ -33,6 +33,7 @@ def search(
     objective: Optional[str] = typer.Option(None, "--objective", help="macro_f1 (default) or accuracy."),
     split_by: Optional[str] = typer.Option(None, "--split-by", help="group (keep speakers/authors apart), stratified or auto."),
     skip_bad_files: Optional[bool] = typer.Option(None, "--skip-bad-files/--no-skip-bad-files", help="Skip unreadable files (counted and reported) instead of stopping."),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Reuse frozen-backbone outputs across trials and resumed runs (default on)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run lives (default runs/<study>)."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in the run directory)."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default <modality>-<data>); same name resumes."),
@@ -52,7 +53,7 @@ def search(
         "modality": chosen,
         "study": study,
         "data": {"path": data, "test_path": test, "split_by": split_by, "skip_bad_files": skip_bad_files},
-        "search": {"n_trials": n_trials, "timeout": timeout, "seed": seed, "objective": objective},
+        "search": {"n_trials": n_trials, "timeout": timeout, "seed": seed, "objective": objective, "cache": cache},
         "space": {"backbone": list(backbone) if backbone else None},
         "options": plugin_flags(ctx.args),
     })

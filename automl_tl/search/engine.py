@@ -32,6 +32,7 @@ from automl_tl.errors import TrialFailed, UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.progress import SearchDisplay, describe
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
+from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed
 from automl_tl.search.model import Tail
@@ -103,7 +104,7 @@ def study_name(config: RunConfig, data_name: str) -> str:
 
 def fingerprint(config: RunConfig, splits: Splits) -> str:
     """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
-    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit"}, "study": True})
+    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache"}, "study": True})
     data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
     blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -163,6 +164,9 @@ class Search:
         study = self._study(run, name, space, cfg)
         if saved is None or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
+        baseline = space.baseline(shapes)
+        if baseline is not None and not study.get_trials(deepcopy=False):
+            study.enqueue_trial(baseline, user_attrs={"baseline": "linear probe"})
         self._fail_dead_local_trials(study)
 
         finished = study.get_trials(deepcopy=False, states=BUDGET_STATES)
@@ -178,9 +182,10 @@ class Search:
             self.console.print(f"resuming study {name!r}: {done} trial(s) already done")
 
         display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, done, cfg.search.objective)
+        disk = DiskCache(run.cache_dir) if cfg.search.cache else None
         stores = {
             n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
-                            splits.classes, progress=display.stage)
+                            splits.classes, progress=display.stage, disk=disk)
             for n, b in backbones.items()
         }
         for store in stores.values():
@@ -190,7 +195,7 @@ class Search:
             for store in stores.values():  # decode every file now: a bad one stops the run before any trial
                 for split in ("train", "validation", "test"):
                     store.raws(split)
-                if set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
+                if cfg.search.cache and set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
                     store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
                     store.pooled("validation")
             if (remaining_trials is None or remaining_trials > 0) and (remaining_time is None or remaining_time > 0):
@@ -317,6 +322,7 @@ class Search:
                 outcome = train_trial(
                     refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
                     seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+                    cached=self.config.search.cache,
                 )
             tail.load_state_dict(outcome.state)
             atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
@@ -327,7 +333,7 @@ class Search:
                 return
             tail.load_state_dict(torch.load(weights, weights_only=True))
         with self.console.status("evaluating on the test split"):
-            predictions = predict(tail, store, "test", input_mode(params), params)
+            predictions = predict(tail, store, "test", input_mode(params), params, self.config.search.cache)
         result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
                   "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
         study.set_user_attr("test", result)
@@ -368,7 +374,7 @@ class _Objective:
             outcome = train_trial(
                 params, self.stores[params.backbone], self.n_classes, self.objective,
                 seed=self.search.config.search.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=self.display.batch,
+                on_epoch=on_epoch, on_batch=self.display.batch, cached=self.search.config.search.cache,
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)

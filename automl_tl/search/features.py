@@ -4,7 +4,9 @@ On a CPU the cost of a transfer search is almost all forward passes through the 
 backbone, and most trials would recompute the same ones. The store computes each once: one pass
 (no grad, eval mode, batches of similar length) gives every block's mean-pooled output and the
 backbone's own pooling, which is all a feature-extraction trial needs, plus the unpadded output of
-the frozen prefix at the depths partial fine-tunes ask for, kept in fp16.
+the frozen prefix at the depths partial fine-tunes ask for, kept in fp16. Given a `DiskCache`
+(the run directory's), what it computes is also written there, so a resumed run or a second
+worker on the same machine reads it instead of computing it again.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
 from automl_tl.backbone import Backbone, Hidden, lengths_to_mask, mean_pool
 from automl_tl.contract import Example
+from automl_tl.search.cache import DiskCache, cache_key, data_fingerprint
 
 INPUT_CACHE_BYTES = 1 << 30
 """Preprocessed inputs larger than this (e.g. thousands of 224 px images as floats) are rebuilt per batch."""
@@ -49,6 +53,7 @@ class FeatureStore:
         classes: Sequence[str],
         progress: ProgressFn | None = None,
         batch_size: int = 32,
+        disk: DiskCache | None = None,
     ) -> None:
         self.backbone = backbone
         self.examples = splits
@@ -56,6 +61,8 @@ class FeatureStore:
         self.progress = progress or (lambda what, done, total: None)
         self.batch_size = batch_size
         self._cache = {name: _SplitCache() for name in splits}
+        self.disk = disk
+        self._data_keys: dict[str, str] = {}
         self.planned_depths: set[int] = set()
         """Depths partial fine-tunes may ask for: kept by the first pass when they fit in memory."""
         self.has_mask: bool | None = None
@@ -123,17 +130,81 @@ class FeatureStore:
     def pooled(self, split: str) -> tuple[list[Tensor], Tensor]:
         """Every block's mean-pooled output ((N, D_b) each) and the backbone's own pooling (N, width)."""
         cache = self._cache[split]
-        if cache.pooled is None:
-            self._pass(split, keep=set(self.planned_depths) - set(cache.hidden), full=True)
+        if cache.pooled is None and not self._load_pooled(split):
+            missing = {d for d in self.planned_depths if d not in cache.hidden and not self._load_hidden(split, d)}
+            self._pass(split, keep=missing, full=True)
         assert cache.pooled is not None and cache.default is not None
         return cache.pooled, cache.default
 
     def hidden(self, split: str, depth: int) -> list[Tensor]:
         """Each example's unpadded output of the stem and the first ``depth`` blocks (fp16)."""
         cache = self._cache[split]
-        if depth not in cache.hidden:
+        if depth not in cache.hidden and not self._load_hidden(split, depth):
             self._pass(split, keep={depth}, full=cache.pooled is None)
         return cache.hidden[depth]
+
+    @torch.no_grad()
+    def forward(self, split: str, batch: Sequence[int], depth: int, weighted: bool) -> dict[str, Any]:
+        """What the cache would give a trial, computed afresh for one batch (caching off).
+
+        ``hidden`` is the output of the first ``depth`` blocks; ``prefix_pooled`` every block's
+        mean (B, depth, D) for weighted pooling, else the last one's; ``default_pooled`` the
+        backbone's own pooling when every block ran.
+        """
+        backbone = self.backbone
+        backbone.eval()
+        inputs = self.inputs(split)
+        hidden = backbone.stem(backbone.preprocessor.collate([inputs[i] for i in batch]))
+        means = []
+        for block in backbone.blocks[:depth]:
+            hidden = block(hidden)
+            means.append(mean_pool(hidden))
+        return {
+            "hidden": hidden,
+            "prefix_pooled": torch.stack(means, dim=1) if weighted else means[-1] if means else None,
+            "default_pooled": backbone.pool(hidden) if depth == backbone.depth else None,
+        }
+
+    def _key(self, split: str, what: str) -> str:
+        if split not in self._data_keys:
+            self._data_keys[split] = data_fingerprint(self.examples[split])
+        return cache_key(self.backbone.fingerprint, self.backbone.preprocessor.fingerprint, self._data_keys[split], what)
+
+    def _load_pooled(self, split: str) -> bool:
+        arrays = self.disk.load(self._key(split, "pooled")) if self.disk is not None else None
+        if arrays is None:
+            return False
+        cache = self._cache[split]
+        cache.pooled = [torch.from_numpy(arrays[f"block{d}"]) for d in range(1, self.backbone.depth + 1)]
+        cache.default = torch.from_numpy(arrays["default"])
+        return True
+
+    def _load_hidden(self, split: str, depth: int) -> bool:
+        arrays = self.disk.load(self._key(split, f"prefix{depth}")) if self.disk is not None else None
+        if arrays is None:
+            return False
+        flat, offsets = torch.from_numpy(arrays["states"]), arrays["offsets"].tolist()
+        self._cache[split].hidden[depth] = [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+        self.has_mask = bool(arrays["has_mask"][0])
+        return True
+
+    def _save(self, split: str, depths: set[int], pooled: bool) -> None:
+        """Write what a pass computed, then read it back memory-mapped so RAM holds it only as page cache."""
+        if self.disk is None:
+            return
+        cache = self._cache[split]
+        if pooled and cache.pooled is not None and cache.default is not None:
+            arrays = {f"block{d}": t.numpy() for d, t in enumerate(cache.pooled, start=1)}
+            if self.disk.save(self._key(split, "pooled"), {**arrays, "default": cache.default.numpy()}):
+                self._load_pooled(split)
+        for depth in depths:
+            tensors = cache.hidden[depth]
+            if not tensors:
+                continue
+            offsets = np.cumsum([0] + [t.shape[0] for t in tensors])
+            arrays = {"states": torch.cat(tensors).numpy(), "offsets": offsets, "has_mask": np.array([bool(self.has_mask)])}
+            if self.disk.save(self._key(split, f"prefix{depth}"), arrays):
+                self._load_hidden(split, depth)
 
     @torch.inference_mode()
     def _pass(self, split: str, keep: set[int], full: bool) -> None:
@@ -172,6 +243,7 @@ class FeatureStore:
             cache.default = torch.cat(default)[inverse]
         for depth, tensors in kept.items():
             cache.hidden[depth] = [t for t in tensors if t is not None]
+        self._save(split, set(kept), pooled=full)
 
 
 def _fit_budget(kept: dict[int, list[Tensor | None]], first: list[int], total: int, required: set[int]) -> None:

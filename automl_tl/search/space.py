@@ -121,18 +121,49 @@ class SearchSpace:
             else None,
         )
 
-    def _categorical(self, trial: optuna.Trial, name: str, choices: Sequence[Any]) -> Any:
-        """A choice among ``choices``, a subset of the dimension when a backbone rules values out.
+    def baseline(self, shapes: Mapping[str, BackboneShape]) -> dict[str, Any] | None:
+        """Optuna parameters of a linear probe on the first backbone, or None when the space has none.
 
-        Optuna refuses a parameter whose choices change between trials, so a subset (no weighted
-        pooling for mixed block widths, no partial fine-tuning for a one-block backbone) is
-        recorded under a name that lists it: searches over several backbones keep working.
+        Enqueued as a fresh study's first trial: it costs milliseconds on cached features, gives
+        TPE a sound first point, and is the simple baseline the report compares the winner with.
         """
+        if "feature_extraction" not in self.choices("strategy") or "linear" not in self.choices("head"):
+            return None
+        backbone = self.choices("backbone")[0]
+        shape = shapes[backbone]
+        strategies = [s for s in self.choices("strategy") if s != "partial" or shape.depth >= 2]
+        poolings = [p for p in self.choices("pooling") if p != "weighted" or shape.uniform_width] or ["default"]
+        values = {
+            "backbone": (self.choices("backbone"), backbone),
+            "strategy": (strategies, "feature_extraction"),
+            "head": (self.choices("head"), "linear"),
+            "pooling": (poolings, "default" if "default" in poolings else poolings[0]),
+            "batch_size": (self.choices("batch_size"), self.choices("batch_size")[0]),
+        }
+        params = {self._param_name(n, c): v for n, (c, v) in values.items() if len(c) > 1}
+        for name in ("head_lr", "weight_decay"):
+            low, high = self.dims[name]
+            if low != high:
+                params[name] = float((low * high) ** 0.5)  # both searched on a log scale
+        low, high = self.dims["epochs"]
+        if low != high:
+            params["epochs"] = int(high)  # head-only epochs are cheap: give the probe all of them
+        return params
+
+    def _categorical(self, trial: optuna.Trial, name: str, choices: Sequence[Any]) -> Any:
+        """A choice among ``choices``, a subset of the dimension when a backbone rules values out."""
         if len(choices) == 1:
             return choices[0]
-        if list(choices) != self.choices(name):
-            name = f"{name}[{'|'.join(map(str, choices))}]"
-        return trial.suggest_categorical(name, list(choices))
+        return trial.suggest_categorical(self._param_name(name, choices), list(choices))
+
+    def _param_name(self, name: str, choices: Sequence[Any]) -> str:
+        """Optuna's name for a categorical: a subset of the dimension's choices is named after the subset.
+
+        Optuna refuses a parameter whose choices change between trials, so a subset (no weighted
+        pooling for mixed block widths, no partial fine-tuning for a one-block backbone) is recorded
+        under a name that lists it: searches over several backbones keep working.
+        """
+        return name if list(choices) == self.choices(name) else f"{name}[{'|'.join(map(str, choices))}]"
 
     def _number(self, trial: optuna.Trial, name: str) -> float:
         low, high = self.dims[name]

@@ -4,7 +4,8 @@ Three input paths, fastest first: *pooled* (every block frozen: the head trains 
 pooled vectors, a few milliseconds an epoch), *prefix* (the first k blocks frozen: blocks k+1..n
 train on the store's cached prefix output) and *live* (the stem trains, or inputs are augmented:
 examples go through the whole network). LP-FT runs the pooled path for its linear probe, then the
-live path.
+live path. With caching off (``cached=False``, the benchmark's naive arm) the pooled and prefix
+inputs are computed afresh for every batch of every epoch, as a hand-wired training loop would.
 """
 
 from __future__ import annotations
@@ -64,16 +65,19 @@ def train_trial(
     seed: int,
     on_epoch: EpochCallback,
     on_batch: BatchCallback,
+    cached: bool = True,
 ) -> TrialOutcome:
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tail = Tail(store.backbone, params, n_classes)
     mode = input_mode(params)
+    head_threads = 1 if cached else torch.get_num_threads()
     if params.strategy == "lp_ft":
-        with _threads(1):
-            _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True)
-    with _threads(1 if mode == "pooled" else torch.get_num_threads()):
-        outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch)
+        with _threads(head_threads):
+            _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True,
+                 cached=cached)
+    with _threads(head_threads if mode == "pooled" else torch.get_num_threads()):
+        outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, cached=cached)
     outcome.trainable_params = count_trainable(tail)
     return outcome
 
@@ -89,6 +93,7 @@ def _fit(
     on_epoch: EpochCallback | None,
     on_batch: BatchCallback,
     head_only: bool = False,
+    cached: bool = True,
 ) -> TrialOutcome:
     groups: list[dict[str, Any]] = [{"params": tail.head_parameters(), "lr": params.head_lr}]
     if not head_only and mode != "pooled":
@@ -103,7 +108,7 @@ def _fit(
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
         total_loss, seen = 0.0, 0
-        for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng)):
+        for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng, cached)):
             loss = F.cross_entropy(_logits(tail, mode, inputs), labels[index])
             if not torch.isfinite(loss):
                 raise TrialFailed(f"loss became {loss.item()} in epoch {epoch}")
@@ -120,7 +125,8 @@ def _fit(
             if epoch == epochs:
                 best = TrialOutcome({}, epoch, 0, state=tail.state_dict())
             continue
-        metrics = scores(store.labels("validation").numpy(), predict(tail, store, "validation", mode, params), tail.n_classes)
+        predictions = predict(tail, store, "validation", mode, params, cached)
+        metrics = scores(store.labels("validation").numpy(), predictions, tail.n_classes)
         history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started})
         if best is None or metrics[objective] > best.scores[objective]:
             best = TrialOutcome(metrics, epoch, 0, state=copy.deepcopy(tail.state_dict()))
@@ -132,12 +138,12 @@ def _fit(
     return best
 
 
-def predict(tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams) -> np.ndarray:
+def predict(tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, cached: bool = True) -> np.ndarray:
     """Predicted class indices for a split, in the split's order."""
     tail.eval()
     predictions = np.empty(len(store.examples[split]), dtype=np.int64)
     with torch.inference_mode():
-        for inputs, index in _batches(tail, store, split, mode, params, None):
+        for inputs, index in _batches(tail, store, split, mode, params, None, cached):
             predictions[index.numpy()] = _logits(tail, mode, inputs).argmax(dim=-1).numpy()
     return predictions
 
@@ -149,10 +155,16 @@ def _logits(tail: Tail, mode: str, inputs: dict[str, Any]) -> Tensor:
 
 
 def _batches(
-    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, rng: random.Random | None
+    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, rng: random.Random | None,
+    cached: bool = True,
 ) -> Iterator[tuple[dict[str, Any], Tensor]]:
     """``(tail inputs, example indices)`` per batch; shuffled when ``rng`` is given (training)."""
     n = len(store.examples[split])
+    if not cached and mode != "live":
+        depth = store.backbone.depth if mode == "pooled" else params.freeze_depth
+        for batch in length_batches(store.lengths(split), params.batch_size, rng):
+            yield store.forward(split, batch, depth, weighted=tail.pooling == "weighted"), torch.tensor(batch)
+        return
     if mode == "pooled":
         pooled, default = store.pooled(split)
         prefix = torch.stack(pooled, dim=1) if tail.pooling == "weighted" else pooled[-1]
