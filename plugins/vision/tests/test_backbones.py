@@ -127,3 +127,13 @@ def test_missing_efficientnet_weights_say_what_to_install(monkeypatch: pytest.Mo
         VisionPlugin().build_backbone("efficientnet-lite0", {})
     assert "automl-tl-vision[efficientnet]" in str(info.value)
     assert not next(b for b in VisionPlugin().backbones() if b.name == "efficientnet-lite0").available_offline
+
+
+def test_efficientnet_without_pretrained_weights_needs_no_weights_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl_tl_vision.backbones import build_efficientnet
+
+    monkeypatch.setattr(efficientnet_lite, "weights_path", lambda: None)
+    backbone = build_efficientnet(64, pretrained=False)
+    assert backbone.depth == 16 and backbone.width == 1280 and backbone.fingerprint.endswith("random-init")
+    pooled, _ = chain(backbone, torch.randn(1, 3, 64, 64))
+    assert pooled.shape == (1, 1280)

@@ -1,0 +1,113 @@
+"""What the search's reuse of frozen work is worth: floor, naive and automl-tl on one recipe, side by side.
+
+    python bench/search.py --recipe recipes/speech-digits.toml --n-trials 20 --json bench/results/fsdd.json
+
+Three arms, in one process on one machine:
+
+1. **floor**: one batched no-grad pass of every example through the frozen backbone;
+2. **naive**: the same search space, sampler seed and trial count with caching and pruning off,
+   which is what wiring Optuna to a training loop by hand gives;
+3. **automl-tl**: the default search (disk-backed frozen-prefix cache, Hyperband pruning,
+   a linear probe first).
+
+Prints wall time, best validation score, test scores and trials per arm, and the ratios
+naive / automl-tl and automl-tl / floor; ``--json`` writes the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import forward_floor, run_search  # noqa: E402
+
+from automl_tl.search.engine import environment  # noqa: E402
+
+ARMS = ("floor", "naive", "automl-tl")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", type=Path, required=True)
+    parser.add_argument("--n-trials", type=int, default=20)
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--profile", type=Path, help="profile the automl-tl arm with cProfile into this file")
+    args = parser.parse_args()
+    arms = [a.strip() for a in args.arms.split(",")]
+    if unknown := set(arms) - set(ARMS):
+        parser.error(f"unknown arm(s): {', '.join(sorted(unknown))}")
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="automl-tl-bench-") as scratch:
+        if "floor" in arms:
+            results["floor"] = forward_floor(args.recipe)
+            print(f"floor: {results['floor']}", file=sys.stderr)
+        for arm in ("naive", "automl-tl"):
+            if arm not in arms:
+                continue
+            run_dir = Path(scratch) / arm  # fresh: an existing run would resume, not search
+            profiler = cProfile.Profile() if args.profile and arm == "automl-tl" else None
+            if profiler:
+                profiler.enable()
+            results[arm] = run_search(args.recipe, run_dir=run_dir, n_trials=args.n_trials, naive=arm == "naive")
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+                results[arm]["profile_top"] = _top(profiler)
+            print(f"{arm}: {results[arm]}", file=sys.stderr)
+    ratios = _ratios(results)
+    _print(args, results, ratios)
+    if args.json:
+        payload = {"recipe": str(args.recipe), "n_trials": args.n_trials, "environment": environment(),
+                   "arms": results, "ratios": ratios}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _ratios(results: dict[str, Any]) -> dict[str, float]:
+    ratios = {}
+    if "naive" in results and "automl-tl" in results:
+        ratios["naive / automl-tl"] = results["naive"]["wall_s"] / results["automl-tl"]["wall_s"]
+    if "floor" in results and "automl-tl" in results:
+        ratios["automl-tl / floor"] = results["automl-tl"]["wall_s"] / results["floor"]["forward_s"]
+    return ratios
+
+
+def _print(args: argparse.Namespace, results: dict[str, Any], ratios: dict[str, float]) -> None:
+    print(f"\n{args.recipe} — {args.n_trials} trials per search arm")
+    print(f"{'arm':<10} {'wall s':>8} {'complete':>8} {'pruned':>6} {'failed':>6} {'best val':>8} {'test acc':>8} {'test F1':>8}")
+    if floor := results.get("floor"):
+        print(f"{'floor':<10} {floor['forward_s']:>8.1f}   (one pass of {floor['examples']} examples; decoding {floor['decode_s']:.1f} s)")
+    for arm in ("naive", "automl-tl"):
+        if r := results.get(arm):
+            test = r["test"]
+            print(f"{arm:<10} {r['wall_s']:>8.1f} {r['trials_completed']:>8} {r['trials_pruned']:>6} {r['trials_failed']:>6} "
+                  f"{_num(r['best_validation'])} {_num(test['accuracy'])} {_num(test['macro_f1'])}")
+    for name, value in ratios.items():
+        print(f"{name}: {value:.1f}x")
+    if top := results.get("automl-tl", {}).get("profile_top"):
+        print("\nautoml-tl arm, top functions by own time:\n" + top)
+
+
+def _num(value: float | None) -> str:
+    return f"{value:>8.4f}" if value is not None else f"{'-':>8}"
+
+
+def _top(profiler: cProfile.Profile, n: int = 15) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(n)
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    main()
