@@ -7,7 +7,7 @@ Three arms, in one process on one machine:
 1. **floor**: one batched no-grad pass of every example through the frozen backbone;
 2. **naive**: the same search space, sampler seed and trial count with caching and pruning off,
    which is what wiring Optuna to a training loop by hand gives;
-3. **automl-tl**: the default search (disk-backed frozen-prefix cache, Hyperband pruning,
+3. **automl-tl**: the default search (disk-backed frozen-prefix cache, successive-halving pruning,
    a linear probe first).
 
 Prints wall time, best validation score, test scores and trials per arm, and the ratios

@@ -44,7 +44,7 @@ noise = 0.5
 def test_defaults_when_nothing_is_set():
     config = RunConfig(modality="toy")
     assert config.search.n_trials == 20 and config.search.timeout is None
-    assert config.search.objective == "macro_f1" and config.search.pruner == "hyperband"
+    assert config.search.objective == "macro_f1" and config.search.pruner == "halving"
     assert config.data.split_by == "auto"
 
 
