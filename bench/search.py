@@ -52,7 +52,7 @@ def main() -> None:
         if "floor" in arms:
             results["floor"] = forward_floor(args.recipe)
             print(f"floor: {results['floor']}", file=sys.stderr)
-        for arm in ("naive", "automl-tl"):
+        for arm in ("automl-tl", "naive"):  # the short arm first: its figures are there early
             if arm not in arms:
                 continue
             run_dir = Path(scratch) / arm  # fresh: an existing run would resume, not search
