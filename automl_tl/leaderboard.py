@@ -10,13 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.table import Table
+
+from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 
@@ -42,6 +45,11 @@ class Row:
     reason: str | None
     params: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
+    started: str | None = None
+    """When the trial started and ended (ISO 8601, the storage's clock): the report plots score over wall time."""
+    finished: str | None = None
+    baseline: str | None = None
+    """Set when the engine ran this trial as the reference to beat (e.g. ``"linear probe"``)."""
 
 
 @dataclass
@@ -55,13 +63,24 @@ class Leaderboard:
     """The best trial's one evaluation on the test split, when it has been made."""
     counts: dict[str, int]
     compute_seconds: float
+    importance: dict[str, float] | None = None
+    """Hyperparameter importances (Optuna's PED-ANOVA, summing to 1), when asked for and computable."""
+    importance_note: str | None = None
+    """Why `importance` is missing, in a sentence a reader can act on."""
+    interrupted: int = 0
+    """How many failed trials were interrupted (killed, Ctrl-C...): they spend no budget and are retried once."""
 
     @classmethod
-    def from_study(cls, study: optuna.Study) -> Leaderboard:
+    def from_study(cls, study: optuna.Study, importance: bool = False) -> Leaderboard:
+        """The leaderboard of ``study``; ``importance`` adds hyperparameter importances (a little slower)."""
         run = study.user_attrs.get("run", {})
         trials = [t for t in study.get_trials(deepcopy=False) if t.state in STATE_ORDER]
         trials.sort(key=lambda t: (STATE_ORDER[t.state], -(_score(t) if _score(t) is not None else -1.0), t.number))
         rows = [_row(rank, t) for rank, t in enumerate(trials, start=1)]
+        retries = {t.user_attrs[RETRY_OF]: t.number for t in study.get_trials(deepcopy=False) if RETRY_OF in t.user_attrs}
+        for row in rows:
+            if row.trial in retries:
+                row.reason = f"{row.reason}; retried as trial {retries[row.trial]}"
         counts = {state.name.lower(): sum(1 for t in trials if t.state == state) for state in STATE_ORDER}
         return cls(
             study=study.study_name,
@@ -71,16 +90,30 @@ class Leaderboard:
             test=study.user_attrs.get("test"),
             counts=counts,
             compute_seconds=sum(r.seconds or 0.0 for r in rows),
+            interrupted=sum(1 for t in trials if is_interrupted(t)),
+            **(_importance(study) if importance else {}),
         )
 
     @property
     def best(self) -> Row | None:
         return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
 
+    @property
+    def baseline(self) -> Row | None:
+        """The simplest model the run measured: the trial the engine marked, else its best linear probe.
+
+        A linear probe (frozen backbone, linear head) is what a practitioner would try first, so
+        the report states how much the search gained over it.
+        """
+        complete = [r for r in self.rows if r.state == "complete"]
+        marked = [r for r in complete if r.baseline]
+        probes = [r for r in complete if r.strategy == "feature_extraction" and r.head == "linear"]
+        return (marked or probes or [None])[0]
+
     def top(self, k: int | None) -> Leaderboard:
         if k is None:
             return self
-        return Leaderboard(self.study, self.objective, self.run, self.rows[:k], self.test, self.counts, self.compute_seconds)
+        return replace(self, rows=self.rows[:k])
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -90,7 +123,7 @@ class Leaderboard:
         writer = csv.writer(out)
         writer.writerow(COLUMNS)
         for row in self.rows:
-            writer.writerow(_cells(row, plain=True))
+            writer.writerow(cells(row, plain=True))
         return out.getvalue()
 
     def to_markdown(self) -> str:
@@ -99,7 +132,7 @@ class Leaderboard:
         lines.append("| " + " | ".join(COLUMNS) + " |")
         lines.append("|" + "---|" * len(COLUMNS))
         for row in self.rows:
-            lines.append("| " + " | ".join(_cells(row, plain=False)) + " |")
+            lines.append("| " + " | ".join(cells(row, plain=False)) + " |")
         if self.test:
             lines += ["", test_line(self)]
         return "\n".join(lines) + "\n"
@@ -118,11 +151,11 @@ class Leaderboard:
             style = {"complete": None, "running": "italic", "pruned": "dim", "fail": "dim red"}[row.state]
             if row.rank == 1 and row.state == "complete":
                 style = "bold green"
-            cells = dict(zip(COLUMNS, _cells(row, plain=False), strict=True))
-            strategy = cells["strategy"] + (f" k={row.freeze_depth}" if row.strategy == "partial" else "")
+            named = dict(zip(COLUMNS, cells(row, plain=False), strict=True))
+            strategy = named["strategy"] + (f" k={row.freeze_depth}" if row.strategy == "partial" else "")
             rate = "/".join(format(r, ".0e") for r in (row.backbone_lr, row.head_lr) if r is not None)
-            terminal = {**cells, "#": cells["rank"], "strategy": strategy, "lr bb/head": rate,
-                        "val": cells["val score"], "params": cells["trainable"]}
+            terminal = {**named, "#": named["rank"], "strategy": strategy, "lr bb/head": rate,
+                        "val": named["val score"], "params": named["trainable"]}
             table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
@@ -149,7 +182,8 @@ def test_line(board: Leaderboard) -> str:
 
 def _summary(board: Leaderboard) -> str:
     c = board.counts
-    parts = [f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed"]
+    parts = [f"{c.get('complete', 0)} complete, {c.get('pruned', 0)} pruned, {c.get('fail', 0)} failed"
+             + (f" ({board.interrupted} interrupted: not counted, retried once)" if board.interrupted else "")]
     if c.get("running"):
         parts.append(f"{c['running']} running")
     parts.append(f"compute {board.compute_seconds:.0f} s")
@@ -169,10 +203,10 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
     scores = attrs.get("scores", {})
     seconds = (
         (trial.datetime_complete - trial.datetime_start).total_seconds()
-        if trial.datetime_complete and trial.datetime_start
-        else None
+        if trial.datetime_complete and trial.datetime_start and not is_interrupted(trial)
+        else None  # an interrupted trial ends when a worker notices, maybe hours later
     )
-    reason = attrs.get("fail_reason")
+    reason = fail_reason(trial)
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
         reason = f"after epoch {max(trial.intermediate_values)}"
     return Row(
@@ -194,7 +228,27 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         reason=reason,
         params=params,
         history=attrs.get("history", []),
+        started=trial.datetime_start.isoformat() if trial.datetime_start else None,
+        finished=trial.datetime_complete.isoformat() if trial.datetime_complete else None,
+        baseline=attrs.get("baseline"),
     )
+
+
+def _importance(study: optuna.Study) -> dict[str, Any]:
+    """``importance`` or ``importance_note`` for `Leaderboard`: never an exception, the board must render."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return {"importance_note": f"Hyperparameter importance needs at least 2 completed trials; this run has {len(complete)}."}
+    try:
+        with warnings.catch_warnings():  # "fewer than 2 trials in a regime": expected in a small search
+            warnings.simplefilter("ignore")
+            # PED-ANOVA named, not Optuna's default: no scikit-learn needed, and the report can say what it shows
+            values = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    except Exception as exc:  # too few varied parameters, a degenerate forest, ...
+        return {"importance_note": f"Hyperparameter importance could not be computed ({type(exc).__name__}: {exc})."}
+    if not values:
+        return {"importance_note": "Hyperparameter importance: no parameter varied across every completed trial."}
+    return {"importance": {name: float(value) for name, value in values.items()}}
 
 
 def _head(params: dict[str, Any]) -> str | None:
@@ -203,7 +257,9 @@ def _head(params: dict[str, Any]) -> str | None:
     return params.get("head")
 
 
-def _cells(row: Row, plain: bool) -> list[str]:
+def cells(row: Row, plain: bool) -> list[str]:
+    """One row's `COLUMNS` as text: ``plain`` for machines (CSV), else rounded for people."""
+
     def num(value: float | None, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from automl_tl import __version__
-from automl_tl.cli import leaderboard, plugins, search
+from automl_tl.cli import leaderboard, plugins, report, search
 
 app = typer.Typer(
     name="automl-tl",
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(plugins.app, name="plugins")
 app.command("search", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(search.search)
 app.command("leaderboard")(leaderboard.leaderboard)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:

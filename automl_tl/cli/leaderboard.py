@@ -23,8 +23,11 @@ class Format(str, Enum):
     markdown = "markdown"
 
 
-def load_board(run_dir: Path, storage: str | None = None) -> Leaderboard:
-    """The leaderboard of a run directory (its storage may be elsewhere, e.g. PostgreSQL)."""
+def load_board(run_dir: Path, storage: str | None = None, importance: bool = False) -> Leaderboard:
+    """The leaderboard of a run directory (its storage may be elsewhere, e.g. PostgreSQL).
+
+    ``importance`` adds hyperparameter importances: the JSON and the report show them, the table does not.
+    """
     run = RunDir(run_dir)
     saved = run.load_config()
     if saved is None:
@@ -36,7 +39,7 @@ def load_board(run_dir: Path, storage: str | None = None) -> Leaderboard:
         raise UserError(f"study {saved['study']!r} is not in {url}") from None
     except Exception as exc:
         raise UserError(f"cannot open study storage {url}: {exc}") from None
-    return Leaderboard.from_study(study)
+    return Leaderboard.from_study(study, importance=importance)
 
 
 def print_board(console: Console, board: Leaderboard) -> None:
@@ -56,7 +59,7 @@ def leaderboard(
 ) -> None:
     """Show a run's leaderboard."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    board = load_board(run, storage).top(top)
+    board = load_board(run, storage, importance=format is Format.json).top(top)
     if format is Format.table:
         print_board(Console(), board)
     else:
