@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from automl_tl.errors import UserError
 from automl_tl.presets import ALLOWED_CHOICES, BUDGET, SPACE
 
+GRACE_BEATS = 4
+"""Heartbeats a running trial may miss before other workers treat its worker as gone."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +41,12 @@ class DataConfig(_Strict):
     skip_bad_files: bool = False
     """Skip undecodable files with a counted warning instead of stopping."""
 
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.dataset is not None and self.path is not None:
+            raise ValueError("set dataset or path, not both")
+        return self
+
 
 class SearchConfig(_Strict):
     n_trials: int | None = Field(BUDGET["n_trials"], ge=1)
@@ -57,6 +66,10 @@ class SearchConfig(_Strict):
     Off, every trial runs its examples through the whole network each epoch, as a hand-wired
     Optuna loop would: the benchmark's *naive* arm, and a way to rule the cache out when debugging.
     """
+    heartbeat: int = Field(30, ge=1)
+    """Seconds between a worker's heartbeats. A trial silent for `GRACE_BEATS` of them is failed
+    and retried by another worker: lower it to recover sooner from a killed machine, at the cost
+    of a storage write per beat; keep it well above a stall of the worker (swapping, a busy disk)."""
 
     @model_validator(mode="after")
     def _some_budget(self) -> SearchConfig:
@@ -98,8 +111,29 @@ def _check_dimension(name: str, value: Any) -> None:
             raise ValueError(f"{name}: a range is [low, high], got {value!r}")
         if value[0] > value[1]:
             raise ValueError(f"{name}: low {value[0]} is above high {value[1]}")
-        if kind in ("log", "int_log") and value[0] <= 0:
-            raise ValueError(f"{name}: a log-scale range must be positive, got {value!r}")
+    if kind in ("int", "float", "log", "int_log") or name == "batch_size":
+        _check_numbers(name, kind, values)
+
+
+NUMBER_BOUNDS = {"freeze_depth": (0, None), "epochs": (1, None), "batch_size": (1, None), "head_hidden": (1, None),
+                 "dropout": (0, 1)}
+"""Where a numeric dimension makes sense (``[low, high)``); log-scale ones need only be positive."""
+
+
+def _check_numbers(name: str, kind: str, values: list[Any]) -> None:
+    """Numeric dimensions, fixed or ranges: finite numbers, whole where counted, inside their bounds."""
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{name}: {v!r} is not a number")
+        if (kind in ("int", "int_log") or name == "batch_size") and v != int(v):
+            raise ValueError(f"{name}: {v!r} is not a whole number")
+    low, high = NUMBER_BOUNDS.get(name, (None, None))
+    if kind in ("log", "int_log") and min(values) <= 0:
+        raise ValueError(f"{name}: a log-scale range must be positive, got {values if len(values) > 1 else values[0]!r}")
+    if low is not None and min(values) < low:
+        raise ValueError(f"{name}: at least {low}, got {min(values)!r}")
+    if high is not None and max(values) >= high:
+        raise ValueError(f"{name}: below {high}, got {max(values)!r}")
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

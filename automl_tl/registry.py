@@ -4,18 +4,26 @@ Built-in plugins are ordinary distributions under ``plugins/`` registering in th
 third party uses; nothing here knows a modality by name. Discovery reads entry-point metadata
 only; a plugin's module is imported the first time it is asked for. A plugin that fails to import,
 or that is not a `ModalityPlugin`, is reported as broken with its error and the rest keep working.
+What a plugin hands the core is checked against the contract where it enters (`expect`,
+`catalogue`, `check_data`), so a plugin returning the wrong type is one clear error naming it,
+not a crash deep in the core.
 When two distributions register the same name, the project's own distributions win, then the
 first distribution name in alphabetical order, with a warning naming the one that lost.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any, TypeVar
 
-from automl_tl.contract import ENTRY_POINT_GROUP, ModalityPlugin
+from automl_tl.contract import ENTRY_POINT_GROUP, BackboneInfo, Example, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
+
+T = TypeVar("T")
 
 OWN_DISTRIBUTION_PREFIX = "automl-tl"
 """Distributions of this project (``automl-tl-speech``...) win name clashes with third parties."""
@@ -67,7 +75,49 @@ def _instantiate(entry_point: EntryPoint) -> ModalityPlugin:
         raise TypeError(f"entry point {entry_point.value!r} gives {type(plugin).__name__}, not a ModalityPlugin")
     if plugin.name != entry_point.name:
         raise TypeError(f"entry point is named {entry_point.name!r} but the plugin calls itself {plugin.name!r}")
+    for attribute in ("description", "default_backbone", "default_dataset"):
+        if not isinstance(getattr(plugin, attribute, None), str):
+            raise TypeError(f"its {attribute} is {type(getattr(plugin, attribute, None)).__name__}, not str")
+    if plugin.options_type is not None and not dataclasses.is_dataclass(plugin.options_type):
+        raise TypeError(f"its options_type {plugin.options_type!r} is not a dataclass")
+    for method in ("search_space", "default_recipe"):
+        if not isinstance(answer := getattr(plugin, method)(), Mapping):
+            raise TypeError(f"{method}() returned {type(answer).__name__}, not a mapping")
     return plugin
+
+
+def expect(plugin: ModalityPlugin, call: str, value: T, kind: type | tuple[type, ...]) -> T:
+    """``value`` when it is what the contract promises from ``call``, else a `UserError` naming the plugin."""
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise _broken(plugin, f"{call} returned {type(value).__name__}, not {names}")
+    return value
+
+
+def catalogue(plugin: ModalityPlugin) -> list[BackboneInfo]:
+    """The plugin's backbones, checked; a plugin that fails to list them is a `UserError` (listings show it broken)."""
+    try:
+        items = list(plugin.backbones())
+    except UserError:
+        raise
+    except Exception as exc:  # listing must survive a third-party plugin's bug
+        raise _broken(plugin, f"backbones() raised {type(exc).__name__}: {exc}") from None
+    return [expect(plugin, "backbones()", item, BackboneInfo) for item in items]
+
+
+def check_data(plugin: ModalityPlugin, data: Any) -> LabelledData:
+    """What ``load_data`` returned, checked down to each example (labels and groups are strings)."""
+    expect(plugin, "load_data()", data, LabelledData)
+    for part in (data.examples, data.test or [], data.validation or []):
+        for example in part:
+            if not (isinstance(example, Example) and isinstance(example.label, str)
+                    and (example.group is None or isinstance(example.group, str))):
+                raise _broken(plugin, f"load_data() gave {example!r:.120}, not an Example with a str label and group")
+    return data
+
+
+def _broken(plugin: ModalityPlugin, problem: str) -> UserError:
+    return UserError(f"plugin {plugin.name!r} is broken: {problem}", hint="report it to the plugin's authors")
 
 
 def _precedence(entry: PluginEntry) -> tuple[bool, str]:

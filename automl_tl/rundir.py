@@ -16,10 +16,11 @@ half-written file where a reader expects a whole one.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,31 @@ from automl_tl.errors import UserError
 FORMAT_VERSION = 1
 """Bumped when the layout or the records change incompatibly."""
 
+UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+"""Why a run file cannot be written that the user, not the code, has to fix: a full disk, a read-only folder."""
+
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
-    """Write through ``write(file)`` into a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write through ``write(file)`` into a temporary file beside ``path``, then rename it over ``path``.
+
+    A process killed at any point leaves either the old file or the new one, never half of one
+    (at worst a stray hidden ``.tmp`` file). A full disk or a read-only folder is a `UserError`.
+    """
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in UNWRITABLE:
+            raise UserError(f"cannot write {path}: {exc.strerror}",
+                            hint="free some disk space, or pass --run-dir on a writable disk") from None
         raise
 
 
@@ -90,9 +103,8 @@ class RunDir:
         """Make the directory, or a `UserError` when it cannot be written."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
+            with tempfile.TemporaryFile(dir=self.root) as probe:  # a private name: workers may share the folder
+                probe.write(b"ok")
         except OSError as exc:
             raise UserError(f"cannot write to run directory {self.root}: {exc.strerror or exc}",
                             hint="pass --run-dir to a writable folder") from None
@@ -114,8 +126,14 @@ class RunDir:
             )
         return saved
 
-    def keep_only_weights(self, number: int) -> None:
-        """Remove every trial's weights but ``number``'s (only the best is kept)."""
+    def prune_weights(self, keep: Collection[int]) -> None:
+        """Remove every trial's weights but those of the trials in ``keep``.
+
+        The engine keeps the best completed trial's and those of trials still running: a trial
+        saves its weights before the storage records it as complete, so the earlier best's are
+        removed only once the storage agrees that a better one exists.
+        """
+        kept = {f"{number:04d}" for number in keep}
         for path in (self.root / "trials").glob("*/weights.pt"):
-            if path.parent.name != f"{number:04d}":
+            if path.parent.name not in kept:
                 path.unlink(missing_ok=True)

@@ -48,6 +48,10 @@ def make_splits(data: LabelledData, config: DataConfig, seed: int) -> Splits:
     if config.split_by == "group" and not has_groups:
         raise DataError("split_by = 'group' needs a group for every example (e.g. a group column)")
     use_groups = has_groups and config.split_by in ("auto", "group") and len({e.group for e in examples}) >= 3
+    if (config.test_groups or config.validation_groups) and not use_groups:  # never drop the user's choice silently
+        why = ("split_by is 'stratified'" if config.split_by == "stratified"
+               else "the examples have no groups" if not has_groups else "the data has fewer than 3 groups")
+        raise DataError(f"test_groups / validation_groups are set, but {why}", hint="remove them, or split by group")
     rng = random.Random(seed)
     notes: list[str] = []
     pool = list(examples)

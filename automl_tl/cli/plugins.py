@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from automl_tl.cli.errors import handles_user_errors
-from automl_tl.registry import discover
+from automl_tl.errors import UserError
+from automl_tl.registry import PluginWarning, catalogue, discover
 
 app = typer.Typer(help="Inspect modality plugins.", no_args_is_help=True)
 
@@ -31,7 +34,12 @@ def list_plugins() -> None:
         if plugin is None:
             table.add_row(name, origin, f"[red]broken: {escape(entry.error or '')}[/]", "", "", "", end_section=True)
             continue
-        backbones = list(plugin.backbones())
+        try:
+            backbones = catalogue(plugin)
+        except UserError as exc:
+            warnings.warn(str(exc), PluginWarning, stacklevel=1)
+            table.add_row(name, origin, f"[red]broken: {escape(exc.message)}[/]", "", "", "", end_section=True)
+            continue
         for i, b in enumerate(backbones):
             table.add_row(
                 name if i == 0 else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Optional
 import optuna
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from automl_tl.cli.errors import handles_user_errors
 from automl_tl.cli.leaderboard import print_board
@@ -65,14 +67,26 @@ def search(
         config.search.n_trials = None  # a time budget alone means: as many trials as fit
     config.options = _validate_options(plugin, config.options, str(recipe) if recipe else "settings")
 
-    from automl_tl.search.engine import Search, SearchRequest  # torch loads only when a search runs
+    from automl_tl.search.engine import Interrupted, Search, SearchRequest  # torch loads only when a search runs
 
     console = Console()
     request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage, command=sys.argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live display and the leaderboard say it all
+    interrupted = True
     with warnings.catch_warnings():  # the engine silences Optuna's experimental-feature notices; keep that local
-        board = Search(request, plugin, console).run()
-    print_board(console, board)
+        try:
+            board = Search(request, plugin, console).run()
+            interrupted = False
+        except Interrupted as stop:  # Ctrl-C during the trials
+            board = stop.board
+        except KeyboardInterrupt:  # while loading, caching or refitting: nothing is half-written, finished trials are kept
+            board = None
+    if board is not None:
+        print_board(console, board)
+    if interrupted:
+        console.print("[yellow]Interrupted.[/] Finished trials are saved and the running one is marked interrupted "
+                      f"(it will be retried). To resume, run the same command again:\n  automl-tl {escape(shlex.join(sys.argv[1:]))}")
+        raise typer.Exit(130)
 
 
 def plugin_flags(args: list[str]) -> dict[str, str | bool]:

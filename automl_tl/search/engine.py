@@ -15,35 +15,47 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.markup import escape
 
 from automl_tl import __version__
 from automl_tl.backbone import Backbone
-from automl_tl.config import RunConfig
+from automl_tl.config import GRACE_BEATS, RunConfig
 from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
 from automl_tl.datahome import resolve_dataset
 from automl_tl.errors import TrialFailed, UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.progress import SearchDisplay, describe
+from automl_tl.registry import catalogue, check_data, expect
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
+from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed
 from automl_tl.search.model import Tail
+from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
 from automl_tl.search.train import input_mode, predict, train_trial
 from automl_tl.splits import Splits, make_splits
+from automl_tl.storage import open_storage
+from automl_tl.trials import INTERRUPTED, fail_reason, is_interrupted, requeue, retry_due
 
-BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-HEARTBEAT_SECONDS = 30
-"""Workers beat this often; a trial silent for `GRACE_SECONDS` is failed and retried once by another worker."""
-GRACE_SECONDS = 120
+WAIT_POLL_SECONDS = 5
+"""How often a worker waiting for other workers' last trials looks at the storage (at most)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped the trials: the running one is marked interrupted and queued again; ``board`` shows the rest."""
+
+    def __init__(self, board: Leaderboard) -> None:
+        super().__init__("interrupted")
+        self.board = board
 
 
 @dataclass
@@ -76,7 +88,7 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
     else:
         path, name = None, "default"
     test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
-    data = plugin.load_data(
+    data = check_data(plugin, plugin.load_data(
         DataRequest(
             path=path,
             data_home=request.data_home,
@@ -85,7 +97,7 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
             skip_bad_files=cfg.skip_bad_files,
             seed=request.config.search.seed,
         )
-    )
+    ))
     return PreparedData(data, make_splits(data, cfg, request.config.search.seed), name)
 
 
@@ -104,7 +116,7 @@ def study_name(config: RunConfig, data_name: str) -> str:
 
 def fingerprint(config: RunConfig, splits: Splits) -> str:
     """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
-    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache"}, "study": True})
+    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache", "heartbeat"}, "study": True})
     data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
     blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -132,6 +144,7 @@ class Search:
         self.plugin = plugin
         self.console = display_console
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.budget: Budget | None = None
 
     def run(self) -> Leaderboard:
         cfg = self.config
@@ -167,21 +180,21 @@ class Search:
         baseline = space.baseline(shapes)
         if baseline is not None and not study.get_trials(deepcopy=False):
             study.enqueue_trial(baseline, user_attrs={"baseline": "linear probe"})
-        self._fail_dead_local_trials(study)
+        self._reap(study, run)
+        self._prune_weights(study, run)
 
-        finished = study.get_trials(deepcopy=False, states=BUDGET_STATES)
-        done = len(finished)
-        remaining_trials = None if cfg.search.n_trials is None else cfg.search.n_trials - done
-        spent = sum(
-            (t.datetime_complete - t.datetime_start).total_seconds()
-            for t in finished
-            if t.datetime_complete and t.datetime_start
+        tally = Tally.of(study.get_trials(deepcopy=False))
+        remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - tally.spent_seconds
+        if tally.spent_trials or tally.interrupted:
+            again = f"; {tally.interrupted} interrupted, not counted" if tally.interrupted else ""
+            self.console.print(f"resuming study {name!r}: {tally.spent_trials} trial(s) already done{again}")
+
+        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective)
+        self.budget = Budget(
+            cfg.search.n_trials, cfg.search.timeout, reap=lambda s: self._reap(s, run),
+            poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
+            on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
-        remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - spent
-        if done:
-            self.console.print(f"resuming study {name!r}: {done} trial(s) already done")
-
-        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, done, cfg.search.objective)
         disk = DiskCache(run.cache_dir) if cfg.search.cache else None
         stores = {
             n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
@@ -198,57 +211,69 @@ class Search:
                 if cfg.search.cache and set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
                     store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
                     store.pooled("validation")
-            if (remaining_trials is None or remaining_trials > 0) and (remaining_time is None or remaining_time > 0):
+            if (remaining_time is None or remaining_time > 0) and self.budget.room(study):
                 objective = _Objective(self, run, space, shapes, stores, splits, display)
-                try:
-                    study.optimize(
-                        objective,
-                        n_trials=remaining_trials,
-                        timeout=remaining_time,
-                        callbacks=[optuna.study.MaxTrialsCallback(cfg.search.n_trials, states=BUDGET_STATES)]
-                        if cfg.search.n_trials
-                        else None,
-                    )
-                except KeyboardInterrupt:
-                    interrupted = True
+                interrupted = self._optimize(study, run, objective, remaining_time)
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
-            self.console.print("[yellow]interrupted[/]: finished trials are saved; run the same command again to resume")
-        else:
-            self._evaluate_test(study, run, stores, backbones, splits)
+            raise Interrupted(Leaderboard.from_study(study))
+        self._evaluate_test(study, run, stores, backbones, splits)
         return Leaderboard.from_study(study)
 
+    def _optimize(self, study: optuna.Study, run: RunDir, objective: _Objective, timeout: float | None) -> bool:
+        """Run trials until the budget is spent; True when Ctrl-C stopped them.
+
+        Ctrl-C, or a user error such as a full disk, stops the search; the running trial is
+        recorded as interrupted and queued again. A worker that stalled longer than the heartbeat
+        grace (a suspended laptop, a paused VM) finds on waking that another worker gave its trial
+        up for dead and queued it again; Optuna then refuses the late result. That trial stays
+        interrupted, its record says so, and the worker goes on with the next one.
+        """
+        started = time.monotonic()
+        while True:
+            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            try:
+                study.optimize(objective, timeout=left, callbacks=[self.budget, lambda s, t: self._prune_weights(s, run)])
+                return False
+            except ValueError:
+                late = None if objective.current is None else study._storage.get_trial(objective.current)
+                if late is None or late.state != TrialState.FAIL or "fail_reason" in late.user_attrs:
+                    raise
+                self.console.print(f"[yellow]trial {late.number} was given up for dead while this worker stalled[/]; "
+                                   "another worker runs it again")
+                self._interrupted(study, run, late)
+            except (KeyboardInterrupt, UserError) as exc:
+                stopped = None if objective.current is None else study._storage.get_trial(objective.current)
+                if stopped is not None and is_interrupted(stopped):
+                    self._interrupted(study, run, stopped)
+                if isinstance(exc, UserError):
+                    raise
+                return True
+
     def _default_backbones(self) -> list[str]:
-        available = [b.name for b in self.plugin.backbones() if b.available_offline]
+        available = [b.name for b in catalogue(self.plugin) if b.available_offline]
         default = self.plugin.default_backbone
         return [default] + [b for b in available if b != default] if default in available else available or [default]
 
     def _build(self, name: str) -> Backbone:
         self.console.print(f"[bold]backbone[/]: loading {name}")
-        return self.plugin.build_backbone(name, self.config.options)
+        return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, self.config.options), Backbone)
 
     def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> optuna.Study:
         url = self.request.storage or run.default_storage
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
-        try:
-            storage = optuna.storages.RDBStorage(
-                url,
-                engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
-        except Exception as exc:  # a bad URL, an unreachable server, a missing driver
-            raise UserError(f"cannot open study storage {url}: {exc}", hint="check --storage") from None
-        existing = len(optuna.load_study(study_name=name, storage=storage).trials) if name in {
-            s.study_name for s in optuna.get_all_study_summaries(storage)} else 0
+        storage = open_storage(url, cfg.search.heartbeat, lambda study, trial: self._interrupted(study, run, trial))
         n_trials = cfg.search.n_trials or 50
-        sampler = optuna.samplers.TPESampler(
-            seed=cfg.search.seed + existing,  # a resumed session must not replay the first one's random draws
-            n_startup_trials=max(3, min(10, n_trials // 3)),
-            multivariate=True,
-            group=True,
+        sampler = PerTrialSeed(
+            lambda seed: optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=max(3, min(10, n_trials // 3)),
+                multivariate=True,
+                group=True,
+                constant_liar=True,  # workers sharing the study steer away from each other's running trials
+            ),
+            cfg.search.seed,
         )
         epochs_high = int(space.dims["epochs"][1])
         pruner: optuna.pruners.BasePruner
@@ -262,18 +287,56 @@ class Search:
             study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
         )
 
-    def _fail_dead_local_trials(self, study: optuna.Study) -> None:
-        """Trials left running by a killed process on this machine are marked failed at once.
+    def _reap(self, study: optuna.Study, run: RunDir) -> None:
+        """Fail the running trials whose worker is gone, and record and re-queue each (see `automl_tl.trials`).
 
-        Other machines' trials are left to the heartbeat, which fails and retries them once stale.
+        Optuna's heartbeat check finds a worker on any machine once it has been silent for the
+        grace period (its callback is `_interrupted`). Two cases need no such wait: a trial of a
+        process on this machine that is no longer alive, and a trial that never said which worker
+        runs it (killed as it was created, before its first heartbeat, so the heartbeat check
+        would never see it) once a grace period has passed.
         """
+        optuna.storages.fail_stale_trials(study)
         host = socket.gethostname()
+        grace = timedelta(seconds=GRACE_BEATS * self.config.search.heartbeat)
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = trial.user_attrs.get("worker", "")
             worker_host, _, pid = worker.rpartition(":")
             if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", "interrupted (process ended)")
+                reason = f"{INTERRUPTED} (its process ended)"
+            elif not worker and trial.datetime_start is not None and datetime.now() - trial.datetime_start > grace:
+                reason = f"{INTERRUPTED} (its worker stopped before it began)"
+            else:
+                continue
+            # the record first: a kill before the storage says FAIL repeats all of this next time
+            _write_record(run, trial.number, "fail", trial.user_attrs.get("params", {}), None, reason, trial.user_attrs)
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
                 study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker failed it first, and queues its retry
+            requeue(study, study._storage.get_trial(trial._trial_id))
+        # The worker that fails a trial queues its retry at once. One still missing a grace period
+        # later means that worker was killed in between: queue it now. (Sooner would race with it.)
+        trials = study.get_trials(deepcopy=False)
+        for trial in trials:
+            if retry_due(trial, trials) and trial.datetime_complete and datetime.now() - trial.datetime_complete > grace:
+                requeue(study, trial)
+
+    def _interrupted(self, study: optuna.Study, run: RunDir, trial: FrozenTrial) -> None:
+        """Record an interrupted trial as failed (over any record it wrote before its end was stored) and queue it again."""
+        reason = fail_reason(trial)
+        _write_record(run, trial.number, "fail", trial.user_attrs.get("params", {}), None, reason, trial.user_attrs)
+        requeue(study, trial)
+
+    def _prune_weights(self, study: optuna.Study, run: RunDir) -> None:
+        """Keep the weights of the best completed trial and of the trials still running, nothing else."""
+        trials = study.get_trials(deepcopy=False)
+        keep = {t.number for t in trials if t.state == TrialState.RUNNING}
+        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        if completed:
+            keep.add(max(completed, key=lambda t: t.value or 0.0).number)
+        run.prune_weights(keep)
 
     def _meta(self, prepared: PreparedData, key: str) -> dict[str, Any]:
         splits = prepared.splits
@@ -353,9 +416,28 @@ class _Objective:
         self.n_classes = len(splits.classes)
         self.display = display
         self.objective = search.config.search.objective
+        self.current: int | None = None
+        """Storage id of the trial this worker started last."""
 
     def __call__(self, trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", self.search.worker)
+        """Run one trial; a stop (Ctrl-C, or a user error such as a full disk) marks it interrupted."""
+        self.current = trial._trial_id
+        trial.set_user_attr("worker", self.search.worker)  # first: a trial that names no worker is taken to be abandoned
+        assert self.search.budget is not None
+        if self.search.budget.taken(trial.study, trial.number):
+            reason = f"{INTERRUPTED} (not started: other workers took the last of the budget)"
+            trial.set_user_attr("fail_reason", reason)
+            _write_record(self.run, trial.number, "fail", {}, None, reason, trial.user_attrs)
+            trial.study.stop()
+            return float("nan")
+        try:
+            return self._run(trial)
+        except (KeyboardInterrupt, UserError) as exc:
+            why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
+            trial.set_user_attr("fail_reason", f"{INTERRUPTED} ({why})")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
         params = self.space.sample(trial, self.shapes)
         trial.set_user_attr("params", params.to_dict())
         summary = describe(params.to_dict())
@@ -380,9 +462,6 @@ class _Objective:
             trial.set_user_attr("history", curve)
             self._finish(trial, params, "pruned", max(c[self.objective] for c in curve))
             raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-            raise
         except UserError:
             raise
         except Exception as exc:  # a crashing trial must not end the search
@@ -399,25 +478,30 @@ class _Objective:
         if earlier_best is None or value > earlier_best:
             path = self.run.weights_path(trial.number)
             atomic_write(path, lambda f: torch.save(outcome.state, f), mode="wb")
-            self.run.keep_only_weights(trial.number)
         self._finish(trial, params, "complete", value)
         return value
 
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
-        record = {
-            "trial": trial.number,
-            "state": state,
-            "params": params.to_dict(),
-            "score": score,
-            "reason": reason,
-            "user_attrs": trial.user_attrs,
-            "finished_at": time.time(),
-        }
-        write_json(self.run.trial_dir(trial.number) / "record.json", record)
+        _write_record(self.run, trial.number, state, params.to_dict(), score, reason, trial.user_attrs)
         best = _best_completed(trial.study)  # the finishing trial is not COMPLETE in storage yet
         if state == "complete" and score is not None:
             best = score if best is None else max(best, score)
         self.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best)
+
+
+def _write_record(
+    run: RunDir, number: int, state: str, params: dict[str, Any], score: float | None, reason: str | None, user_attrs: dict[str, Any]
+) -> None:
+    record = {
+        "trial": number,
+        "state": state,
+        "params": params,
+        "score": score,
+        "reason": reason,
+        "user_attrs": user_attrs,
+        "finished_at": time.time(),
+    }
+    write_json(run.trial_dir(number) / "record.json", record)
 
 
 def _best_completed(study: optuna.Study) -> float | None:

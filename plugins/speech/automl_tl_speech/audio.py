@@ -17,16 +17,27 @@ import torchaudio
 from automl_tl.errors import DataError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
+MAX_SECONDS = 30.0
+"""Longer clips are cut, and only this much of a file is read: Whisper has 30 s of positions, and a
+keyword clip is never that long (an hour-long recording must not fill the memory)."""
+MIN_SECONDS = 0.05
+"""Shorter clips are refused as broken (a truncated file): every backbone's first window needs more."""
 
 
 def read_audio(path: Path, sample_rate: int) -> torch.Tensor:
-    """Mono float32 waveform at ``sample_rate``, peak-normalised; `DataError` naming the file if unreadable."""
+    """The first `MAX_SECONDS` of a file: mono float32 at ``sample_rate``, peak-normalised.
+
+    A `DataError` naming the file when it cannot be decoded or is shorter than `MIN_SECONDS`.
+    """
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as handle:
+            rate = handle.samplerate
+            data = handle.read(frames=int(MAX_SECONDS * rate), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
         raise DataError(f"cannot decode audio file {path}: {exc}", hint="fix or remove it, or pass --skip-bad-files") from None
-    if data.shape[0] == 0:
-        raise DataError(f"audio file {path} is empty (zero samples)", hint="remove it, or pass --skip-bad-files")
+    if data.shape[0] < MIN_SECONDS * rate:
+        raise DataError(f"audio file {path} is too short ({1000 * data.shape[0] / rate:.0f} ms)",
+                        hint="remove it, or pass --skip-bad-files")
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
     if rate != sample_rate:
         wave = _resampler(rate, sample_rate)(wave)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from automl_tl.backbone import Backbone, Hidden, MeanPool, lengths_to_mask
 from automl_tl.errors import UserError
 from automl_tl_speech.audio import (
+    MAX_SECONDS,
     augment_mel_power,
     augment_wave,
     log_mel_power,
@@ -34,10 +35,6 @@ from automl_tl_speech.audio import (
 )
 from automl_tl_speech.whisper import short
 from automl_tl_speech.whisper.load import SAMPLE_RATE, load_whisper_encoder
-
-MAX_SECONDS = 30.0
-"""Longer clips are cut: Whisper has 30 s of positions, and a keyword clip is never that long."""
-
 
 def _additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """(B, T) bool → additive (B, 1, 1, T) key-padding mask, understood by eager and SDPA attention."""
@@ -61,7 +58,7 @@ class WhisperPreprocessor:
         self.fingerprint = f"whisper-logmel{n_mels}-16k-peak0.9-max{MAX_SECONDS:.0f}s-v1"
 
     def load(self, item: Any) -> Tensor:
-        wave = read_audio(Path(item), SAMPLE_RATE)[: int(MAX_SECONDS * SAMPLE_RATE)]
+        wave = read_audio(Path(item), SAMPLE_RATE)
         return log_mel_power(wave, self.n_mels)
 
     def transform(self, raw: Tensor, augment: bool) -> dict[str, Tensor]:
@@ -134,7 +131,7 @@ class Wav2Vec2Preprocessor:
         self.fingerprint = fingerprint
 
     def load(self, item: Any) -> Tensor:
-        return read_audio(Path(item), self.sample_rate)[: int(MAX_SECONDS * self.sample_rate)]
+        return read_audio(Path(item), self.sample_rate)
 
     def transform(self, raw: Tensor, augment: bool) -> dict[str, Tensor]:
         wave = normalise(augment_wave(raw, self.sample_rate, _augment_rng())) if augment else raw

@@ -6,8 +6,10 @@
 * FSDD naming, ``{label}_{speaker}_{index}.wav`` in the folder or its ``recordings/``: the speaker
   becomes the group, so splits can hold whole speakers out.
 
-Files are checked when listed (header readable, at least one sample): a bad file is named in one
-error, or skipped and counted when the user asks for that.
+Files are checked when listed (header readable, at least `MIN_SECONDS` of sound): a bad file is
+named in one error, or skipped and counted when the user asks for that. What is used differently
+from what the folder suggests is said in the description: empty class folders, clips cut at
+`MAX_SECONDS`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import soundfile as sf
 
 from automl_tl.contract import Example, LabelledData
 from automl_tl.errors import DataError
-from automl_tl_speech.audio import AUDIO_SUFFIXES
+from automl_tl_speech.audio import AUDIO_SUFFIXES, MAX_SECONDS, MIN_SECONDS
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<group>[^_]+)_(?P<index>\d+)$")
 DEMO_TEST_SPEAKERS = ("george", "theo")
@@ -31,17 +33,25 @@ DEMO_TEST_SPEAKERS = ("george", "theo")
 
 def load_path(path: Path, skip_bad_files: bool) -> LabelledData:
     """Read any supported layout at ``path``."""
+    notes = []
     if path.is_file():
-        examples, group_name = _manifest(path), "group"
-        layout = f"manifest {path}"
+        examples, repeated = _manifest(path)
+        group_name, layout = "group", f"manifest {path}"
+        if repeated:
+            notes.append(f"{repeated} repeated row(s) ignored")
     elif (fsdd := _fsdd_folder(path)) is not None:
         examples, group_name = _fsdd(fsdd), "speaker"
         layout = f"FSDD-style recordings in {fsdd}"
     else:
         examples, group_name = _class_folders(path), "group"
         layout = f"class folders in {path}"
-    examples, skipped = _check_files(examples, skip_bad_files)
-    description = f"{len(examples)} clips from {layout}"
+        empty = sorted({p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")} - {e.label for e in examples})
+        if empty:
+            notes.append(f"empty class folder(s) ignored: {', '.join(empty)}")
+    examples, skipped, long = _check_files(examples, skip_bad_files)
+    if long:
+        notes.append(f"{long} clip(s) longer than {MAX_SECONDS:.0f} s: only their first {MAX_SECONDS:.0f} s are used")
+    description = "; ".join([f"{len(examples)} clips from {layout}", *notes])
     return LabelledData(examples, description, group_name=group_name, skipped=skipped)
 
 
@@ -90,11 +100,14 @@ def _class_folders(path: Path) -> list[Example]:
     return examples
 
 
-def _manifest(path: Path) -> list[Example]:
+def _manifest(path: Path) -> tuple[list[Example], int]:
+    """The examples a manifest lists, and how many rows only repeated an earlier one."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(f"manifest {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() == ".jsonl":
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -107,43 +120,52 @@ def _manifest(path: Path) -> list[Example]:
         rows = list(csv.DictReader(text.splitlines()))
     examples = []
     seen: dict[Path, str] = {}
+    repeated = 0
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or not row.get("path") or row.get("label") in (None, ""):
             raise DataError(f"{path}: row {number} needs 'path' and 'label' (got {row!r})", hint="columns: path,label[,group]")
+        if "\0" in str(row["path"]):
+            raise DataError(f"{path}: row {number}: the path holds a NUL character")
         file = (path.parent / str(row["path"])).resolve()
         label = str(row["label"])
         if file in seen and seen[file] != label:
             raise DataError(f"{path}: {row['path']} is labelled both {seen[file]!r} and {label!r}")
-        if file in seen:
-            continue  # an exact duplicate row adds nothing
+        if file in seen:  # once is enough: twice could put one clip in train and in test
+            repeated += 1
+            continue
         seen[file] = label
         group = row.get("group")
         examples.append(Example(item=file, label=label, group=str(group) if group not in (None, "") else None))
     if not examples:
         raise DataError(f"manifest {path} lists no files")
-    return examples
+    return examples, repeated
 
 
-def _check_files(examples: list[Example], skip: bool) -> tuple[list[Example], list[str]]:
-    good, skipped = [], []
+def _check_files(examples: list[Example], skip: bool) -> tuple[list[Example], list[str], int]:
+    """The usable examples, why the others were skipped, and how many clips are longer than `MAX_SECONDS`."""
+    good, skipped, long = [], [], 0
     for example in examples:
-        problem = _problem(Path(example.item))
+        problem, seconds = _inspect(Path(example.item))
         if problem is None:
             good.append(example)
+            long += seconds > MAX_SECONDS
         elif skip:
             skipped.append(f"{example.item}: {problem}")
         else:
             raise DataError(f"audio file {example.item} {problem}", hint="fix or remove it, or pass --skip-bad-files")
-    return good, skipped
+    return good, skipped, long
 
 
-def _problem(path: Path) -> str | None:
+def _inspect(path: Path) -> tuple[str | None, float]:
+    """What is wrong with an audio file (None if nothing), and its duration, from its header alone."""
     if not path.exists():
-        return "does not exist"
+        return "does not exist", 0.0
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        return f"cannot be decoded ({exc})"
+        return f"cannot be decoded ({exc})", 0.0
     if info.frames == 0:
-        return "is empty (zero samples)"
-    return None
+        return "is empty (zero samples)", 0.0
+    if info.frames < MIN_SECONDS * info.samplerate:
+        return f"is too short ({1000 * info.frames / info.samplerate:.0f} ms, at least {1000 * MIN_SECONDS:.0f} ms)", 0.0
+    return None, info.frames / info.samplerate

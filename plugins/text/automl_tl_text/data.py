@@ -84,7 +84,7 @@ def load_text_data(request: DataRequest, options: TextOptions) -> LabelledData:
             raise DataError(f"test folder {tp} holds both train and test data; give the test file itself")
     parts = [main] + [p for p in (test, validation) if p is not None]
     skipped = [s for p in parts for s in p.skipped]
-    notes = [n for p in parts for n in p.notes]
+    notes = [n for p in parts for n in p.notes] + _repeats([e for p in parts for e in p.examples])
     labels = {e.label for e in main.examples}
     sizes = f"{len(main.examples):,} texts, {len(labels)} labels"
     if test is not None:
@@ -111,6 +111,22 @@ def load_text_data(request: DataRequest, options: TextOptions) -> LabelledData:
         group_name=str(options.group_column) if options.group_column is not None else "group",
         skipped=skipped,
     )
+
+
+def _repeats(examples: list[Example]) -> list[str]:
+    """A note on texts that occur more than once: real data has them, but the user should know.
+
+    A repeat may land in train and test (an easy test example), and one text under two labels
+    caps the accuracy any model can reach.
+    """
+    labels: dict[str, set[str]] = {}
+    for example in examples:
+        labels.setdefault(example.item, set()).add(example.label)
+    repeated = len(examples) - len(labels)
+    if not repeated:
+        return []
+    conflicting = sum(1 for found in labels.values() if len(found) > 1)
+    return [f"{repeated} repeated text(s) kept" + (f", {conflicting} text(s) under more than one label" if conflicting else "")]
 
 
 _LAYOUTS = (

@@ -22,7 +22,7 @@ import csv
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from automl_tl.contract import DataRequest, Example, LabelledData
@@ -67,6 +67,8 @@ class _Scan:
     root: Path
     loose: int = 0
     """Images lying outside any class folder (not labelled, so not used)."""
+    notes: list[str] = field(default_factory=list)
+    """What is used differently from what the files suggest (empty class folders, repeated rows), for the description."""
 
 
 def load_images(request: DataRequest) -> LabelledData:
@@ -117,7 +119,8 @@ def load_images(request: DataRequest) -> LabelledData:
     validation = by_split.get("validation")
     return LabelledData(
         examples=train,
-        description=_describe(title, scan, train, validation, test, replaced_test, request.test_path),
+        description="; ".join([_describe(title, scan, train, validation, test, replaced_test, request.test_path),
+                               *(note for s in scans for note in s.notes)]),
         test=test,
         validation=validation,
         skipped=skipped,
@@ -170,6 +173,7 @@ def scan_source(path: Path) -> _Scan:
             scan.entries += part.entries
             scan.bad += part.bad
             scan.loose += part.loose
+            scan.notes += part.notes
         return scan
     return _scan_class_folders(path, None)
 
@@ -184,9 +188,10 @@ def _scan_class_folders(folder: Path, split: str | None) -> _Scan:
     scan = _Scan([], [], "one folder per class", folder)
     scan.loose = sum(1 for p in folder.iterdir() if p.is_file() and is_image_name(p))
     for class_dir in classes:
-        for file in _files_under(class_dir):
-            if is_ignored_name(file):
-                continue
+        files = [f for f in _files_under(class_dir) if not is_ignored_name(f)]
+        if not files:
+            scan.notes.append(f"empty class folder {class_dir.relative_to(folder.parent)} ignored")
+        for file in files:
             if is_image_name(file):
                 scan.entries.append(_Entry(file, class_dir.name, split))
             else:
@@ -216,11 +221,15 @@ def scan_manifest(path: Path) -> _Scan:
     group_col = header.index("group") if "group" in header else None
     base = path.parent
     scan = _Scan([], [], f"CSV manifest {path.name}", path)
+    labels: dict[Path, str] = {}
+    repeated = 0
     for line, row in enumerate(rows[1:], start=2):
         cells = row + [""] * (len(header) - len(row))
         rel, label = cells[path_col].strip(), cells[label_col].strip()
         if not rel or not label:
             raise DataError(f"{path}, line {line}: empty {'path' if not rel else 'label'}")
+        if "\0" in rel:
+            raise DataError(f"{path}, line {line}: the path holds a NUL character")
         split = None
         if split_col is not None and cells[split_col].strip():
             split = SPLIT_NAMES.get(cells[split_col].strip().lower())
@@ -228,7 +237,18 @@ def scan_manifest(path: Path) -> _Scan:
                 raise DataError(f"{path}, line {line}: unknown split {cells[split_col].strip()!r} (use train, val or test)")
         group = (cells[group_col].strip() or None) if group_col is not None else None
         file = Path(rel).expanduser()
-        scan.entries.append(_Entry(file if file.is_absolute() else base / file, label, split, group))
+        file = file if file.is_absolute() else base / file
+        key = file.resolve()
+        if key in labels:  # listed before: once is enough (twice could put one image in train and test)
+            if labels[key] != label:
+                raise DataError(f"{path}, line {line}: {rel} is labelled both {labels[key]!r} and {label!r}",
+                                hint="give each image one label")
+            repeated += 1
+            continue
+        labels[key] = label
+        scan.entries.append(_Entry(file, label, split, group))
+    if repeated:
+        scan.notes.append(f"{repeated} repeated row(s) of {path.name} ignored")
     return scan
 
 

@@ -1,0 +1,75 @@
+"""What a trial's end means for the budget: one definition for the engine, resumes and leaderboards.
+
+A trial that ran to its own end (completed, pruned, or failed by its own error such as a NaN
+loss) spends the budget. A trial that was *interrupted* spends nothing: its process was killed,
+the user pressed Ctrl-C, its worker stopped beating, or it never started because other workers
+had already taken the last of the budget. Such a trial stays in the study as failed, with a
+reason that starts with ``interrupted`` (or with no reason at all when Optuna's heartbeat check
+failed it: the storage refuses attributes on a finished trial), and is queued once more with the
+same parameters. So a crash never costs a trial of the budget and never counts one twice.
+
+No torch here: the leaderboard (and so ``automl-tl leaderboard``) reads this too.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+INTERRUPTED = "interrupted"
+"""Start of the ``fail_reason`` of every trial that did not end by itself."""
+STALE_REASON = f"{INTERRUPTED} (its worker stopped responding)"
+"""Shown for trials failed by the heartbeat check, which carry no reason of their own."""
+RETRY_OF = "retry_of"
+"""User attribute of a re-queued trial: the number of the interrupted trial it repeats."""
+KEPT_ON_RETRY = ("baseline",)
+"""User attributes a trial was queued with (not ones its run wrote), carried over to its retry."""
+
+
+def is_interrupted(trial: FrozenTrial) -> bool:
+    """A failed trial that did not fail by itself: it spends no budget."""
+    if trial.state != TrialState.FAIL:
+        return False
+    reason = trial.user_attrs.get("fail_reason")
+    return reason is None or str(reason).startswith(INTERRUPTED)
+
+
+def spends_budget(trial: FrozenTrial) -> bool:
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or (
+        trial.state == TrialState.FAIL and not is_interrupted(trial)
+    )
+
+
+def fail_reason(trial: FrozenTrial) -> str | None:
+    """Why a failed trial failed, in one line (None for trials that did not fail)."""
+    if trial.state != TrialState.FAIL:
+        return None
+    return str(trial.user_attrs.get("fail_reason") or STALE_REASON)
+
+
+def retry_due(trial: FrozenTrial, trials: list[FrozenTrial]) -> bool:
+    """Whether an interrupted trial still has to be queued again.
+
+    Once only: a retry that is interrupted in turn is not retried again, so a configuration that
+    kills its worker (say, by running out of memory) cannot stall the search. A trial interrupted
+    before it drew its parameters has nothing to repeat.
+    """
+    return (
+        is_interrupted(trial)
+        and RETRY_OF not in trial.user_attrs
+        and bool(trial.params)
+        and not any(t.user_attrs.get(RETRY_OF) == trial.number for t in trials)
+    )
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue an interrupted trial once more with its parameters, unless that is done or not due.
+
+    Safe to repeat: a worker killed between failing a trial and queueing it again leaves the
+    queueing to the next worker that looks, a grace period later (`retry_due` says whether it is
+    still to do).
+    """
+    if not retry_due(trial, study.get_trials(deepcopy=False)):
+        return
+    kept = {key: trial.user_attrs[key] for key in KEPT_ON_RETRY if key in trial.user_attrs}
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, **kept})
