@@ -141,3 +141,42 @@ def _assert_user_error(code: int, out: str, err: str, *fragments: str) -> None:
 def assert_user_error() -> Callable[..., None]:
     """``assert_user_error(code, out, err, *fragments)``: how every user mistake must end."""
     return _assert_user_error
+
+
+FAST_RECIPE = """
+[search]
+seed = 0
+pruner = "none"
+[space]
+strategy = ["feature_extraction", "partial"]
+epochs = [1, 2]
+batch_size = 32
+"""
+
+
+@pytest.fixture
+def fast_recipe() -> str:
+    """A toy search that takes a second or two a trial: no pruning, 1-2 epochs, cached strategies only."""
+    return FAST_RECIPE
+
+
+@pytest.fixture
+def toy_modules(monkeypatch: pytest.MonkeyPatch):
+    """The toy plugin and network modules, imported from tests/fixtures."""
+    monkeypatch.syspath_prepend(str(FIXTURES))
+    import toy_modality
+    import toy_network
+
+    return toy_modality, toy_network
+
+
+@pytest.fixture
+def backbone(toy_modules):
+    """A fresh random-init toy backbone (3 blocks, masked variable-length sequences)."""
+    return toy_modules[1].build()
+
+
+@pytest.fixture
+def examples(toy_modules):
+    """15 toy examples, lengths 3..12, so batches are padded."""
+    return toy_modules[0].synthetic(n_per_class=5, seed=3)

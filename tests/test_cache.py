@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -15,27 +14,7 @@ from automl_tl.contract import Example
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
 
-FIXTURES = Path(__file__).parent / "fixtures"
 FP16 = {"atol": 2e-2, "rtol": 1e-2}
-
-
-@pytest.fixture
-def toy_modules(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    import toy_modality
-    import toy_network
-
-    return toy_modality, toy_network
-
-
-@pytest.fixture
-def backbone(toy_modules) -> Backbone:
-    return toy_modules[1].build()
-
-
-@pytest.fixture
-def examples(toy_modules) -> list[Example]:
-    return toy_modules[0].synthetic(n_per_class=5, seed=3)
 
 
 def store(backbone: Backbone, examples: list[Example], disk: DiskCache | None) -> FeatureStore:
@@ -139,18 +118,7 @@ def test_an_unwritable_cache_slows_the_search_but_does_not_stop_it(tmp_path, bac
     assert len(blocks) == backbone.depth
 
 
-FAST = """
-[search]
-seed = 0
-pruner = "none"
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [1, 2]
-batch_size = 32
-"""
-
-
-def test_a_resumed_run_reuses_the_cache(toy, run_cli, write_recipe, tmp_path, monkeypatch):
+def test_a_resumed_run_reuses_the_cache(fast_recipe, toy, run_cli, write_recipe, tmp_path, monkeypatch):
     passes: list[str] = []
     original = FeatureStore._pass
 
@@ -159,7 +127,7 @@ def test_a_resumed_run_reuses_the_cache(toy, run_cli, write_recipe, tmp_path, mo
         return original(self, split, keep, full)
 
     monkeypatch.setattr(FeatureStore, "_pass", counting)
-    recipe = write_recipe(FAST)
+    recipe = write_recipe(fast_recipe)
     code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", "run")
     assert code == 0, err
     assert passes and (tmp_path / "run" / "cache").is_dir()
@@ -170,8 +138,8 @@ def test_a_resumed_run_reuses_the_cache(toy, run_cli, write_recipe, tmp_path, mo
     assert set(passes[first:]) <= {"test"}
 
 
-def test_caching_off_computes_features_per_batch_and_writes_no_cache(toy, run_cli, write_recipe, tmp_path):
-    recipe = write_recipe(FAST + "\n")
+def test_caching_off_computes_features_per_batch_and_writes_no_cache(fast_recipe, toy, run_cli, write_recipe, tmp_path):
+    recipe = write_recipe(fast_recipe)
     code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "3", "--run-dir", "run", "--no-cache")
     assert code == 0, err
     assert not (tmp_path / "run" / "cache").exists()
@@ -180,8 +148,8 @@ def test_caching_off_computes_features_per_batch_and_writes_no_cache(toy, run_cl
     assert json.loads((tmp_path / "run" / "test.json").read_text())["accuracy"] > 0.5
 
 
-def test_a_fresh_study_starts_with_a_linear_probe(toy, run_cli, write_recipe, tmp_path):
-    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(FAST), "-n", "2", "--run-dir", "run")
+def test_a_fresh_study_starts_with_a_linear_probe(fast_recipe, toy, run_cli, write_recipe, tmp_path):
+    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(fast_recipe), "-n", "2", "--run-dir", "run")
     assert code == 0, err
     study = optuna.load_study(study_name="toy-default", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     first = study.trials[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,28 +13,8 @@ from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
 
-FIXTURES = Path(__file__).parent / "fixtures"
 FP16 = {"atol": 2e-2, "rtol": 1e-2}
 FP32 = {"atol": 1e-5, "rtol": 1e-4}
-
-
-@pytest.fixture
-def toy_modules(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    import toy_modality
-    import toy_network
-
-    return toy_modality, toy_network
-
-
-@pytest.fixture
-def backbone(toy_modules) -> Backbone:
-    return toy_modules[1].build()
-
-
-@pytest.fixture
-def examples(toy_modules) -> list[Example]:
-    return toy_modules[0].synthetic(n_per_class=5, seed=3)  # 15 examples, lengths 3..12
 
 
 def make_store(backbone: Backbone, examples: list[Example], batch_size: int = 6) -> FeatureStore:

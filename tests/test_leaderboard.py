@@ -14,19 +14,10 @@ from optuna.trial import TrialState
 
 from automl_tl.leaderboard import COLUMNS, Leaderboard
 
-RECIPE = """
-[search]
-seed = 0
-pruner = "none"
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [1, 2]
-"""
-
 
 @pytest.fixture
-def finished_run(toy, run_cli, write_recipe, tmp_path) -> Path:
-    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(RECIPE), "-n", "3", "--run-dir", "run")
+def finished_run(toy, run_cli, write_recipe, fast_recipe, tmp_path) -> Path:
+    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(fast_recipe), "-n", "3", "--run-dir", "run")
     assert code == 0, err
     return tmp_path / "run"
 

@@ -22,21 +22,12 @@ from automl_tl.leaderboard import COLUMNS, Leaderboard
 from automl_tl.report import html
 from automl_tl.report.content import build
 
-RECIPE = """
-[search]
-seed = 0
-pruner = "none"
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [1, 2]
-batch_size = 32
-"""
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def toy_run(toy, run_cli, write_recipe, tmp_path) -> Path:
-    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(RECIPE), "-n", "4", "--run-dir", "run")
+def toy_run(toy, run_cli, write_recipe, fast_recipe, tmp_path) -> Path:
+    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(fast_recipe), "-n", "4", "--run-dir", "run")
     assert code == 0, err
     return tmp_path / "run"
 
@@ -114,8 +105,8 @@ def test_markdown_report_writes_its_images_beside_it(toy_run, run_cli, tmp_path)
     assert "data:" not in text and not re.search(r"https?://", text)
 
 
-def test_several_runs_add_a_comparison(toy_run, run_cli, write_recipe, tmp_path):
-    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(RECIPE), "-n", "2", "--seed", "1", "--run-dir", "other")
+def test_several_runs_add_a_comparison(fast_recipe, toy_run, run_cli, write_recipe, tmp_path):
+    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(fast_recipe), "-n", "2", "--seed", "1", "--run-dir", "other")
     assert code == 0, err
     code, _, err = run_cli("report", toy_run, "other", "-o", "both.html")
     assert code == 0, err

@@ -8,16 +8,6 @@ from pathlib import Path
 import optuna
 import torch
 
-FAST = """
-[search]
-seed = 0
-pruner = "none"
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [1, 2]
-batch_size = 32
-"""
-
 
 def records(run: Path) -> dict[int, dict]:
     return {int(p.parent.name): json.loads(p.read_text()) for p in sorted(run.glob("trials/*/record.json"))}
@@ -35,8 +25,8 @@ def write_toy_data(path: Path, noise: float = 0.5, seed: int = 0) -> Path:
     return path
 
 
-def test_search_writes_a_complete_run_directory(toy, run_cli, write_recipe, tmp_path):
-    code, out, err = run_cli("search", "--modality", "toy", "--recipe", write_recipe(FAST), "--n-trials", "4")
+def test_search_writes_a_complete_run_directory(fast_recipe, toy, run_cli, write_recipe, tmp_path):
+    code, out, err = run_cli("search", "--modality", "toy", "--recipe", write_recipe(fast_recipe), "--n-trials", "4")
     assert code == 0, err
     assert "Traceback" not in out + err
     run = tmp_path / "runs" / "toy-default"
@@ -74,8 +64,8 @@ def test_search_writes_a_complete_run_directory(toy, run_cli, write_recipe, tmp_
     assert lines.index(test_lines[0]) > caption, "the test score stands below the table, not in it"
 
 
-def test_rerunning_resumes_and_spends_only_the_remaining_budget(toy, run_cli, write_recipe, tmp_path):
-    recipe = write_recipe(FAST)
+def test_rerunning_resumes_and_spends_only_the_remaining_budget(fast_recipe, toy, run_cli, write_recipe, tmp_path):
+    recipe = write_recipe(fast_recipe)
     run = tmp_path / "run"
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", run)
     assert code == 0, err
@@ -95,20 +85,20 @@ def test_rerunning_resumes_and_spends_only_the_remaining_budget(toy, run_cli, wr
     assert len(list(run.glob("trials/*/weights.pt"))) == 1
 
 
-def test_changed_settings_in_the_same_run_directory_are_refused(toy, run_cli, write_recipe, assert_user_error, tmp_path):
-    recipe = write_recipe(FAST)
+def test_changed_settings_in_the_same_run_directory_are_refused(fast_recipe, toy, run_cli, write_recipe, assert_user_error, tmp_path):
+    recipe = write_recipe(fast_recipe)
     code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--run-dir", "run")
     assert code == 0, err
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--run-dir", "run", "--seed", "1")
     assert_user_error(code, out, err, "run directory run holds a search with different data or settings")
-    other = write_recipe(FAST.replace("epochs = [1, 2]", "epochs = [1, 3]"))
+    other = write_recipe(fast_recipe.replace("epochs = [1, 2]", "epochs = [1, 3]"))
     code, out, err = run_cli("search", "-m", "toy", "-r", other, "-n", "1", "--run-dir", "run")
     assert_user_error(code, out, err, "different data or settings")
     assert trial_count(tmp_path / "run", "toy-default") == 1
 
 
-def test_changed_data_in_the_same_run_directory_is_refused(toy, run_cli, write_recipe, assert_user_error, tmp_path):
-    recipe = write_recipe(FAST)
+def test_changed_data_in_the_same_run_directory_is_refused(fast_recipe, toy, run_cli, write_recipe, assert_user_error, tmp_path):
+    recipe = write_recipe(fast_recipe)
     data = write_toy_data(tmp_path / "mine.json")
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "1", "--data", data, "--run-dir", "run")
     assert code == 0, err
@@ -118,9 +108,9 @@ def test_changed_data_in_the_same_run_directory_is_refused(toy, run_cli, write_r
     assert_user_error(code, out, err, "holds a search with different data or settings", "--study")
 
 
-def test_objective_is_what_trials_are_ranked_by(toy, run_cli, write_recipe, tmp_path):
+def test_objective_is_what_trials_are_ranked_by(fast_recipe, toy, run_cli, write_recipe, tmp_path):
     objective = "accuracy"
-    recipe = write_recipe(FAST.replace("[search]\n", f'[search]\nobjective = "{objective}"\n'))
+    recipe = write_recipe(fast_recipe.replace("[search]\n", f'[search]\nobjective = "{objective}"\n'))
     code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", "run")
     assert code == 0, err
     for record in records(tmp_path / "run").values():
