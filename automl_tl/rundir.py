@@ -33,6 +33,16 @@ UNWRITABLE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, e
 """Why a run file cannot be written that the user, not the code, has to fix: a full disk, a read-only folder."""
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_UMASK = _umask()
+"""Read once at import: changing the umask is process-wide, so not something to do per write."""
+
+
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
     """Write through ``write(file)`` into a temporary file beside ``path``, then rename it over ``path``.
 
@@ -43,6 +53,7 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.chmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: run files are as readable as any other file
         with os.fdopen(fd, mode) as handle:
             write(handle)
             handle.flush()
