@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from automl_tl.rundir import atomic_write, read_json, write_json
 
 
@@ -25,9 +27,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         handle.write('{"n": ')
         raise RuntimeError("killed mid-write")
 
-    try:
+    with pytest.raises(RuntimeError):
         atomic_write(path, explode)
-    except RuntimeError:
-        pass
     assert read_json(path) == {"n": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
