@@ -203,7 +203,11 @@ def test_a_worker_that_stalls_past_the_grace_gives_its_trial_up_and_carries_on(t
 
     trials = optuna.load_study(study_name="toy-default", storage=study_url).get_trials()
     assert sum(1 for t in trials if spends_budget(t)) == N_TRIALS
-    stalled = [t for t in trials if is_interrupted(t)]
+    # besides the stalled trial, a worker may have lost the race for the last slot: that trial
+    # ends before it runs ("not started") and is not counted either
+    interrupted = [t for t in trials if is_interrupted(t)]
+    stalled = [t for t in interrupted if "not started" not in fail_reason(t)]
+    assert len(interrupted) - len(stalled) <= 1
     assert len(stalled) == 1 and stalled[0].user_attrs["worker"].endswith(f":{sleeper.pid}")
     assert [t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs] == [stalled[0].number]
     record = json.loads((run / "trials" / f"{stalled[0].number:04d}" / "record.json").read_text())
