@@ -87,7 +87,7 @@ class SearchSpace:
     def sample(self, trial: optuna.Trial, shapes: Mapping[str, BackboneShape]) -> TrialParams:
         backbone = self._categorical(trial, "backbone", self.choices("backbone"))
         shape = shapes[backbone]
-        strategies = [s for s in self.choices("strategy") if s != "partial" or shape.depth >= 2]
+        strategies = self._strategies(shape)
         if not strategies:
             raise UserError("no transfer strategy is possible: 'partial' needs a backbone with 2 or more blocks")
         strategy = self._categorical(trial, "strategy", strategies)
@@ -98,7 +98,6 @@ class SearchSpace:
             freeze_depth = trial.suggest_int("freeze_depth", depths[0], depths[-1])
         else:
             freeze_depth = 0
-        pooling_choices = [p for p in self.choices("pooling") if p != "weighted" or shape.uniform_width]
         head = self._categorical(trial, "head", self.choices("head"))
         return TrialParams(
             backbone=backbone,
@@ -109,7 +108,7 @@ class SearchSpace:
             epochs=int(self._number(trial, "epochs")),
             batch_size=int(self._categorical(trial, "batch_size", self.choices("batch_size"))),
             head=head,
-            pooling=self._categorical(trial, "pooling", pooling_choices or ["default"]),
+            pooling=self._categorical(trial, "pooling", self._poolings(shape)),
             backbone_lr=self._number(trial, "backbone_lr") if strategy in TRAINS_BACKBONE else None,
             head_hidden=int(self._number(trial, "head_hidden")) if head == "mlp" else None,
             dropout=self._number(trial, "dropout") if head == "mlp" else None,
@@ -131,8 +130,7 @@ class SearchSpace:
             return None
         backbone = self.choices("backbone")[0]
         shape = shapes[backbone]
-        strategies = [s for s in self.choices("strategy") if s != "partial" or shape.depth >= 2]
-        poolings = [p for p in self.choices("pooling") if p != "weighted" or shape.uniform_width] or ["default"]
+        strategies, poolings = self._strategies(shape), self._poolings(shape)
         values = {
             "backbone": (self.choices("backbone"), backbone),
             "strategy": (strategies, "feature_extraction"),
@@ -149,6 +147,14 @@ class SearchSpace:
         if low != high:
             params["epochs"] = int(high)  # head-only epochs are cheap: give the probe all of them
         return params
+
+    def _strategies(self, shape: BackboneShape) -> list[str]:
+        """The strategies this backbone allows: partial fine-tuning needs two blocks or more."""
+        return [s for s in self.choices("strategy") if s != "partial" or shape.depth >= 2]
+
+    def _poolings(self, shape: BackboneShape) -> list[str]:
+        """The poolings this backbone allows: a weighted sum of blocks needs blocks of one width."""
+        return [p for p in self.choices("pooling") if p != "weighted" or shape.uniform_width] or ["default"]
 
     def _categorical(self, trial: optuna.Trial, name: str, choices: Sequence[Any]) -> Any:
         """A choice among ``choices``, a subset of the dimension when a backbone rules values out."""
