@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -301,3 +302,14 @@ def forward_floor(recipe: Path) -> dict[str, float]:
     for split in splits:
         store.pooled(split)
     return {"decode_s": decoded - started, "forward_s": time.perf_counter() - decoded, "examples": sum(map(len, splits.values()))}
+
+
+def run_script(main: Callable[[], None]) -> None:
+    """A benchmark script's entry: a user mistake (a missing recipe, no data home) ends in the CLI's one line and exit 2."""
+    from automl_tl.cli.errors import print_error
+
+    try:
+        main()
+    except UserError as exc:
+        print_error(exc)
+        sys.exit(2)

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import forward_floor, run_search  # noqa: E402
+from bench.common import forward_floor, run_script, run_search  # noqa: E402
 
 from automl_tl.search.engine import environment  # noqa: E402
 
@@ -110,4 +110,4 @@ def _top(profiler: cProfile.Profile, n: int = 15) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

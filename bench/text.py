@@ -34,6 +34,7 @@ from bench.common import (  # noqa: E402
     load_bench,
     logistic_probe,
     maybe_search,
+    run_script,
     scored,
 )
 
@@ -93,4 +94,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -43,6 +43,7 @@ from bench.common import (  # noqa: E402
     load_bench,
     logistic_probe,
     maybe_search,
+    run_script,
     scored,
 )
 
@@ -202,4 +203,4 @@ def search_wall_s(search: tuple[Result | None, object]) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
