@@ -47,17 +47,26 @@ def fail_reason(trial: FrozenTrial) -> str | None:
     return str(trial.user_attrs.get("fail_reason") or STALE_REASON)
 
 
+def drew_configuration(trial: FrozenTrial) -> bool:
+    """Whether the trial drew its whole configuration (the engine records it once all is sampled).
+
+    Optuna stores each parameter as it is drawn, so a trial killed while sampling holds only the
+    first few: queued again, the missing ones would be drawn anew and the retry would not repeat it.
+    """
+    return "params" in trial.user_attrs
+
+
 def retry_due(trial: FrozenTrial, trials: list[FrozenTrial]) -> bool:
     """Whether an interrupted trial still has to be queued again.
 
     Once only: a retry that is interrupted in turn is not retried again, so a configuration that
     kills its worker (say, by running out of memory) cannot stall the search. A trial interrupted
-    before it drew its parameters has nothing to repeat.
+    before it drew its whole configuration has nothing to repeat.
     """
     return (
         is_interrupted(trial)
         and RETRY_OF not in trial.user_attrs
-        and bool(trial.params)
+        and drew_configuration(trial)
         and not any(t.user_attrs.get(RETRY_OF) == trial.number for t in trials)
     )
 

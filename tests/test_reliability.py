@@ -25,7 +25,7 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_tl.leaderboard import Leaderboard
-from automl_tl.trials import RETRY_OF, is_interrupted, spends_budget
+from automl_tl.trials import RETRY_OF, drew_configuration, is_interrupted, spends_budget
 
 N_TRIALS = 8
 RECIPE = f"""
@@ -156,7 +156,7 @@ def test_ctrl_c_and_sigkill_at_any_point_lose_no_finished_trial_and_resume_to_th
     retries = [t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs]
     assert sorted(retries) == sorted({*retries}), "a trial was retried twice"
     for trial in interrupted:
-        if RETRY_OF not in trial.user_attrs and trial.params:  # (one killed before drawing its parameters has none)
+        if RETRY_OF not in trial.user_attrs and drew_configuration(trial):  # (one killed while drawing has nothing whole to repeat)
             assert trial.number in retries, f"interrupted trial {trial.number} was not retried"
     by_number = {t.number: t for t in trials}
     for trial in trials:
