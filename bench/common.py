@@ -254,8 +254,8 @@ def run_search(
     """Run ``automl-tl search --recipe RECIPE`` in this process and summarise it.
 
     ``n_trials`` alone replaces the recipe's whole budget (no time limit), so two arms given the
-    same count run the same trials. ``naive`` turns caching and pruning off: the same space,
-    sampler seed and trials, as a hand-wired Optuna loop would run them.
+    same count run the same trials. ``naive`` turns caching, pruning and bf16 autocast off: the
+    same space, sampler seed and trials, as a hand-wired fp32 Optuna loop would run them.
     """
     from rich.console import Console
 
@@ -267,7 +267,7 @@ def run_search(
     elif timeout is not None:
         config.search.timeout = timeout
     if naive:
-        config.search.cache, config.search.pruner = False, "none"
+        config.search.cache, config.search.pruner, config.search.precision = False, "none", "fp32"
     request = SearchRequest(config=config, data_home=data_home(), run_dir=run_dir, command=["bench", str(recipe)])
     started = time.perf_counter()
     board = Search(request, plugin, Console(stderr=True)).run()

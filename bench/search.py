@@ -5,13 +5,14 @@
 Three arms, in one process on one machine:
 
 1. **floor**: one batched no-grad pass of every example through the frozen backbone;
-2. **naive**: the same search space, sampler seed and trial count with caching and pruning off,
-   which is what wiring Optuna to a training loop by hand gives;
+2. **naive**: the same search space, sampler seed and trial count with caching, pruning and bf16
+   autocast off, which is what wiring Optuna to an fp32 training loop by hand gives;
 3. **automl-tl**: the default search (disk-backed frozen-prefix cache, successive-halving pruning,
-   a linear probe first).
+   a linear probe first, bf16 autocast where the CPU has it).
 
 Prints wall time, best validation score, test scores and trials per arm, and the ratios
-naive / automl-tl and automl-tl / floor; ``--json`` writes the same figures.
+naive / automl-tl and automl-tl / floor; ``--json`` writes the same figures, rewritten after
+each arm so that a long run cut short keeps the arms it finished.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main() -> None:
         if "floor" in arms:
             results["floor"] = forward_floor(args.recipe)
             print(f"floor: {results['floor']}", file=sys.stderr)
+            _write(args, results)
         for arm in ("automl-tl", "naive"):  # the short arm first: its figures are there early
             if arm not in arms:
                 continue
@@ -65,13 +67,17 @@ def main() -> None:
                 profiler.dump_stats(args.profile)
                 results[arm]["profile_top"] = _top(profiler)
             print(f"{arm}: {results[arm]}", file=sys.stderr)
-    ratios = _ratios(results)
-    _print(args, results, ratios)
-    if args.json:
-        payload = {"recipe": str(args.recipe), "n_trials": args.n_trials, "environment": environment(),
-                   "arms": results, "ratios": ratios}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+            _write(args, results)
+    _print(args, results, _ratios(results))
+
+
+def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if not args.json:
+        return
+    payload = {"recipe": str(args.recipe), "n_trials": args.n_trials, "environment": environment(),
+               "arms": results, "ratios": _ratios(results)}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _ratios(results: dict[str, Any]) -> dict[str, float]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import input_mode, predict, train_trial
+from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -169,3 +171,55 @@ noise = 3.0
         assert rows[n]["state"] == "pruned"
         assert len(history) < 9 and rows[n]["reason"] == f"after epoch {len(history)}"
         assert rows[n]["score"] == max(h["macro_f1"] for h in history)
+
+
+def _linear_output_dtypes(run) -> tuple[Any, set[torch.dtype]]:
+    """What ``run()`` returns, and the dtypes every ``nn.Linear`` produced while it ran."""
+    seen: set[torch.dtype] = set()
+
+    def hook(module, args, output):
+        if isinstance(module, torch.nn.Linear):
+            seen.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(hook)
+    try:
+        return run(), seen
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("strategy", ["partial", "lp_ft"])
+def test_bf16_autocast_runs_trainable_blocks_in_bf16_and_keeps_fp32_weights(toy_modules, strategy) -> None:
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)
+    p = params(strategy=strategy, freeze_depth=1 if strategy == "partial" else 0, epochs=3)
+
+    def train(compute: Compute):
+        return train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+                           compute=compute)
+
+    fp32, fp32_dtypes = _linear_output_dtypes(lambda: train(Compute()))
+    bf16, bf16_dtypes = _linear_output_dtypes(lambda: train(Compute(bf16=True)))
+    assert fp32_dtypes == {torch.float32}
+    assert torch.bfloat16 in bf16_dtypes
+    assert all(math.isfinite(h["train_loss"]) for h in bf16.history)
+    assert all(t.dtype == torch.float32 for t in bf16.state.values() if t.is_floating_point())
+    assert bf16.scores["macro_f1"] >= fp32.scores["macro_f1"] - 0.2
+
+
+def test_head_only_training_stays_fp32_under_bf16(toy_modules) -> None:
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)
+    p = params(strategy="feature_extraction", freeze_depth=toy_network.build().depth, epochs=2)
+    _, dtypes = _linear_output_dtypes(lambda: train_trial(
+        p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+        compute=Compute(bf16=True)))
+    assert dtypes == {torch.float32}
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_bf16("bf16") and not resolve_bf16("fp32")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert not resolve_bf16("auto")
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert resolve_bf16("auto")

@@ -41,7 +41,7 @@ from automl_tl.search.metrics import detailed
 from automl_tl.search.model import Tail
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
-from automl_tl.search.train import input_mode, predict, train_trial
+from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 from automl_tl.splits import Splits, make_splits
 from automl_tl.storage import open_storage
 from automl_tl.trials import INTERRUPTED, fail_reason, is_interrupted, requeue, retry_due
@@ -116,10 +116,14 @@ def study_name(config: RunConfig, data_name: str) -> str:
 
 def fingerprint(config: RunConfig, splits: Splits) -> str:
     """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
-    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache", "heartbeat"}, "study": True})
+    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache", "precision", "heartbeat"}, "study": True})
     data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
     blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def compute(config: RunConfig) -> Compute:
+    return Compute(cached=config.search.cache, bf16=resolve_bf16(config.search.precision))
 
 
 def environment() -> dict[str, Any]:
@@ -132,6 +136,7 @@ def environment() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "native_bf16": resolve_bf16("auto"),
     }
 
 
@@ -385,7 +390,7 @@ class Search:
                 outcome = train_trial(
                     refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
                     seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
-                    cached=self.config.search.cache,
+                    compute=compute(self.config),
                 )
             tail.load_state_dict(outcome.state)
             atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
@@ -396,7 +401,7 @@ class Search:
                 return
             tail.load_state_dict(torch.load(weights, weights_only=True))
         with self.console.status("evaluating on the test split"):
-            predictions = predict(tail, store, "test", input_mode(params), params, self.config.search.cache)
+            predictions = predict(tail, store, "test", input_mode(params), params, compute(self.config))
         result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
                   "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
         study.set_user_attr("test", result)
@@ -456,7 +461,7 @@ class _Objective:
             outcome = train_trial(
                 params, self.stores[params.backbone], self.n_classes, self.objective,
                 seed=self.search.config.search.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=self.display.batch, cached=self.search.config.search.cache,
+                on_epoch=on_epoch, on_batch=self.display.batch, compute=compute(self.search.config),
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)

@@ -4,8 +4,8 @@ Three input paths, fastest first: *pooled* (every block frozen: the head trains 
 pooled vectors, a few milliseconds an epoch), *prefix* (the first k blocks frozen: blocks k+1..n
 train on the store's cached prefix output) and *live* (the stem trains, or inputs are augmented:
 examples go through the whole network). LP-FT runs the pooled path for its linear probe, then the
-live path. With caching off (``cached=False``, the benchmark's naive arm) the pooled and prefix
-inputs are computed afresh for every batch of every epoch, as a hand-wired training loop would.
+live path. With caching off (``Compute(cached=False)``, the benchmark's naive arm) the pooled and
+prefix inputs are computed afresh for every batch of every epoch, as a hand-wired training loop would.
 """
 
 from __future__ import annotations
@@ -29,6 +29,34 @@ from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail, count_trainable, set_train_mode
 from automl_tl.search.space import TrialParams
+
+@dataclass(frozen=True)
+class Compute:
+    """How a trial's arithmetic is carried out, as opposed to what it computes."""
+
+    cached: bool = True
+    """Read pooled and prefix inputs from the store; off, recompute them every batch."""
+    bf16: bool = False
+    """Run the trainable backbone blocks under bfloat16 autocast (weights and optimiser stay fp32).
+
+    Where the CPU has native bf16 (AVX512-BF16, AMX) a fine-tuning step is ~1.5x faster: measured
+    here 2.6 s against 1.7 s for 256 clips through Whisper tiny.en, 4.1 s against 2.6 s for 256 texts
+    through MiniLM. Head-only training stays fp32: its matrices are too small to gain.
+    """
+
+    def autocast(self, mode: str) -> torch.autocast:
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16 and mode != "pooled")
+
+
+def resolve_bf16(precision: str) -> bool:
+    """``auto`` is bf16 exactly where the CPU computes it natively (emulated bf16 is slower than fp32)."""
+    if precision != "auto":
+        return precision == "bf16"
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
 
 LP_EPOCHS = 20
 """Linear-probe epochs before LP-FT's fine-tune: they run on cached pooled features, so they are cheap."""
@@ -65,19 +93,19 @@ def train_trial(
     seed: int,
     on_epoch: EpochCallback,
     on_batch: BatchCallback,
-    cached: bool = True,
+    compute: Compute = Compute(),
 ) -> TrialOutcome:
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tail = Tail(store.backbone, params, n_classes)
     mode = input_mode(params)
-    head_threads = 1 if cached else torch.get_num_threads()
+    head_threads = 1 if compute.cached else torch.get_num_threads()
     if params.strategy == "lp_ft":
         with _threads(head_threads):
             _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True,
-                 cached=cached)
+                 compute=compute)
     with _threads(head_threads if mode == "pooled" else torch.get_num_threads()):
-        outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, cached=cached)
+        outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, compute=compute)
     outcome.trainable_params = count_trainable(tail)
     return outcome
 
@@ -93,7 +121,7 @@ def _fit(
     on_epoch: EpochCallback | None,
     on_batch: BatchCallback,
     head_only: bool = False,
-    cached: bool = True,
+    compute: Compute = Compute(),
 ) -> TrialOutcome:
     groups: list[dict[str, Any]] = [{"params": tail.head_parameters(), "lr": params.head_lr}]
     if not head_only and mode != "pooled":
@@ -110,8 +138,10 @@ def _fit(
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
         total_loss, seen = 0.0, 0
-        for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng, cached)):
-            loss = F.cross_entropy(_logits(tail, mode, inputs), labels[index])
+        for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng, compute.cached)):
+            with compute.autocast(mode):
+                logits = _logits(tail, mode, inputs)
+            loss = F.cross_entropy(logits.float(), labels[index])
             if not torch.isfinite(loss):
                 raise TrialFailed(f"loss became {loss.item()} in epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
@@ -127,7 +157,7 @@ def _fit(
             if epoch == epochs:
                 best = TrialOutcome({}, epoch, 0, state=tail.state_dict())
             continue
-        predictions = predict(tail, store, "validation", mode, params, cached)
+        predictions = predict(tail, store, "validation", mode, params, compute)
         metrics = scores(store.labels("validation").numpy(), predictions, tail.n_classes)
         history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started})
         if best is None or metrics[objective] > best.scores[objective]:
@@ -140,13 +170,17 @@ def _fit(
     return best
 
 
-def predict(tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, cached: bool = True) -> np.ndarray:
+def predict(
+    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
+) -> np.ndarray:
     """Predicted class indices for a split, in the split's order."""
     tail.eval()
     predictions = np.empty(len(store.examples[split]), dtype=np.int64)
     with torch.inference_mode():
-        for inputs, index in _batches(tail, store, split, mode, params, None, cached):
-            predictions[index.numpy()] = _logits(tail, mode, inputs).argmax(dim=-1).numpy()
+        for inputs, index in _batches(tail, store, split, mode, params, None, compute.cached):
+            with compute.autocast(mode):  # the tail only: the store's own pass (if due) stays fp32
+                logits = _logits(tail, mode, inputs)
+            predictions[index.numpy()] = logits.argmax(dim=-1).numpy()
     return predictions
 
 
