@@ -180,3 +180,26 @@ def backbone(toy_modules):
 def examples(toy_modules):
     """15 toy examples, lengths 3..12, so batches are padded."""
     return toy_modules[0].synthetic(n_per_class=5, seed=3)
+
+
+@pytest.fixture
+def add_trial() -> Callable[..., None]:
+    """Adds a finished trial with the user attributes the engine writes, for leaderboard and report tests.
+
+    A pruned trial gets the intermediate ``scores`` it was pruned after (epochs 1, 2...).
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    def add(study: optuna.Study, state: TrialState, value: float | None, params: dict, scores: tuple[float, ...] = (0.4,),
+            **attrs: object) -> None:
+        trial = study.ask()
+        trial.set_user_attr("params", params)
+        for key, attr in attrs.items():
+            trial.set_user_attr(key, attr)
+        if state == TrialState.PRUNED:
+            for epoch, score in enumerate(scores, start=1):
+                trial.report(score, epoch)
+        study.tell(trial, value, state=state)
+
+    return add

@@ -97,32 +97,22 @@ def test_damaged_or_foreign_run_directory_is_one_clear_line(run_cli, assert_user
     assert_user_error(code, out, err, "incompatible automl-tl (format 99")
 
 
-def _study_with_every_state() -> optuna.Study:
+@pytest.fixture
+def every_state(add_trial) -> optuna.Study:
     study = optuna.create_study(study_name="synthetic", direction="maximize")
     study.set_user_attr("run", {"objective": "accuracy"})
-
-    def add(state: TrialState, value: float | None, params: dict, **attrs) -> None:
-        trial = study.ask()
-        trial.set_user_attr("params", params)
-        for key, attr in attrs.items():
-            trial.set_user_attr(key, attr)
-        if state == TrialState.PRUNED:
-            trial.report(0.4, 1)
-            trial.report(0.5, 2)
-        study.tell(trial, value, state=state)
-
     base = {"backbone": "net", "strategy": "partial", "freeze_depth": 2, "head_lr": 1e-3, "head": "mlp",
             "head_hidden": 64, "dropout": 0.25, "pooling": "mean"}
-    add(TrialState.FAIL, None, base, fail_reason="loss became nan in epoch 1")
-    add(TrialState.COMPLETE, 0.7, base, trainable_params=1500)
-    add(TrialState.PRUNED, None, base)
-    add(TrialState.COMPLETE, 0.9, {**base, "strategy": "feature_extraction", "head": "linear"}, trainable_params=99)
+    add_trial(study, TrialState.FAIL, None, base, fail_reason="loss became nan in epoch 1")
+    add_trial(study, TrialState.COMPLETE, 0.7, base, trainable_params=1500)
+    add_trial(study, TrialState.PRUNED, None, base, scores=(0.4, 0.5))
+    add_trial(study, TrialState.COMPLETE, 0.9, {**base, "strategy": "feature_extraction", "head": "linear"}, trainable_params=99)
     study.ask()  # still running
     return study
 
 
-def test_rows_are_ordered_complete_pruned_running_failed():
-    board = Leaderboard.from_study(_study_with_every_state())
+def test_rows_are_ordered_complete_pruned_running_failed(every_state):
+    board = Leaderboard.from_study(every_state)
     assert [(r.trial, r.state) for r in board.rows] == [(3, "complete"), (1, "complete"), (2, "pruned"), (4, "running"), (0, "fail")]
     assert board.best is not None and board.best.trial == 3
     assert board.objective == "accuracy"
@@ -133,8 +123,8 @@ def test_rows_are_ordered_complete_pruned_running_failed():
     assert board.rows[1].head == "mlp 64 d0.25"
 
 
-def test_plain_and_rendered_cells():
-    board = Leaderboard.from_study(_study_with_every_state())
+def test_plain_and_rendered_cells(every_state):
+    board = Leaderboard.from_study(every_state)
     rows = list(csv.reader(io.StringIO(board.to_csv())))
     assert rows[1][COLUMNS.index("strategy")] == "feature extraction"
     assert rows[2][COLUMNS.index("trainable")] == "1500"

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,23 +119,23 @@ def test_several_runs_add_a_comparison(fast_recipe, toy_run, run_cli, write_reci
     assert page.count("<h3>Headline</h3>") == 2
 
 
-def test_pruned_failed_and_running_rows_are_subdued_and_the_baseline_is_named():
-    page = html.render(build([("synthetic", Leaderboard.from_study(_study(), importance=True))]))
+def test_pruned_failed_and_running_rows_are_subdued_and_the_baseline_is_named(synthetic):
+    page = html.render(build([("synthetic", Leaderboard.from_study(synthetic(), importance=True))]))
     classes = re.findall(r"<tr(?: class=\"([a-z]+)\")?><td", _table_after(page, "Leaderboard"))
     assert classes == ["best", "", "baseline", "pruned", "running", "fail"]
     assert "<dt>Baseline</dt><dd>linear probe, trial 1: validation accuracy 0.5500; the best model is +0.3500 (+35.0 points)" in page
     assert "1 failed trial(s) have no score" in page
 
 
-def test_without_a_marked_baseline_the_best_linear_probe_is_the_baseline():
-    board = Leaderboard.from_study(_study(mark_baseline=False))
+def test_without_a_marked_baseline_the_best_linear_probe_is_the_baseline(synthetic):
+    board = Leaderboard.from_study(synthetic(mark_baseline=False))
     assert board.baseline is not None and board.baseline.trial == 3
     page = html.render(build([("synthetic", board)]))
     assert "<dt>Baseline</dt><dd>linear probe (frozen backbone, linear head), trial 3: validation accuracy 0.7000" in page
 
 
-def test_a_test_score_of_an_earlier_trial_is_not_credited_to_the_best():
-    study = _study()
+def test_a_test_score_of_an_earlier_trial_is_not_credited_to_the_best(synthetic):
+    study = synthetic()
     study.set_user_attr("test", {"trial": 3, "refit": True, "accuracy": 0.75, "macro_f1": 0.74, "n": 8,
                                  "confusion": [[3, 1], [1, 3]],
                                  "per_class": {c: {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4} for c in "ab"}})
@@ -206,29 +207,24 @@ def _table_after(page: str, heading: str) -> str:
     return page[page.index("<table>", start):page.index("</table>", start)]
 
 
-def _study(mark_baseline: bool = True) -> optuna.Study:
-    """An in-memory study with a trial in every state; trials 1 and 3 are linear probes, the engine may mark 1."""
-    study = optuna.create_study(direction="maximize")
-    study.set_user_attr("run", {"objective": "accuracy", "modality": "toy", "data": {"classes": ["a", "b"]}})
-    probe = {"backbone": "net", "strategy": "feature_extraction", "freeze_depth": 3, "head_lr": 1e-3, "head": "linear",
-             "pooling": "mean", "epochs": 2}
+@pytest.fixture
+def synthetic(add_trial) -> Callable[..., optuna.Study]:
+    """Builds an in-memory study with a trial in every state; trials 1 and 3 are linear probes, the engine may mark 1."""
 
-    def add(state: TrialState, value: float | None, params: dict[str, Any], **attrs: Any) -> None:
-        trial = study.ask()
-        trial.set_user_attr("params", params)
-        for key, attr in attrs.items():
-            trial.set_user_attr(key, attr)
-        if state == TrialState.PRUNED:
-            trial.report(0.4, 1)
-        study.tell(trial, value, state=state)
+    def make(mark_baseline: bool = True) -> optuna.Study:
+        study = optuna.create_study(direction="maximize")
+        study.set_user_attr("run", {"objective": "accuracy", "modality": "toy", "data": {"classes": ["a", "b"]}})
+        probe = {"backbone": "net", "strategy": "feature_extraction", "freeze_depth": 3, "head_lr": 1e-3, "head": "linear",
+                 "pooling": "mean", "epochs": 2}
+        add_trial(study, TrialState.FAIL, None, probe, fail_reason="loss became nan in epoch 1")
+        add_trial(study, TrialState.COMPLETE, 0.55, probe, **({"baseline": "linear probe"} if mark_baseline else {}))
+        add_trial(study, TrialState.PRUNED, None, {**probe, "strategy": "full", "freeze_depth": 0, "backbone_lr": 1e-4})
+        add_trial(study, TrialState.COMPLETE, 0.7, probe)
+        add_trial(study, TrialState.COMPLETE, 0.9, {**probe, "strategy": "partial", "freeze_depth": 1, "backbone_lr": 1e-4})
+        study.ask()  # still running
+        return study
 
-    add(TrialState.FAIL, None, probe, fail_reason="loss became nan in epoch 1")
-    add(TrialState.COMPLETE, 0.55, probe, **({"baseline": "linear probe"} if mark_baseline else {}))
-    add(TrialState.PRUNED, None, {**probe, "strategy": "full", "freeze_depth": 0, "backbone_lr": 1e-4})
-    add(TrialState.COMPLETE, 0.7, probe)
-    add(TrialState.COMPLETE, 0.9, {**probe, "strategy": "partial", "freeze_depth": 1, "backbone_lr": 1e-4})
-    study.ask()  # still running
-    return study
+    return make
 
 
 def _browse(browser: str, url: str, screenshot: Path, width: int = 1280, height: int = 2000, timeout: float = 90) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,17 +15,6 @@ from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
 from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture
-def toy_modules(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(FIXTURES))
-    import toy_modality
-    import toy_network
-
-    return toy_modality, toy_network
 
 
 def make_store(backbone: Backbone, toy_modality) -> FeatureStore:
