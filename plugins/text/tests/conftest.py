@@ -41,58 +41,49 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
-def _save_tokenizer(folder: Path) -> None:
+def _save_tiny(factory: pytest.TempPathFactory, name: str, model_class: type, config: object) -> Path:
+    """A random-init model (seed 0) and a BertTokenizerFast over VOCAB, saved as ``from_pretrained`` reads them."""
+    import torch
     from transformers import BertTokenizerFast
 
+    folder = factory.mktemp(name)
+    torch.manual_seed(0)
+    model_class(config).save_pretrained(folder)
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
     BertTokenizerFast(vocab=str(vocab), do_lower_case=True, model_max_length=64).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
     from transformers import BertConfig, BertModel
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    torch.manual_seed(0)
     config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64)
-    BertModel(config).save_pretrained(folder)
-    _save_tokenizer(folder)
-    return folder
+    return _save_tiny(tmp_path_factory, "tiny-bert", BertModel, config)
 
 
 @pytest.fixture(scope="session")
 def tiny_distilbert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
     from transformers import DistilBertConfig, DistilBertModel
 
-    folder = tmp_path_factory.mktemp("tiny-distilbert")
-    torch.manual_seed(0)
     config = DistilBertConfig(vocab_size=len(VOCAB), dim=32, n_layers=2, n_heads=2, hidden_dim=64, max_position_embeddings=64)
-    DistilBertModel(config).save_pretrained(folder)
-    _save_tokenizer(folder)
-    return folder
+    return _save_tiny(tmp_path_factory, "tiny-distilbert", DistilBertModel, config)
 
 
 @pytest.fixture(scope="session")
 def tiny_deberta(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """DeBERTa-v2 with relative attention, bucketed positions and the first layer's convolution."""
-    import torch
     from transformers import DebertaV2Config, DebertaV2Model
 
-    folder = tmp_path_factory.mktemp("tiny-deberta")
-    torch.manual_seed(0)
     config = DebertaV2Config(
         vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         max_position_embeddings=64, relative_attention=True, position_buckets=16, max_relative_positions=64,
         pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm", position_biased_input=False, conv_kernel_size=3,
         type_vocab_size=0, pad_token_id=0,
     )
-    DebertaV2Model(config).save_pretrained(folder)
-    _save_tokenizer(folder)
-    return folder
+    return _save_tiny(tmp_path_factory, "tiny-deberta", DebertaV2Model, config)
 
 
 def message(rng, label: str, lo: int = 3, hi: int = 9) -> str:
