@@ -65,6 +65,7 @@ def test_defaults_are_valid_and_narrow_the_space() -> None:
     assert config.search.objective == "accuracy" and config.data.split_by == "stratified"
     space = SearchSpace.resolve(plugin.search_space(), config.space, backbones=["efficientnet-lite0"])
     assert space.dims["epochs"] == [2, 10] and space.dims["batch_size"] == [8, 16, 32]
+    assert space.dims["batchnorm"] == ["frozen"]
 
 
 def test_shipped_recipe_is_valid() -> None:
