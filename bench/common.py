@@ -282,6 +282,8 @@ def run_search(
         "best_trial": best.params if best else None,
         "test": {key: (board.test or {}).get(key) for key in ("accuracy", "macro_f1")},
         "run_dir": str(run_dir),
+        "trials": [{"number": r.trial, "state": r.state, "strategy": r.strategy, "seconds": r.seconds, "params": r.params}
+                   for r in sorted(board.rows, key=lambda r: r.trial)],
     }
 
 

@@ -1,0 +1,37 @@
+"""bench/search.py's side-by-side arithmetic: which trials count as the same configuration in both arms."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def bench_search(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    sys.modules.pop("bench.search", None)
+    return importlib.import_module("bench.search")
+
+
+def _trials(*pairs):
+    return [{"params": {"strategy": strategy}, "seconds": seconds} for strategy, seconds in pairs]
+
+
+def test_only_the_leading_identical_configurations_are_compared(bench_search) -> None:
+    ours = _trials(("feature_extraction", 1.0), ("partial", 2.0), ("lp_ft", 5.0), ("partial", 1.0))
+    naive = _trials(("feature_extraction", 10.0), ("partial", 30.0), ("full", 90.0), ("partial", 9.0))
+    assert bench_search._same_configurations(ours, naive) == (2, 3.0, 40.0)
+    ratios = bench_search._ratios({"automl-tl": {"wall_s": 10.0, "trials": ours}, "naive": {"wall_s": 100.0, "trials": naive}})
+    assert ratios["naive / automl-tl"] == 10.0
+    assert ratios["naive / automl-tl, trial time of the 2 trials both arms drew alike"] == pytest.approx(40 / 3)
+
+
+def test_arms_that_differ_from_the_first_trial_have_no_like_for_like_ratio(bench_search) -> None:
+    ours, naive = _trials(("partial", 2.0)), _trials(("full", 20.0))
+    assert bench_search._same_configurations(ours, naive) is None
+    assert list(bench_search._ratios({"automl-tl": {"wall_s": 2.0, "trials": ours}, "naive": {"wall_s": 20.0, "trials": naive}})) == ["naive / automl-tl"]
