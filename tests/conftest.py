@@ -161,6 +161,31 @@ def fast_recipe() -> str:
 
 
 @pytest.fixture
+def killable_recipe() -> Callable[[int], str]:
+    """A toy search of ``n_trials`` for the tests that kill, stall or race workers.
+
+    No pruning (every trial spends its budget the same way) and a 1 s heartbeat: a trial killed
+    before it named its worker is taken to be abandoned after 4 s, not 2 minutes.
+    """
+
+    def recipe(n_trials: int) -> str:
+        return f"""
+modality = "toy"
+[search]
+n_trials = {n_trials}
+seed = 0
+pruner = "none"
+heartbeat = 1
+[space]
+strategy = ["feature_extraction", "partial"]
+epochs = [2, 3]
+batch_size = 32
+"""
+
+    return recipe
+
+
+@pytest.fixture
 def toy_modules(monkeypatch: pytest.MonkeyPatch):
     """The toy plugin and network modules, imported from tests/fixtures."""
     monkeypatch.syspath_prepend(str(FIXTURES))

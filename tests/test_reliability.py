@@ -28,28 +28,16 @@ from automl_tl.leaderboard import Leaderboard
 from automl_tl.trials import RETRY_OF, drew_configuration, is_interrupted, spends_budget
 
 N_TRIALS = 8
-RECIPE = f"""
-modality = "toy"
-[search]
-n_trials = {N_TRIALS}
-seed = 0
-pruner = "none"
-heartbeat = 1  # a trial killed before it named its worker is taken to be abandoned after 4 s, not 2 min
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [2, 3]
-batch_size = 32
-"""
 
 
 class Child:
     """Runs `automl-tl search` on one run directory in a subprocess, through the kill driver."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, recipe: str) -> None:
         self.tmp = tmp_path
         self.run_dir = tmp_path / "run"
         self.recipe = tmp_path / "recipe.toml"
-        self.recipe.write_text(RECIPE)
+        self.recipe.write_text(recipe)
 
     def args(self) -> list[str]:
         from kill_driver import command  # tests/fixtures, on sys.path once the toy plugin is registered
@@ -84,8 +72,8 @@ def finished(study: optuna.Study) -> dict[int, tuple[TrialState, float | None]]:
     return {t.number: (t.state, t.value) for t in study.get_trials() if spends_budget(t)}
 
 
-def test_ctrl_c_and_sigkill_at_any_point_lose_no_finished_trial_and_resume_to_the_budget(toy, tmp_path):
-    child = Child(tmp_path)
+def test_ctrl_c_and_sigkill_at_any_point_lose_no_finished_trial_and_resume_to_the_budget(toy, tmp_path, killable_recipe):
+    child = Child(tmp_path, killable_recipe(N_TRIALS))
     result = child.run("before-rename", "*/cache/*", 1)  # writing the frozen-backbone cache, before any trial
     assert result.returncode == -signal.SIGKILL, (result.stdout, result.stderr)
     assert list(child.run_dir.glob("cache/.*.tmp")) and not list(child.run_dir.glob("cache/[!.]*"))

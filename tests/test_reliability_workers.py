@@ -31,18 +31,6 @@ from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted, spends_budge
 POSTGRES_ENV = "AUTOML_TL_TEST_POSTGRES"
 WORKERS = 3
 N_TRIALS = 12
-RECIPE = f"""
-modality = "toy"
-[search]
-n_trials = {N_TRIALS}
-seed = 0
-pruner = "none"
-heartbeat = 1
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [2, 3]
-batch_size = 32
-"""
 
 
 def _postgres() -> str:
@@ -53,12 +41,12 @@ def _postgres() -> str:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_workers_share_the_budget_and_survive_a_killed_worker(toy, tmp_path, backend):
+def test_workers_share_the_budget_and_survive_a_killed_worker(toy, tmp_path, backend, killable_recipe):
     from kill_driver import child_env, command  # tests/fixtures, on sys.path once the toy plugin is registered
 
     study_name = f"toy-workers-{uuid.uuid4().hex[:8]}"
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(RECIPE)
+    recipe.write_text(killable_recipe(N_TRIALS))
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
         run_dirs = [tmp_path / "run"] * WORKERS  # one machine: the run directory (and its study.db) is shared
@@ -175,7 +163,7 @@ def test_queued_trials_are_taken_once_by_workers_sharing_sqlite(tmp_path):
     assert len(taken) == 60 and len(set(taken)) == 60, "a queued trial was taken by two workers"
 
 
-def test_a_worker_that_stalls_past_the_grace_gives_its_trial_up_and_carries_on(toy, tmp_path):
+def test_a_worker_that_stalls_past_the_grace_gives_its_trial_up_and_carries_on(toy, tmp_path, killable_recipe):
     """A suspended laptop: the process freezes mid-trial, heartbeats and all, then wakes up.
 
     Meanwhile the other worker has failed the silent trial and run it again; on waking, the
@@ -185,7 +173,7 @@ def test_a_worker_that_stalls_past_the_grace_gives_its_trial_up_and_carries_on(t
     from kill_driver import child_env, command
 
     recipe = tmp_path / "recipe.toml"
-    recipe.write_text(RECIPE)
+    recipe.write_text(killable_recipe(N_TRIALS))
     site, run = tmp_path / "site", tmp_path / "run"
     args = command("search", "-r", str(recipe), "--run-dir", str(run))
     sleeper = subprocess.Popen(args, env=child_env(site, "stall", nth=2), cwd=tmp_path, text=True,
