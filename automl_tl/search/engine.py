@@ -122,10 +122,6 @@ def fingerprint(config: RunConfig, splits: Splits) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def compute(config: RunConfig) -> Compute:
-    return Compute(cached=config.search.cache, bf16=resolve_bf16(config.search.precision))
-
-
 def environment() -> dict[str, Any]:
     return {
         "automl_tl": __version__,
@@ -150,6 +146,9 @@ class Search:
         self.console = display_console
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.budget: Budget | None = None
+        search = request.config.search
+        self.compute = Compute(cached=search.cache, bf16=resolve_bf16(search.precision))
+        """How every trial, the refit and the test evaluation compute (resolved once: ``auto`` asks the CPU)."""
 
     def run(self) -> Leaderboard:
         cfg = self.config
@@ -390,7 +389,7 @@ class Search:
                 outcome = train_trial(
                     refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
                     seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
-                    compute=compute(self.config),
+                    compute=self.compute,
                 )
             tail.load_state_dict(outcome.state)
             atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
@@ -401,7 +400,7 @@ class Search:
                 return
             tail.load_state_dict(torch.load(weights, weights_only=True))
         with self.console.status("evaluating on the test split"):
-            predictions = predict(tail, store, "test", input_mode(params), params, compute(self.config))
+            predictions = predict(tail, store, "test", input_mode(params), params, self.compute)
         result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
                   "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
         study.set_user_attr("test", result)
@@ -461,7 +460,7 @@ class _Objective:
             outcome = train_trial(
                 params, self.stores[params.backbone], self.n_classes, self.objective,
                 seed=self.search.config.search.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=self.display.batch, compute=compute(self.search.config),
+                on_epoch=on_epoch, on_batch=self.display.batch, compute=self.search.compute,
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)

@@ -30,6 +30,7 @@ from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail, count_trainable, set_train_mode
 from automl_tl.search.space import TrialParams
 
+
 @dataclass(frozen=True)
 class Compute:
     """How a trial's arithmetic is carried out, as opposed to what it computes."""
