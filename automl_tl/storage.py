@@ -61,6 +61,22 @@ def open_storage(url: str, heartbeat: int, on_stale: Callable[[optuna.Study, Fro
             raise UserError(f"cannot open study storage {url}: {_first_line(exc)}", hint="check --storage") from None
 
 
+def open_study(
+    storage: optuna.storages.BaseStorage, name: str, sampler: optuna.samplers.BaseSampler, pruner: optuna.pruners.BasePruner
+) -> tuple[optuna.Study, bool]:
+    """The study ``name`` (maximising), and whether this call created it.
+
+    Workers started together on a new study must queue its first trials once, not once each:
+    "are there no trials yet?" followed by a queue is a race that every worker can win. Creating
+    a study is atomic (the database refuses a second study of the same name), so exactly one
+    worker learns that it created the study, and only that one queues.
+    """
+    try:
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize"), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner), False
+
+
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__

@@ -94,9 +94,8 @@ def test_workers_share_the_budget_and_survive_a_killed_worker(toy, tmp_path, bac
         retries = [t for t in trials if t.user_attrs.get(RETRY_OF) == killed[0].number]
         assert len(retries) == 1 and retries[0].params == killed[0].params and spends_budget(retries[0])
 
-        # no configuration ran twice (the retry repeats only a trial that never finished); the baseline is left out:
-        # workers that open a new study within milliseconds of each other may each queue it
-        drawn = [json.dumps(t.params, sort_keys=True) for t in spending if "baseline" not in t.user_attrs]
+        # no configuration ran twice (the retry repeats only a trial that never finished), the baseline included
+        drawn = [json.dumps(t.params, sort_keys=True) for t in spending]
         assert len(set(drawn)) == len(drawn), "two workers ran the same configuration"
         workers = {t.user_attrs["worker"] for t in spending}
         assert len(workers) >= 2, "the surviving workers both ran trials"
@@ -161,6 +160,41 @@ def test_queued_trials_are_taken_once_by_workers_sharing_sqlite(tmp_path):
     taken = [int(n) for w in workers for n in w.communicate(timeout=120)[0].split()]
     assert all(w.returncode == 0 for w in workers)
     assert len(taken) == 60 and len(set(taken)) == 60, "a queued trial was taken by two workers"
+
+
+OPEN = """
+import sys, time
+from pathlib import Path
+import optuna
+from automl_tl.storage import open_storage, open_study
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+storage = open_storage(sys.argv[1], 30, lambda study, trial: None)
+while not Path(sys.argv[2]).exists():  # start line: every worker opens the new study at the same instant
+    time.sleep(0.001)
+study, created = open_study(storage, "new", optuna.samplers.RandomSampler(), optuna.pruners.NopPruner())
+time.sleep(0.5)  # a worker slow to queue (a busy machine): the others have looked at the study meanwhile
+if created:
+    study.enqueue_trial({"x": 0}, user_attrs={"baseline": "linear probe"})
+print(created)
+"""
+
+
+def test_workers_opening_a_new_study_together_queue_its_baseline_once(tmp_path):
+    """Exactly one of several workers that open a new study at the same instant learns it created it.
+
+    The engine queues the linear-probe baseline only there; asking "are there no trials yet?"
+    instead let every worker that asked before the first queued, queue it again.
+    """
+    url, go = f"sqlite:///{tmp_path / 'new.db'}", tmp_path / "go"
+    workers = [subprocess.Popen([sys.executable, "-c", OPEN, url, str(go)], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    time.sleep(3)  # each has imported Optuna and opened the storage by now (a slow one only weakens the race)
+    go.touch()
+    created = [w.communicate(timeout=60)[0].split() for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    assert sorted(created) == [["False"]] * 3 + [["True"]]
+    study = optuna.load_study(study_name="new", storage=url)
+    assert [t.user_attrs for t in study.get_trials()] == [{"baseline": "linear probe"}]
 
 
 def test_a_worker_that_stalls_past_the_grace_gives_its_trial_up_and_carries_on(toy, tmp_path, killable_recipe):

@@ -43,7 +43,7 @@ from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
 from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 from automl_tl.splits import Splits, make_splits
-from automl_tl.storage import open_storage
+from automl_tl.storage import open_storage, open_study
 from automl_tl.trials import INTERRUPTED, fail_reason, is_interrupted, requeue, retry_due
 
 WAIT_POLL_SECONDS = 5
@@ -178,11 +178,11 @@ class Search:
         space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
         backbones = {n: self._build(n) for n in space.choices("backbone")}
         shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
-        study = self._study(run, name, space, cfg)
+        study, created = self._study(run, name, space, cfg)
         if saved is None or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
         baseline = space.baseline(shapes)
-        if baseline is not None and not study.get_trials(deepcopy=False):
+        if baseline is not None and created:
             study.enqueue_trial(baseline, user_attrs={"baseline": "linear probe"})
         self._reap(study, run)
         self._prune_weights(study, run)
@@ -264,7 +264,8 @@ class Search:
         self.console.print(f"[bold]backbone[/]: loading {name}")
         return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, self.config.options), Backbone)
 
-    def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> optuna.Study:
+    def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> tuple[optuna.Study, bool]:
+        """The run's study, and whether this worker created it (only the creator queues the baseline)."""
         url = self.request.storage or run.default_storage
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
         storage = open_storage(url, cfg.search.heartbeat, lambda study, trial: self._interrupted(study, run, trial))
@@ -287,9 +288,7 @@ class Search:
             pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         else:
             pruner = optuna.pruners.NopPruner()
-        return optuna.create_study(
-            study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="maximize", load_if_exists=True
-        )
+        return open_study(storage, name, sampler, pruner)
 
     def _reap(self, study: optuna.Study, run: RunDir) -> None:
         """Fail the running trials whose worker is gone, and record and re-queue each (see `automl_tl.trials`).
