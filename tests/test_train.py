@@ -11,6 +11,7 @@ import torch
 
 from automl_tl.backbone import Backbone
 from automl_tl.search.features import FeatureStore
+from automl_tl.search.kernels import MATH_ATTENTION_UP_TO, attention_kernel
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
@@ -203,6 +204,49 @@ def test_head_only_training_stays_fp32_under_bf16(toy_modules) -> None:
         p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
         compute=Compute(bf16=True)))
     assert dtypes == {torch.float32}
+
+
+def _flash_allowed_in_tail_blocks(run) -> set[bool]:
+    """Whether PyTorch's flash attention kernel was allowed each time a trial's toy block ran during ``run()``.
+
+    Blocks run by a module other than the trial's tail (the store's frozen pass) are left out.
+    """
+    seen: set[bool] = set()
+    tail_blocks: set[int] = set()
+
+    def hook(module, args, output):
+        if isinstance(module, Tail):
+            tail_blocks.update(id(b) for b in module.blocks)
+        elif id(module) in tail_blocks:
+            seen.add(torch.backends.cuda.flash_sdp_enabled())
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: hook(m, a, None))
+    try:
+        run()
+        return seen
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize(("bf16", "flash"), [(True, False), (False, True)])
+def test_short_sequences_train_with_the_math_attention_kernel_only_under_bf16(toy_modules, bf16, flash) -> None:
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)
+    p = params(strategy="lp_ft", freeze_depth=0, epochs=1)
+    allowed = _flash_allowed_in_tail_blocks(lambda: train_trial(
+        p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+        compute=Compute(bf16=bf16)))
+    assert allowed == {flash}
+    assert torch.backends.cuda.flash_sdp_enabled()  # restored afterwards
+
+
+@pytest.mark.parametrize(
+    ("shape", "flash"),
+    [((2, MATH_ATTENTION_UP_TO, 8), False), ((2, MATH_ATTENTION_UP_TO + 1, 8), True), ((2, 8, 4, 4), True)],
+)
+def test_long_sequences_and_images_keep_the_flash_kernel_under_bf16(shape, flash) -> None:
+    with torch.autocast("cpu", dtype=torch.bfloat16), attention_kernel(torch.zeros(shape)):
+        assert torch.backends.cuda.flash_sdp_enabled() is flash
 
 
 def test_precision_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:

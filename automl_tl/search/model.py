@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from automl_tl.backbone import Backbone, Hidden, mean_pool
+from automl_tl.search.kernels import attention_kernel
 from automl_tl.search.space import TrialParams
 
 
@@ -80,10 +81,13 @@ class Tail(nn.Module):
             assert batch is not None
             hidden = self.stem(batch)
         pooled: list[Tensor] = []
-        for block in self.blocks:
-            hidden = block(hidden)
-            if self.layer_logits is not None:
-                pooled.append(mean_pool(hidden))
+        if self.blocks:
+            assert hidden is not None
+            with attention_kernel(hidden.states):
+                for block in self.blocks:
+                    hidden = block(hidden)
+                    if self.layer_logits is not None:
+                        pooled.append(mean_pool(hidden))
         if self.pooling == "weighted":
             parts = ([prefix_pooled] if prefix_pooled is not None and prefix_pooled.shape[1] else []) + (
                 [torch.stack(pooled, dim=1)] if pooled else []
