@@ -112,6 +112,16 @@ class ModalityPlugin(ABC):
         """Narrow or fix search dimensions for this modality (same schema as a recipe's ``[space]``)."""
         return {}
 
+    def starting_points(self) -> Sequence[Mapping[str, Any]]:
+        """Configurations measured to transfer well with this modality's backbones, tried first.
+
+        Each maps search dimensions to values (``{"strategy": "full", "backbone_lr": 1e-4, ...}``;
+        dimensions left out are sampled). A fresh study runs them right after its linear probe, so
+        a search of a few trials, all a CPU affords, starts from known-good ground instead of
+        only random draws; one the user's space excludes is skipped.
+        """
+        return ()
+
     def default_recipe(self) -> Mapping[str, Any]:
         """Recipe values used when the user gives none (e.g. split by speaker for the demo data)."""
         return {}

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from automl_tl.contract import ENTRY_POINT_GROUP, BackboneInfo, Example, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
+from automl_tl.presets import SPACE
 
 T = TypeVar("T")
 
@@ -103,6 +104,22 @@ def catalogue(plugin: ModalityPlugin) -> list[BackboneInfo]:
     except Exception as exc:  # listing must survive a third-party plugin's bug
         raise _broken(plugin, f"backbones() raised {type(exc).__name__}: {exc}") from None
     return [expect(plugin, "backbones()", item, BackboneInfo) for item in items]
+
+
+def starting_points(plugin: ModalityPlugin) -> list[Mapping[str, Any]]:
+    """The plugin's starting points, checked: each a mapping of the core's search dimensions."""
+    try:
+        points = list(plugin.starting_points())
+    except UserError:
+        raise
+    except Exception as exc:  # a third-party plugin's bug must read as one
+        raise _broken(plugin, f"starting_points() raised {type(exc).__name__}: {exc}") from None
+    for point in points:
+        expect(plugin, "starting_points()", point, Mapping)
+        unknown = sorted(set(point) - set(SPACE))
+        if unknown:
+            raise _broken(plugin, f"starting_points() names unknown search dimension(s): {', '.join(map(str, unknown))}")
+    return points
 
 
 def check_data(plugin: ModalityPlugin, data: Any) -> LabelledData:

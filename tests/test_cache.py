@@ -157,3 +157,27 @@ def test_a_fresh_study_starts_with_a_linear_probe(fast_recipe, toy, run_cli, wri
     assert first.user_attrs["params"]["strategy"] == "feature_extraction"
     assert first.user_attrs["params"]["head"] == "linear"
     assert "baseline" not in study.trials[1].user_attrs
+
+
+@pytest.mark.parametrize(("strategies", "started"), [(None, ["partial", "full"]), (["feature_extraction", "partial"], ["partial"])])
+def test_a_plugins_starting_points_follow_the_probe_unless_the_space_excludes_them(
+    register_plugin, run_cli, write_recipe, tmp_path, strategies, started,
+):
+    import toy_modality
+
+    register_plugin("toy-start", {"starting-toy": "toy_modality:StartingToy"})
+    recipe = 'modality = "starting-toy"\n[search]\nseed = 0\n[space]\nbatch_size = 8\n'
+    if strategies:
+        recipe += f"strategy = {json.dumps(strategies)}\n"
+    n = len(started) + 2
+    code, _, err = run_cli("search", "-r", write_recipe(recipe), "-n", str(n), "--run-dir", "run")
+    assert code == 0, err
+    study = optuna.load_study(study_name="starting-toy-default", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert trials[0].user_attrs["baseline"] == "linear probe"
+    points = {"partial": toy_modality.StartingToy.PARTIAL, "full": toy_modality.StartingToy.FULL}
+    for trial, strategy in zip(trials[1:], started):
+        assert trial.user_attrs["starting_point"] == "starting-toy"
+        ran = trial.user_attrs["params"]
+        assert {k: ran[k] for k in points[strategy]} == points[strategy]
+    assert all("starting_point" not in t.user_attrs for t in trials[1 + len(started):])

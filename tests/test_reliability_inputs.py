@@ -36,6 +36,8 @@ epochs = 1
         ("RaisingCatalogue", "backbones() raised KeyError: 'weights index'"),
         ("DictInsteadOfBackbone", "build_backbone() returned dict, not Backbone"),
         ("ListRecipe", "default_recipe() returned list, not a mapping"),
+        ("UnknownStartingDimension", "starting_points() names unknown search dimension(s): learning_rate"),
+        ("RaisingStartingPoints", "starting_points() raised RuntimeError: no measurements yet"),
     ],
 )
 def test_a_plugin_breaking_the_contract_is_one_line_naming_it(register_plugin, run_cli, assert_user_error, entry, message):

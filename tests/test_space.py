@@ -117,3 +117,38 @@ def test_partial_only_on_a_one_block_backbone_is_a_user_error():
     trial = optuna.create_study().ask()
     with pytest.raises(UserError, match="'partial' needs a backbone with 2 or more blocks"):
         space.sample(trial, {"single": BackboneShape(1, True, False)})
+
+
+CONV = {"net": BackboneShape(depth=4, uniform_width=False, has_batchnorm=True)}
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [
+        {"strategy": "full", "backbone_lr": 1e-4, "head_lr": 1e-3, "weight_decay": 1e-4, "epochs": 6, "batch_size": 16,
+         "head": "linear", "pooling": "default", "augment": True, "batchnorm": "frozen"},
+        {"strategy": "partial", "freeze_depth": 2, "backbone_lr": 3e-5, "head": "mlp", "head_hidden": 128, "dropout": 0.2},
+        {"strategy": "feature_extraction", "head": "linear", "epochs": 12},
+    ],
+)
+def test_a_configuration_queued_by_its_parameters_is_the_one_sampled(configuration):
+    space = SearchSpace.resolve(backbones=["net"])
+    params = space.params_of(configuration, CONV)
+    assert params is not None
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(params)
+    sampled = space.sample(study.ask(), CONV).to_dict()
+    assert {name: sampled[name] for name in configuration} == configuration
+
+
+@pytest.mark.parametrize(
+    ("layer", "configuration"),
+    [
+        ({"strategy": ["feature_extraction", "partial"]}, {"strategy": "full"}),
+        ({"backbone_lr": [1e-5, 5e-5]}, {"strategy": "full", "backbone_lr": 1e-4}),
+        ({}, {"strategy": "lp_ft", "pooling": "weighted"}),  # mixed block widths: no weighted pooling
+        ({}, {"backbone": "other-net"}),
+    ],
+)
+def test_a_configuration_outside_the_space_is_not_queued(layer, configuration):
+    assert SearchSpace.resolve(layer, backbones=["net"]).params_of(configuration, CONV) is None

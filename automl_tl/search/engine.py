@@ -32,7 +32,7 @@ from automl_tl.datahome import resolve_dataset
 from automl_tl.errors import TrialFailed, UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.progress import SearchDisplay, describe
-from automl_tl.registry import catalogue, check_data, expect
+from automl_tl.registry import catalogue, check_data, expect, starting_points
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
@@ -181,9 +181,8 @@ class Search:
         study, created = self._study(run, name, space, cfg)
         if saved is None or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
-        baseline = space.baseline(shapes)
-        if baseline is not None and created:
-            study.enqueue_trial(baseline, user_attrs={"baseline": "linear probe"})
+        if created:
+            self._queue_first_trials(study, space, shapes)
         self._reap(study, run)
         self._prune_weights(study, run)
 
@@ -263,6 +262,16 @@ class Search:
     def _build(self, name: str) -> Backbone:
         self.console.print(f"[bold]backbone[/]: loading {name}")
         return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, self.config.options), Backbone)
+
+    def _queue_first_trials(self, study: optuna.Study, space: SearchSpace, shapes: dict[str, BackboneShape]) -> None:
+        """A fresh study's first trials: the linear-probe baseline, then the plugin's starting points."""
+        baseline = space.baseline(shapes)
+        if baseline is not None:
+            study.enqueue_trial(baseline, user_attrs={"baseline": "linear probe"})
+        for point in starting_points(self.plugin):
+            params = space.params_of(point, shapes)
+            if params is not None and params != baseline:
+                study.enqueue_trial(params, user_attrs={"starting_point": self.plugin.name})
 
     def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> tuple[optuna.Study, bool]:
         """The run's study, and whether this worker created it (only the creator queues the baseline)."""

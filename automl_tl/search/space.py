@@ -126,26 +126,69 @@ class SearchSpace:
         Enqueued as a fresh study's first trial: it costs milliseconds on cached features, gives
         TPE a sound first point, and is the simple baseline the report compares the winner with.
         """
-        if "feature_extraction" not in self.choices("strategy") or "linear" not in self.choices("head"):
-            return None
         backbone = self.choices("backbone")[0]
-        shape = shapes[backbone]
-        strategies, poolings = self._strategies(shape), self._poolings(shape)
-        values = {
-            "backbone": (self.choices("backbone"), backbone),
-            "strategy": (strategies, "feature_extraction"),
-            "head": (self.choices("head"), "linear"),
-            "pooling": (poolings, "default" if "default" in poolings else poolings[0]),
-            "batch_size": (self.choices("batch_size"), self.choices("batch_size")[0]),
+        poolings = self._poolings(shapes[backbone])
+        probe: dict[str, Any] = {
+            "backbone": backbone,
+            "strategy": "feature_extraction",
+            "head": "linear",
+            "pooling": "default" if "default" in poolings else poolings[0],
+            "batch_size": self.choices("batch_size")[0],
         }
-        params = {self._param_name(n, c): v for n, (c, v) in values.items() if len(c) > 1}
         for name in ("head_lr", "weight_decay"):
             low, high = self.dims[name]
-            if low != high:
-                params[name] = float((low * high) ** 0.5)  # both searched on a log scale
-        low, high = self.dims["epochs"]
-        if low != high:
-            params["epochs"] = int(high)  # head-only epochs are cheap: give the probe all of them
+            probe[name] = float((low * high) ** 0.5)  # both searched on a log scale
+        probe["epochs"] = int(self.dims["epochs"][1])  # head-only epochs are cheap: give the probe all of them
+        return self.params_of(probe, shapes)
+
+    def params_of(self, configuration: Mapping[str, Any], shapes: Mapping[str, BackboneShape]) -> dict[str, Any] | None:
+        """Optuna parameters that make `sample` return ``configuration``, or None when the space excludes it.
+
+        ``configuration`` maps dimension names to values (a plugin's starting point, the baseline);
+        dimensions it leaves out, and the ones it fixes that this trial would not sample, are left
+        to the sampler. A value outside the space (a recipe narrowed it) rules the configuration out:
+        the user's space wins over any suggestion.
+        """
+        backbone = configuration.get("backbone", self.choices("backbone")[0])
+        if backbone not in self.choices("backbone"):
+            return None
+        shape = shapes[backbone]
+        strategy = configuration.get("strategy")
+        head = configuration.get("head")
+        choices = {
+            "backbone": self.choices("backbone"),
+            "strategy": self._strategies(shape),
+            "head": self.choices("head"),
+            "pooling": self._poolings(shape),
+            "batch_size": self.choices("batch_size"),
+            "augment": self.choices("augment") if strategy in TRAINS_STEM else None,
+            "batchnorm": self.choices("batchnorm") if shape.has_batchnorm and strategy in TRAINS_BACKBONE else None,
+        }
+        numbers = {
+            "head_lr": True,
+            "weight_decay": True,
+            "epochs": True,
+            "backbone_lr": strategy in TRAINS_BACKBONE,
+            "head_hidden": head == "mlp",
+            "dropout": head == "mlp",
+            "freeze_depth": strategy == "partial",
+        }
+        params: dict[str, Any] = {}
+        for name, value in {**configuration, "backbone": backbone}.items():
+            if name in choices:
+                allowed = choices[name]
+                if allowed is None:
+                    continue
+                if value not in allowed:
+                    return None
+                if len(allowed) > 1:
+                    params[self._param_name(name, allowed)] = value
+            elif numbers[name]:
+                low, high = self._range(name, shape)
+                if not low <= value <= high:
+                    return None
+                if low != high:
+                    params[name] = value
         return params
 
     def _strategies(self, shape: BackboneShape) -> list[str]:
@@ -170,6 +213,13 @@ class SearchSpace:
         under a name that lists it: searches over several backbones keep working.
         """
         return name if list(choices) == self.choices(name) else f"{name}[{'|'.join(map(str, choices))}]"
+
+    def _range(self, name: str, shape: BackboneShape) -> tuple[float, float]:
+        if name == "freeze_depth":
+            depths = sorted(self.partial_depths(shape.depth)) or [0]
+            return depths[0], depths[-1]
+        low, high = self.dims[name]
+        return low, high
 
     def _number(self, trial: optuna.Trial, name: str) -> float:
         low, high = self.dims[name]

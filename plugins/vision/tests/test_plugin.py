@@ -74,3 +74,15 @@ def test_shipped_recipe_is_valid() -> None:
     assert config.modality == "vision" and config.search.objective == "accuracy"
     assert str(config.data.path or config.data.dataset) == "cifar10-small"
     parse_options(config.options)
+
+
+def test_the_starting_point_lies_inside_the_default_space_and_the_shipped_recipe() -> None:
+    from automl_tl.search.space import BackboneShape
+
+    plugin = VisionPlugin()
+    shapes = {"efficientnet-lite0": BackboneShape(depth=7, uniform_width=False, has_batchnorm=True)}
+    raw = read_recipe(REPO / "recipes" / "vision-cifar10-small.toml")
+    for layer in ({}, validate(deep_merge(plugin.default_recipe(), raw), "recipe").space):
+        space = SearchSpace.resolve(plugin.search_space(), layer, backbones=["efficientnet-lite0"])
+        for point in plugin.starting_points():
+            assert space.params_of(point, shapes) is not None
