@@ -22,7 +22,9 @@ STALE_REASON = f"{INTERRUPTED} (its worker stopped responding)"
 """Shown for trials failed by the heartbeat check, which carry no reason of their own."""
 RETRY_OF = "retry_of"
 """User attribute of a re-queued trial: the number of the interrupted trial it repeats."""
-KEPT_ON_RETRY = ("baseline",)
+STARTING_POINT = "starting_point"
+"""User attribute of a trial queued from a plugin's starting points (the plugin's name); never pruned."""
+KEPT_ON_RETRY = ("baseline", STARTING_POINT)
 """User attributes a trial was queued with (not ones its run wrote), carried over to its retry."""
 
 

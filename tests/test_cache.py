@@ -160,10 +160,12 @@ def test_a_fresh_study_starts_with_a_linear_probe(fast_recipe, toy, run_cli, wri
 
 
 @pytest.mark.parametrize(("strategies", "started"), [(None, ["partial", "full"]), (["feature_extraction", "partial"], ["partial"])])
-def test_a_plugins_starting_points_follow_the_probe_unless_the_space_excludes_them(
-    register_plugin, run_cli, write_recipe, tmp_path, strategies, started,
+def test_a_plugins_starting_points_follow_the_probe_unless_the_space_excludes_them_and_run_whole(
+    register_plugin, run_cli, write_recipe, tmp_path, monkeypatch, strategies, started,
 ):
     import toy_modality
+
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)  # a pruner that stops every trial it may
 
     register_plugin("toy-start", {"starting-toy": "toy_modality:StartingToy"})
     recipe = 'modality = "starting-toy"\n[search]\nseed = 0\n[space]\nbatch_size = 8\n'
@@ -180,4 +182,6 @@ def test_a_plugins_starting_points_follow_the_probe_unless_the_space_excludes_th
         assert trial.user_attrs["starting_point"] == "starting-toy"
         ran = trial.user_attrs["params"]
         assert {k: ran[k] for k in points[strategy]} == points[strategy]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
     assert all("starting_point" not in t.user_attrs for t in trials[1 + len(started):])
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in trials[1 + len(started):])

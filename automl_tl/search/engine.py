@@ -44,7 +44,7 @@ from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
 from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 from automl_tl.splits import Splits, make_splits
 from automl_tl.storage import open_storage, open_study
-from automl_tl.trials import INTERRUPTED, fail_reason, is_interrupted, requeue, retry_due
+from automl_tl.trials import INTERRUPTED, STARTING_POINT, fail_reason, is_interrupted, requeue, retry_due
 
 WAIT_POLL_SECONDS = 5
 """How often a worker waiting for other workers' last trials looks at the storage (at most)."""
@@ -271,7 +271,7 @@ class Search:
         for point in starting_points(self.plugin):
             params = space.params_of(point, shapes)
             if params is not None and params != baseline:
-                study.enqueue_trial(params, user_attrs={"starting_point": self.plugin.name})
+                study.enqueue_trial(params, user_attrs={STARTING_POINT: self.plugin.name})
 
     def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> tuple[optuna.Study, bool]:
         """The run's study, and whether this worker created it (only the creator queues the baseline)."""
@@ -455,13 +455,17 @@ class _Objective:
         summary = describe(params.to_dict())
         self.display.trial_started(trial.number, summary)
         curve: list[dict[str, float]] = []
+        # A plugin's starting point runs whole: a fine-tune measured to win can still trail a
+        # linear probe after its first epoch (head-only training converges sooner), which is
+        # exactly where the pruner would stop it.
+        prunable = STARTING_POINT not in trial.user_attrs
 
         def on_epoch(epoch: int, score: float) -> None:
             curve.append({"epoch": epoch, self.objective: score})
             trial.report(score, epoch)
             self.display.epoch(epoch, params.epochs)
             # after the last epoch there is nothing left to save: the trial is complete, not pruned
-            if epoch < params.epochs and trial.should_prune():
+            if prunable and epoch < params.epochs and trial.should_prune():
                 raise optuna.TrialPruned()
 
         try:
