@@ -44,13 +44,17 @@ def main() -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path, help="profile the automl-tl arm with cProfile into this file")
+    parser.add_argument("--keep", type=Path, help="keep each arm's run directory under this folder (default: a temporary one)")
     args = parser.parse_args()
     arms = [a.strip() for a in args.arms.split(",")]
     if unknown := set(arms) - set(ARMS):
         parser.error(f"unknown arm(s): {', '.join(sorted(unknown))}")
+    if args.keep and (kept := [arm for arm in arms if (args.keep / arm).exists()]):
+        parser.error(f"{args.keep} already holds run(s) {', '.join(kept)}: a bench arm must search afresh, not resume")
 
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="automl-tl-bench-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="automl-tl-bench-") as temporary:
+        scratch = args.keep or Path(temporary)
         if "floor" in arms:
             results["floor"] = forward_floor(args.recipe)
             print(f"floor: {results['floor']}", file=sys.stderr)
@@ -58,7 +62,7 @@ def main() -> None:
         for arm in ("automl-tl", "naive"):  # the short arm first: its figures are there early
             if arm not in arms:
                 continue
-            run_dir = Path(scratch) / arm  # fresh: an existing run would resume, not search
+            run_dir = scratch / arm  # fresh (checked above): an existing run would resume, not search
             profiler = cProfile.Profile() if args.profile and arm == "automl-tl" else None
             if profiler:
                 profiler.enable()
