@@ -151,35 +151,18 @@ class Search:
         """How every trial, the refit and the test evaluation compute (resolved once: ``auto`` asks the CPU)."""
 
     def run(self) -> Leaderboard:
+        """Load the data, search until the budget is spent (or resume), then test the best once."""
         cfg = self.config
         prepared = load_data(self.plugin, self.request)
         splits = prepared.splits
-        self.console.print(f"[bold]data[/]: {escape(prepared.data.description)}")
-        if prepared.data.skipped:
-            self.console.print(f"[yellow]skipped {len(prepared.data.skipped)} input(s)[/], e.g. {escape(prepared.data.skipped[0])}")
-        sizes = splits.sizes()
-        self.console.print(
-            f"[bold]splits[/]: {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test, "
-            f"{len(splits.classes)} classes ({escape(splits.description)})"
-        )
-        name = study_name(cfg, prepared.name)
-        run = RunDir(self.request.run_dir or Path("runs") / name)
-        run.create()
-        key = fingerprint(cfg, splits)
-        saved = run.load_config()
-        if saved is not None and saved.get("fingerprint") != key:
-            raise UserError(
-                f"run directory {run.root} holds a search with different data or settings",
-                hint="re-run with the original settings to resume, or pass a new --study / --run-dir",
-            )
-        meta = self._meta(prepared, key)
-        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
+        self._show_data(prepared)
+        run, name, meta, resumed = self._open_run(prepared)
 
         space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
         backbones = {n: self._build(n) for n in space.choices("backbone")}
         shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
         study, created = self._study(run, name, space, cfg)
-        if saved is None or "run" not in study.user_attrs:
+        if not resumed or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
         if created:
             self._queue_first_trials(study, space, shapes)
@@ -198,22 +181,10 @@ class Search:
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
-        disk = DiskCache(run.cache_dir) if cfg.search.cache else None
-        stores = {
-            n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
-                            splits.classes, progress=display.stage, disk=disk)
-            for n, b in backbones.items()
-        }
-        for store in stores.values():
-            store.planned_depths = space.partial_depths(store.backbone.depth)
+        stores = self._stores(run, backbones, space, splits, display)
         interrupted = False
         with display:
-            for store in stores.values():  # decode every file now: a bad one stops the run before any trial
-                for split in ("train", "validation", "test"):
-                    store.raws(split)
-                if cfg.search.cache and set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
-                    store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
-                    store.pooled("validation")
+            self._warm_up(stores, space)
             if (remaining_time is None or remaining_time > 0) and self.budget.room(study):
                 objective = _Objective(self, run, space, shapes, stores, splits, display)
                 interrupted = self._optimize(study, run, objective, remaining_time)
@@ -223,6 +194,61 @@ class Search:
             raise Interrupted(Leaderboard.from_study(study))
         self._evaluate_test(study, run, stores, backbones, splits)
         return Leaderboard.from_study(study)
+
+    def _show_data(self, prepared: PreparedData) -> None:
+        """What was loaded and how it was split: the first thing a user checks."""
+        splits = prepared.splits
+        self.console.print(f"[bold]data[/]: {escape(prepared.data.description)}")
+        if prepared.data.skipped:
+            self.console.print(f"[yellow]skipped {len(prepared.data.skipped)} input(s)[/], e.g. {escape(prepared.data.skipped[0])}")
+        sizes = splits.sizes()
+        self.console.print(
+            f"[bold]splits[/]: {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test, "
+            f"{len(splits.classes)} classes ({escape(splits.description)})"
+        )
+
+    def _open_run(self, prepared: PreparedData) -> tuple[RunDir, str, dict[str, Any], bool]:
+        """The run directory, study name, run metadata, and whether an earlier run is resumed.
+
+        A run directory written with other data or settings is refused rather than resumed: its
+        trials would not be comparable with the new ones.
+        """
+        name = study_name(self.config, prepared.name)
+        run = RunDir(self.request.run_dir or Path("runs") / name)
+        run.create()
+        key = fingerprint(self.config, prepared.splits)
+        saved = run.load_config()
+        if saved is not None and saved.get("fingerprint") != key:
+            raise UserError(
+                f"run directory {run.root} holds a search with different data or settings",
+                hint="re-run with the original settings to resume, or pass a new --study / --run-dir",
+            )
+        meta = self._meta(prepared, key)
+        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
+        return run, name, meta, saved is not None
+
+    def _stores(
+        self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits, display: SearchDisplay
+    ) -> dict[str, FeatureStore]:
+        """One feature store per backbone, disk-backed in the run directory unless caching is off."""
+        disk = DiskCache(run.cache_dir) if self.config.search.cache else None
+        stores = {
+            n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
+                            splits.classes, progress=display.stage, disk=disk)
+            for n, b in backbones.items()
+        }
+        for store in stores.values():
+            store.planned_depths = space.partial_depths(store.backbone.depth)
+        return stores
+
+    def _warm_up(self, stores: dict[str, FeatureStore], space: SearchSpace) -> None:
+        """Decode every file now, so a bad one stops the run before any trial; then the one frozen pass."""
+        for store in stores.values():
+            for split in ("train", "validation", "test"):
+                store.raws(split)
+            if self.config.search.cache and set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
+                store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
+                store.pooled("validation")
 
     def _optimize(self, study: optuna.Study, run: RunDir, objective: _Objective, timeout: float | None) -> bool:
         """Run trials until the budget is spent; True when Ctrl-C stopped them.
