@@ -35,3 +35,12 @@ def test_arms_that_differ_from_the_first_trial_have_no_like_for_like_ratio(bench
     ours, naive = _trials(("partial", 2.0)), _trials(("full", 20.0))
     assert bench_search._same_configurations(ours, naive) is None
     assert list(bench_search._ratios({"automl-tl": {"wall_s": 2.0, "trials": ours}, "naive": {"wall_s": 20.0, "trials": naive}})) == ["naive / automl-tl"]
+
+
+def test_a_kept_run_directory_is_never_resumed_as_a_fresh_arm(bench_search, tmp_path, monkeypatch, capsys) -> None:
+    (tmp_path / "naive").mkdir()  # an earlier benchmark's arm: searching on in it would resume, not compare
+    monkeypatch.setattr(sys, "argv", ["search.py", "--recipe", "r.toml", "--arms", "naive", "--keep", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_search.main()
+    assert exit_info.value.code == 2
+    assert "already holds run(s) naive" in capsys.readouterr().err
