@@ -37,7 +37,7 @@ class Row:
     head: str | None
     pooling: str | None
     score: float | None
-    """Validation objective (the best epoch's; for a pruned trial, the best before it was stopped)."""
+    """Validation objective at the best epoch (best by the curve smoothed over neighbouring epochs; for a pruned trial, the best before it was stopped)."""
     accuracy: float | None
     macro_f1: float | None
     trainable_params: int | None

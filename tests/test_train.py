@@ -15,7 +15,7 @@ from automl_tl.search.kernels import MATH_ATTENTION_UP_TO, attention_kernel
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.train import Compute, _BestEpoch, input_mode, predict, resolve_bf16, smoothed, train_trial
 
 
 def make_store(backbone: Backbone, toy_modality) -> FeatureStore:
@@ -55,7 +55,8 @@ def test_every_input_path_trains_and_reports_each_epoch(toy_modules, overrides, 
     outcome = run(p, store, epochs)
     assert [e for e, _ in epochs] == list(range(1, p.epochs + 1))
     assert len(outcome.history) == p.epochs
-    assert outcome.scores["macro_f1"] == max(s for _, s in epochs)
+    curve = [s for _, s in epochs]
+    assert outcome.best_epoch == 1 + max(range(len(curve)), key=lambda i: (smoothed(curve, i), -i))
     assert outcome.history[outcome.best_epoch - 1]["macro_f1"] == outcome.scores["macro_f1"]
     assert outcome.trainable_params > 0 and outcome.state
 
@@ -79,6 +80,25 @@ def test_best_epochs_weights_reproduce_its_validation_score(toy_modules):
     tail.load_state_dict(outcome.state)
     predicted = predict(tail, store, "validation", input_mode(p), p)
     assert scores(store.labels("validation").numpy(), predicted, 3) == pytest.approx(outcome.scores)
+
+
+@pytest.mark.parametrize(
+    ("curve", "best"),
+    [
+        ([0.743, 0.893, 0.823, 0.850, 0.867, 0.873], 6),  # a one-epoch spike (CIFAR subset, measured) is not the best
+        ([0.90, 0.95, 0.96, 0.93, 0.90], 3),  # past the peak the model overfits: the peak's plateau wins
+        ([0.50], 1),
+        ([0.80, 0.70], 1),
+    ],
+)
+def test_the_best_epoch_is_chosen_on_the_smoothed_curve_with_its_own_weights(curve, best) -> None:
+    chosen = _BestEpoch("accuracy")
+    for epoch, score in enumerate(curve, start=1):
+        chosen.add({"accuracy": score}, {"epoch": torch.tensor(epoch)})
+    outcome = chosen.outcome()
+    assert outcome.best_epoch == best
+    assert outcome.scores == {"accuracy": curve[best - 1]}  # the raw score of that epoch is the trial's value
+    assert int(outcome.state["epoch"]) == best
 
 
 @pytest.mark.parametrize(("batchnorm", "changes"), [(None, False), ("frozen", False), ("adapt", True)])

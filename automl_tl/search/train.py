@@ -70,12 +70,58 @@ BatchCallback = Callable[[int, int], None]
 @dataclass
 class TrialOutcome:
     scores: dict[str, float]
-    """Validation metrics of the best epoch."""
+    """Validation metrics of the best epoch (best by the smoothed curve, see `smoothed`)."""
     best_epoch: int
     trainable_params: int
     history: list[dict[str, float]] = field(default_factory=list)
     state: dict[str, Tensor] = field(default_factory=dict)
     """The tail's weights at the best epoch."""
+
+
+def smoothed(curve: list[float], index: int) -> float:
+    """Epoch ``index``'s validation score averaged with its neighbours' (one each side, where they exist).
+
+    The best epoch is chosen on this, not on the raw curve: on a few hundred validation examples
+    one epoch's score jumps by a standard error or two, and the best epoch decides both the
+    trial's checkpoint and how long the refit trains. Measured on the CIFAR-10 subset: a full
+    fine-tune's raw curve 0.743, 0.893, 0.823, 0.850, 0.867, 0.873 made epoch 2 "best" and the
+    refit trained for 2 epochs; smoothed, the best is epoch 6.
+    """
+    window = curve[max(0, index - 1) : index + 2]
+    return sum(window) / len(window)
+
+
+class _BestEpoch:
+    """The epoch with the best smoothed validation score, and its weights.
+
+    An epoch is judged once the next epoch's score is in (its right neighbour in the smoothing
+    window), so at most two copies of the weights are held: the best so far and the last epoch's.
+    """
+
+    def __init__(self, objective: str) -> None:
+        self.objective = objective
+        self.metrics: list[dict[str, float]] = []
+        self.waiting: dict[str, Tensor] | None = None
+        self.best: TrialOutcome | None = None
+        self.best_score = -math.inf
+
+    def add(self, metrics: dict[str, float], state: dict[str, Tensor]) -> None:
+        self.metrics.append(metrics)
+        if self.waiting is not None:
+            self._judge(len(self.metrics) - 2, self.waiting)
+        self.waiting = state
+
+    def outcome(self) -> TrialOutcome:
+        if self.waiting is not None:
+            self._judge(len(self.metrics) - 1, self.waiting)
+            self.waiting = None
+        assert self.best is not None, "no epoch was scored"
+        return self.best
+
+    def _judge(self, index: int, state: dict[str, Tensor]) -> None:
+        score = smoothed([m[self.objective] for m in self.metrics], index)
+        if score > self.best_score:
+            self.best_score, self.best = score, TrialOutcome(self.metrics[index], index + 1, 0, state=state)
 
 
 def input_mode(params: TrialParams) -> str:
@@ -135,6 +181,7 @@ def _fit(
     labels = store.labels("train")
     best: TrialOutcome | None = None
     history: list[dict[str, float]] = []
+    chosen = _BestEpoch(objective)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
@@ -161,11 +208,11 @@ def _fit(
         predictions = predict(tail, store, "validation", mode, params, compute)
         metrics = scores(store.labels("validation").numpy(), predictions, tail.n_classes)
         history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started})
-        if best is None or metrics[objective] > best.scores[objective]:
-            best = TrialOutcome(metrics, epoch, 0, state=copy.deepcopy(tail.state_dict()))
+        chosen.add(metrics, copy.deepcopy(tail.state_dict()))
         if on_epoch is not None:
             on_epoch(epoch, metrics[objective])
-    assert best is not None
+    if best is None:  # trained with validation: the best smoothed epoch, not the last
+        best = chosen.outcome()
     best.history = history
     tail.load_state_dict(best.state)
     return best
