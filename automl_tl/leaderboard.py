@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.table import Table
 
+from automl_tl.progress import strategy_label
 from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
@@ -152,7 +153,7 @@ class Leaderboard:
             if row.rank == 1 and row.state == "complete":
                 style = "bold green"
             named = dict(zip(COLUMNS, cells(row, plain=False), strict=True))
-            strategy = named["strategy"] + (f" k={row.freeze_depth}" if row.strategy == "partial" else "")
+            strategy = strategy_label(row.strategy, row.freeze_depth) if row.strategy else ""
             rate = "/".join(format(r, ".0e") for r in (row.backbone_lr, row.head_lr) if r is not None)
             terminal = {**named, "#": named["rank"], "strategy": strategy, "lr bb/head": rate,
                         "val": named["val score"], "params": named["trainable"]}

@@ -12,12 +12,13 @@ from typing import Any
 
 STRATEGIES = ("feature_extraction", "partial", "full", "lp_ft")
 """How to transfer: head only on a frozen backbone; first k blocks frozen; nothing frozen;
-a linear probe first, then a full fine-tune from that head (LP-FT, Kumar et al. 2022)."""
+a linear probe first, then a fine-tune from that head (LP-FT, Kumar et al. 2022) of the whole
+backbone or, with k blocks kept frozen, of the rest on their cached output."""
 
 SPACE: dict[str, dict[str, Any]] = {
     "backbone": {"kind": "choice", "default": None},  # None: every available backbone of the plugin
     "strategy": {"kind": "choice", "default": list(STRATEGIES)},
-    "freeze_depth": {"kind": "int", "default": None},  # None: 1 .. depth-1, for partial fine-tuning
+    "freeze_depth": {"kind": "int", "default": None},  # None: 1 .. depth-1 for partial, 0 .. depth-1 for LP-FT
     "backbone_lr": {"kind": "log", "default": [1e-5, 5e-4]},
     "head_lr": {"kind": "log", "default": [3e-4, 3e-2]},
     "weight_decay": {"kind": "log", "default": [1e-6, 1e-1]},

@@ -37,8 +37,11 @@ def test_only_dimensions_that_matter_are_sampled():
         assert (params.backbone_lr is not None) == trains_backbone
         assert ("backbone_lr" in recorded) == trains_backbone
         assert ("freeze_depth" in recorded) == (params.strategy == "partial")
+        assert ("freeze_depth[lp_ft]" in recorded) == (params.strategy == "lp_ft")
         if params.strategy == "partial":
             assert 1 <= params.freeze_depth <= 3
+        elif params.strategy == "lp_ft":
+            assert 0 <= params.freeze_depth <= 3
         elif params.strategy == "feature_extraction":
             assert params.freeze_depth == 4
         else:
@@ -46,7 +49,9 @@ def test_only_dimensions_that_matter_are_sampled():
         mlp = params.head == "mlp"
         assert (params.head_hidden is not None) == mlp and (params.dropout is not None) == mlp
         assert ("head_hidden" in recorded) == mlp and ("dropout" in recorded) == mlp
-        assert ("augment" in recorded) == (params.strategy in ("full", "lp_ft"))
+        trains_stem = params.strategy in ("full", "lp_ft") and params.freeze_depth == 0
+        assert ("augment" in recorded) == trains_stem
+        assert params.augment in ((False, True) if trains_stem else (False,))
         assert "batchnorm" not in recorded and params.batchnorm is None  # this backbone has none
         assert 3 <= params.epochs <= 12 and params.batch_size in (16, 32, 64)
         assert 3e-4 <= params.head_lr <= 3e-2
@@ -61,6 +66,23 @@ def test_partial_freeze_depth_covers_the_middle_blocks_only():
 def test_recipe_freeze_depth_is_kept_within_one_to_depth_minus_one(recipe, expected):
     space = SearchSpace.resolve({"strategy": "partial", "freeze_depth": recipe}, backbones=["net"])
     assert {p.freeze_depth for p, _ in sample_many(space, DEEP, n=30)} == expected
+
+
+def test_lp_ft_may_keep_the_first_blocks_frozen_so_its_prefix_is_cached():
+    samples = sample_many(SearchSpace.resolve({"strategy": "lp_ft"}, backbones=["net"]), DEEP, n=60)
+    assert {p.freeze_depth for p, _ in samples} == {0, 1, 2, 3}
+    narrowed = SearchSpace.resolve({"strategy": "lp_ft", "freeze_depth": [2, 2]}, backbones=["net"])
+    assert {p.freeze_depth for p, _ in sample_many(narrowed, DEEP, n=30)} == {0, 1, 2}
+    assert narrowed.frozen_depths("lp_ft", 4) == [0, 1, 2] and narrowed.frozen_depths("partial", 4) == [2]
+
+
+@pytest.mark.parametrize(
+    ("strategies", "expected"),
+    [(["feature_extraction", "full"], set()), (["partial"], {1, 2, 3}), (["lp_ft"], {1, 2, 3}),
+     (["feature_extraction", "lp_ft"], {1, 2, 3})],
+)
+def test_the_cache_plans_every_prefix_depth_a_trial_may_ask_for(strategies, expected):
+    assert SearchSpace.resolve({"strategy": strategies}, backbones=["net"]).prefix_depths(4) == expected
 
 
 def test_batchnorm_handling_is_searched_only_when_the_backbone_has_batchnorm_and_trains():
@@ -129,6 +151,8 @@ CONV = {"net": BackboneShape(depth=4, uniform_width=False, has_batchnorm=True)}
          "head": "linear", "pooling": "default", "augment": True, "batchnorm": "frozen"},
         {"strategy": "partial", "freeze_depth": 2, "backbone_lr": 3e-5, "head": "mlp", "head_hidden": 128, "dropout": 0.2},
         {"strategy": "feature_extraction", "head": "linear", "epochs": 12},
+        {"strategy": "lp_ft", "freeze_depth": 0, "augment": True, "backbone_lr": 1e-4},
+        {"strategy": "lp_ft", "freeze_depth": 2, "augment": False, "backbone_lr": 1e-4},
     ],
 )
 def test_a_configuration_queued_by_its_parameters_is_the_one_sampled(configuration):
@@ -148,6 +172,8 @@ def test_a_configuration_queued_by_its_parameters_is_the_one_sampled(configurati
         ({"backbone_lr": [1e-5, 5e-5]}, {"strategy": "full", "backbone_lr": 1e-4}),
         ({}, {"strategy": "lp_ft", "pooling": "weighted"}),  # mixed block widths: no weighted pooling
         ({}, {"backbone": "other-net"}),
+        ({}, {"strategy": "full", "freeze_depth": 2}),
+        ({"freeze_depth": [1, 2]}, {"strategy": "lp_ft", "freeze_depth": 3}),
     ],
 )
 def test_a_configuration_outside_the_space_is_not_queued(layer, configuration):

@@ -15,7 +15,7 @@ from automl_tl.search.kernels import MATH_ATTENTION_UP_TO, attention_kernel
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import Compute, _BestEpoch, input_mode, predict, resolve_bf16, smoothed, train_trial
+from automl_tl.search.train import Compute, _BestEpoch, best_epoch, input_mode, predict, resolve_bf16, train_trial
 
 
 def make_store(backbone: Backbone, toy_modality) -> FeatureStore:
@@ -44,6 +44,7 @@ def run(p: TrialParams, store: FeatureStore, epochs_seen: list | None = None):
         (dict(strategy="partial", freeze_depth=1, head="mlp", head_hidden=16, dropout=0.1), "prefix"),
         (dict(strategy="full", freeze_depth=0, augment=True, pooling="default"), "live"),
         (dict(strategy="lp_ft", freeze_depth=0, epochs=1), "live"),
+        (dict(strategy="lp_ft", freeze_depth=2, epochs=2), "prefix"),
     ],
 )
 def test_every_input_path_trains_and_reports_each_epoch(toy_modules, overrides, mode):
@@ -56,9 +57,21 @@ def test_every_input_path_trains_and_reports_each_epoch(toy_modules, overrides, 
     assert [e for e, _ in epochs] == list(range(1, p.epochs + 1))
     assert len(outcome.history) == p.epochs
     curve = [s for _, s in epochs]
-    assert outcome.best_epoch == 1 + max(range(len(curve)), key=lambda i: (smoothed(curve, i), -i))
+    assert outcome.best_epoch == 1 + best_epoch(curve)
     assert outcome.history[outcome.best_epoch - 1]["macro_f1"] == outcome.scores["macro_f1"]
     assert outcome.trainable_params > 0 and outcome.state
+
+
+def test_lp_ft_with_frozen_blocks_probes_and_fine_tunes_on_the_warm_cache_alone(toy_modules):
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)
+    store.planned_depths = {2}
+    for split in ("train", "validation"):
+        store.pooled(split)  # the search's warm-up: one pass per split keeps the planned prefix too
+    passes = store.passes
+    outcome = run(params(strategy="lp_ft", freeze_depth=2, epochs=2), store)
+    assert store.passes == passes
+    assert outcome.trainable_params == sum(p.numel() for p in Tail(store.backbone, params(strategy="lp_ft", freeze_depth=2), 3).parameters())
 
 
 def test_pretrained_weights_are_never_modified_by_a_trial(toy_modules):
@@ -99,6 +112,7 @@ def test_the_best_epoch_is_chosen_on_the_smoothed_curve_with_its_own_weights(cur
     assert outcome.best_epoch == best
     assert outcome.scores == {"accuracy": curve[best - 1]}  # the raw score of that epoch is the trial's value
     assert int(outcome.state["epoch"]) == best
+    assert best_epoch(curve) == best - 1  # what a pruned trial's partial curve is judged by
 
 
 @pytest.mark.parametrize(("batchnorm", "changes"), [(None, False), ("frozen", False), ("adapt", True)])
@@ -179,7 +193,8 @@ noise = 3.0
         history = rows[n]["history"]
         assert rows[n]["state"] == "pruned"
         assert len(history) < 9 and rows[n]["reason"] == f"after epoch {len(history)}"
-        assert rows[n]["score"] == max(h["macro_f1"] for h in history)
+        curve = [h["macro_f1"] for h in history]
+        assert rows[n]["score"] == curve[best_epoch(curve)]  # judged like a completed trial
 
 
 def _linear_output_dtypes(run) -> tuple[Any, set[torch.dtype]]:

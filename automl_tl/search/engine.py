@@ -41,7 +41,7 @@ from automl_tl.search.metrics import detailed
 from automl_tl.search.model import Tail
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
-from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.train import Compute, best_epoch, input_mode, predict, resolve_bf16, train_trial
 from automl_tl.splits import Splits, make_splits
 from automl_tl.storage import open_storage, open_study
 from automl_tl.trials import INTERRUPTED, STARTING_POINT, fail_reason, is_interrupted, requeue, retry_due
@@ -238,7 +238,7 @@ class Search:
             for n, b in backbones.items()
         }
         for store in stores.values():
-            store.planned_depths = space.partial_depths(store.backbone.depth)
+            store.planned_depths = space.prefix_depths(store.backbone.depth)
         return stores
 
     def _warm_up(self, stores: dict[str, FeatureStore], space: SearchSpace) -> None:
@@ -502,7 +502,7 @@ class _Objective:
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)
-            self._finish(trial, params, "pruned", max(c[self.objective] for c in curve))
+            self._finish(trial, params, "pruned", curve[best_epoch([c[self.objective] for c in curve])][self.objective])
             raise
         except UserError:
             raise

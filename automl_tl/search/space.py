@@ -1,9 +1,10 @@
 """The search space: defaults narrowed by plugin and recipe, sampled conditionally per trial.
 
 Only dimensions that matter for a trial are sampled: a backbone learning rate only when the
-backbone trains, a freeze depth only for partial fine-tuning, hidden width and dropout only for an
-MLP head, BatchNorm handling only for backbones that have BatchNorm. Optuna therefore records each
-trial's real configuration, and TPE does not learn from values that had no effect.
+backbone trains, a freeze depth only for partial fine-tuning and LP-FT, hidden width and dropout
+only for an MLP head, augmentation only when the stem trains, BatchNorm handling only for backbones
+that have BatchNorm. Optuna therefore records each trial's real configuration, and TPE does not
+learn from values that had no effect.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from automl_tl.errors import UserError
 from automl_tl.presets import SPACE
 
 TRAINS_BACKBONE = ("partial", "full", "lp_ft")
-TRAINS_STEM = ("full", "lp_ft")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class TrialParams:
     backbone: str
     strategy: str
     freeze_depth: int
-    """Blocks frozen: all of them for feature extraction, none for full fine-tuning and LP-FT."""
+    """Blocks frozen: all of them for feature extraction, none for full fine-tuning, 0 .. depth-1 for LP-FT."""
     head_lr: float
     weight_decay: float
     epochs: int
@@ -75,14 +75,27 @@ class SearchSpace:
     def choices(self, name: str) -> list[Any]:
         return list(self.dims[name])
 
-    def partial_depths(self, depth: int) -> set[int]:
-        """Freeze depths a partial fine-tune of a ``depth``-block backbone may use (empty if none)."""
-        if "partial" not in self.choices("strategy") or depth < 2:
-            return set()
+    def frozen_depths(self, strategy: str, depth: int) -> list[int]:
+        """Freeze depths a ``strategy`` trial on a ``depth``-block backbone may use, lowest first.
+
+        Partial fine-tuning freezes 1 .. depth-1 blocks (a recipe may narrow the range). LP-FT
+        may also leave the first blocks frozen, 0 up to the same maximum: its probe then its
+        fine-tune of the remaining blocks run on the cached prefix instead of the whole backbone,
+        while 0 keeps the classic LP-FT, a full fine-tune from the probed head.
+        """
+        if strategy == "feature_extraction":
+            return [depth]
+        if strategy == "full" or depth < 2:
+            return [] if strategy == "partial" else [0]
         low, high = self.dims["freeze_depth"] or [1, depth - 1]
         # clamped into 1..depth-1: one recipe may serve backbones of different depths
         low, high = min(max(1, int(low)), depth - 1), min(depth - 1, int(high))
-        return set(range(low, max(low, high) + 1))
+        high = max(low, high)
+        return list(range(low if strategy == "partial" else 0, high + 1))
+
+    def prefix_depths(self, depth: int) -> set[int]:
+        """Prefix depths (frozen blocks short of all) this space's trials may ask the cache for."""
+        return {k for s in self.choices("strategy") for k in self.frozen_depths(s, depth) if 0 < k < depth}
 
     def sample(self, trial: optuna.Trial, shapes: Mapping[str, BackboneShape]) -> TrialParams:
         backbone = self._categorical(trial, "backbone", self.choices("backbone"))
@@ -91,13 +104,8 @@ class SearchSpace:
         if not strategies:
             raise UserError("no transfer strategy is possible: 'partial' needs a backbone with 2 or more blocks")
         strategy = self._categorical(trial, "strategy", strategies)
-        if strategy == "feature_extraction":
-            freeze_depth = shape.depth
-        elif strategy == "partial":
-            depths = sorted(self.partial_depths(shape.depth))
-            freeze_depth = trial.suggest_int("freeze_depth", depths[0], depths[-1])
-        else:
-            freeze_depth = 0
+        depths = self.frozen_depths(strategy, shape.depth)
+        freeze_depth = depths[0] if len(depths) == 1 else trial.suggest_int(_depth_name(strategy), depths[0], depths[-1])
         head = self._categorical(trial, "head", self.choices("head"))
         return TrialParams(
             backbone=backbone,
@@ -113,7 +121,7 @@ class SearchSpace:
             head_hidden=int(self._number(trial, "head_hidden")) if head == "mlp" else None,
             dropout=self._number(trial, "dropout") if head == "mlp" else None,
             augment=bool(self._categorical(trial, "augment", self.choices("augment")))
-            if strategy in TRAINS_STEM
+            if _trains_stem(strategy, freeze_depth)
             else False,
             batchnorm=self._categorical(trial, "batchnorm", self.choices("batchnorm"))
             if shape.has_batchnorm and strategy in TRAINS_BACKBONE
@@ -155,13 +163,15 @@ class SearchSpace:
         shape = shapes[backbone]
         strategy = configuration.get("strategy")
         head = configuration.get("head")
+        depths = self.frozen_depths(strategy, shape.depth) if strategy else []
+        freeze_depth = configuration.get("freeze_depth", depths[0] if len(depths) == 1 else None)
         choices = {
             "backbone": self.choices("backbone"),
             "strategy": self._strategies(shape),
             "head": self.choices("head"),
             "pooling": self._poolings(shape),
             "batch_size": self.choices("batch_size"),
-            "augment": self.choices("augment") if strategy in TRAINS_STEM else None,
+            "augment": self.choices("augment") if strategy and _trains_stem(strategy, freeze_depth) else None,
             "batchnorm": self.choices("batchnorm") if shape.has_batchnorm and strategy in TRAINS_BACKBONE else None,
         }
         numbers = {
@@ -171,7 +181,7 @@ class SearchSpace:
             "backbone_lr": strategy in TRAINS_BACKBONE,
             "head_hidden": head == "mlp",
             "dropout": head == "mlp",
-            "freeze_depth": strategy == "partial",
+            "freeze_depth": len(depths) > 1,
         }
         params: dict[str, Any] = {}
         for name, value in {**configuration, "backbone": backbone}.items():
@@ -183,8 +193,13 @@ class SearchSpace:
                     return None
                 if len(allowed) > 1:
                     params[self._param_name(name, allowed)] = value
+            elif name == "freeze_depth":
+                if value not in (depths or [value]):
+                    return None
+                if numbers[name]:
+                    params[_depth_name(strategy)] = value
             elif numbers[name]:
-                low, high = self._range(name, shape)
+                low, high = self.dims[name]
                 if not low <= value <= high:
                     return None
                 if low != high:
@@ -214,13 +229,6 @@ class SearchSpace:
         """
         return name if list(choices) == self.choices(name) else f"{name}[{'|'.join(map(str, choices))}]"
 
-    def _range(self, name: str, shape: BackboneShape) -> tuple[float, float]:
-        if name == "freeze_depth":
-            depths = sorted(self.partial_depths(shape.depth)) or [0]
-            return depths[0], depths[-1]
-        low, high = self.dims[name]
-        return low, high
-
     def _number(self, trial: optuna.Trial, name: str) -> float:
         low, high = self.dims[name]
         kind = SPACE[name]["kind"]
@@ -231,6 +239,19 @@ class SearchSpace:
         if kind == "int_log":
             return trial.suggest_int(name, int(low), int(high), log=True)
         return trial.suggest_float(name, float(low), float(high), log=kind == "log")
+
+
+def _depth_name(strategy: str) -> str:
+    """Optuna's name for a strategy's freeze depth: partial and LP-FT draw from different ranges.
+
+    Partial fine-tuning keeps the plain name, so studies recorded before LP-FT had a depth read the same.
+    """
+    return "freeze_depth" if strategy == "partial" else f"freeze_depth[{strategy}]"
+
+
+def _trains_stem(strategy: str, freeze_depth: int | None) -> bool:
+    """Whether the stem trains, so augmenting the input can change what it learns (and no prefix is cached)."""
+    return strategy in ("full", "lp_ft") and freeze_depth == 0
 
 
 def _as_list(name: str, value: Any) -> Any:

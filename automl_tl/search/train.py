@@ -91,8 +91,17 @@ def smoothed(curve: list[float], index: int) -> float:
     return sum(window) / len(window)
 
 
+def best_epoch(curve: list[float]) -> int:
+    """Index of the epoch with the best `smoothed` score, the earliest on a tie.
+
+    Every trial's recorded score is its raw score at this epoch: a pruned trial's partial curve
+    is judged like a completed one's, so the leaderboard compares like with like.
+    """
+    return max(range(len(curve)), key=lambda i: (smoothed(curve, i), -i))
+
+
 class _BestEpoch:
-    """The epoch with the best smoothed validation score, and its weights.
+    """The epoch `best_epoch` picks, and its weights, kept while the trial trains.
 
     An epoch is judged once the next epoch's score is in (its right neighbour in the smoothing
     window), so at most two copies of the weights are held: the best so far and the last epoch's.
