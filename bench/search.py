@@ -14,6 +14,13 @@ Prints wall time, best validation score, test scores and trials per arm, and the
 naive / automl-tl (the whole run, and the trial time of the leading trials both arms drew alike:
 the same configurations, run each arm's way) and automl-tl / floor; ``--json`` writes the same figures, rewritten after
 each arm so that a long run cut short keeps the arms it finished.
+
+On a machine with a core per arm, the arms may run at the same time, each pinned to its own core,
+and be put side by side afterwards (both then share the machine's memory bandwidth alike):
+
+    taskset -c 0 python bench/search.py --recipe R --arms floor,automl-tl --json ours.json
+    taskset -c 1 python bench/search.py --recipe R --arms naive --json naive.json
+    python bench/search.py --combine ours.json naive.json --json fsdd.json
 """
 
 from __future__ import annotations
@@ -39,13 +46,22 @@ ARMS = ("floor", "naive", "automl-tl")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", type=Path, required=True)
+    parser.add_argument("--recipe", type=Path)
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: put side by side the arms these earlier --json files hold")
     parser.add_argument("--n-trials", type=int, default=20)
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {', '.join(ARMS)}")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--profile", type=Path, help="profile the automl-tl arm with cProfile into this file")
     parser.add_argument("--keep", type=Path, help="keep each arm's run directory under this folder (default: a temporary one)")
     args = parser.parse_args()
+    if args.combine:
+        results = _combined(parser, args)
+        _write(args, results)
+        _print(args, results, _ratios(results))
+        return
+    if args.recipe is None:
+        parser.error("--recipe is required (or --combine)")
     arms = [a.strip() for a in args.arms.split(",")]
     if unknown := set(arms) - set(ARMS):
         parser.error(f"unknown arm(s): {', '.join(sorted(unknown))}")
@@ -74,6 +90,21 @@ def main() -> None:
             print(f"{arm}: {results[arm]}", file=sys.stderr)
             _write(args, results)
     _print(args, results, _ratios(results))
+
+
+def _combined(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """The arms of several earlier runs of one recipe and trial count; each arm may come from one file only."""
+    results: dict[str, Any] = {}
+    payloads = [(path, json.loads(path.read_text(encoding="utf-8"))) for path in args.combine]
+    args.recipe, args.n_trials = Path(payloads[0][1]["recipe"]), payloads[0][1]["n_trials"]
+    for path, payload in payloads:
+        if Path(payload["recipe"]) != args.recipe or payload["n_trials"] != args.n_trials:
+            parser.error(f"{path} benchmarks {payload['recipe']} with {payload['n_trials']} trials, not "
+                         f"{args.recipe} with {args.n_trials}: only runs of one recipe and count compare")
+        if twice := set(results) & set(payload["arms"]):
+            parser.error(f"{path} holds arm(s) {', '.join(sorted(twice))} already read from another file")
+        results.update(payload["arms"])
+    return results
 
 
 def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -44,3 +45,37 @@ def test_a_kept_run_directory_is_never_resumed_as_a_fresh_arm(bench_search, tmp_
         bench_search.main()
     assert exit_info.value.code == 2
     assert "already holds run(s) naive" in capsys.readouterr().err
+
+
+def _arm_file(path: Path, arms: dict, recipe: str = "r.toml", n_trials: int = 20) -> Path:
+    path.write_text(json.dumps({"recipe": recipe, "n_trials": n_trials, "arms": arms}), encoding="utf-8")
+    return path
+
+
+def test_arms_run_apart_are_combined_into_one_table(bench_search, tmp_path, monkeypatch, capsys) -> None:
+    ours = {"floor": {"forward_s": 2.0, "decode_s": 0.5, "examples": 10},
+            "automl-tl": {"wall_s": 10.0, "trials": _trials(("partial", 2.0)), "trials_completed": 1, "trials_pruned": 0,
+                          "trials_failed": 0, "best_validation": 0.9, "test": {"accuracy": 0.9, "macro_f1": 0.9}}}
+    naive = {"naive": {**ours["automl-tl"], "wall_s": 120.0, "trials": _trials(("partial", 24.0))}}
+    files = [_arm_file(tmp_path / "ours.json", ours), _arm_file(tmp_path / "naive.json", naive)]
+    out = tmp_path / "both.json"
+    monkeypatch.setattr(sys, "argv", ["search.py", "--combine", *map(str, files), "--json", str(out)])
+    bench_search.main()
+    ratios = json.loads(out.read_text())["ratios"]
+    assert ratios["naive / automl-tl"] == 12.0 and ratios["automl-tl / floor"] == 5.0
+    assert "naive / automl-tl: 12.0x" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("recipe", "n_trials", "arms", "message"), [
+    ("other.toml", 20, {"naive": {}}, "only runs of one recipe and count compare"),
+    ("r.toml", 10, {"naive": {}}, "only runs of one recipe and count compare"),
+    ("r.toml", 20, {"automl-tl": {}}, "holds arm(s) automl-tl already read"),
+])
+def test_only_arms_of_one_benchmark_combine(bench_search, tmp_path, monkeypatch, capsys, recipe, n_trials, arms, message) -> None:
+    first = _arm_file(tmp_path / "a.json", {"automl-tl": {}})
+    second = _arm_file(tmp_path / "b.json", arms, recipe, n_trials)
+    monkeypatch.setattr(sys, "argv", ["search.py", "--combine", str(first), str(second)])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_search.main()
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
