@@ -193,8 +193,8 @@ class SearchSpace:
                     return None
                 if len(allowed) > 1:
                     params[self._param_name(name, allowed)] = value
-            elif name == "freeze_depth":
-                if value not in (depths or [value]):
+            elif name == "freeze_depth":  # a depth only means something under a strategy that allows it
+                if value not in depths:
                     return None
                 if numbers[name]:
                     params[_depth_name(strategy)] = value
