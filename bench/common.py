@@ -256,10 +256,11 @@ def run_search(
     ``n_trials`` alone replaces the recipe's whole budget (no time limit), so two arms given the
     same count run the same trials. ``naive`` turns caching, pruning and bf16 autocast off: the
     same space, sampler seed and trials, as a hand-wired fp32 Optuna loop would run them.
+    Ctrl-C ends the search but not the summary: it covers the trials so far, with ``stopped`` set.
     """
     from rich.console import Console
 
-    from automl_tl.search.engine import Search
+    from automl_tl.search.engine import Interrupted, Search
 
     plugin, config = recipe_config(recipe)
     if n_trials is not None:
@@ -270,11 +271,15 @@ def run_search(
         config.search.cache, config.search.pruner, config.search.precision = False, "none", "fp32"
     request = SearchRequest(config=config, data_home=data_home(), run_dir=run_dir, command=["bench", str(recipe)])
     started = time.perf_counter()
-    board = Search(request, plugin, Console(stderr=True)).run()
+    try:
+        board, stopped = Search(request, plugin, Console(stderr=True)).run(), False
+    except Interrupted as exc:  # a long arm stopped by hand still reports what it measured
+        board, stopped = exc.board, True
     wall = time.perf_counter() - started
     best = board.best
     return {
         "wall_s": wall,
+        "stopped": stopped,
         "trials_completed": board.counts.get("complete", 0),
         "trials_pruned": board.counts.get("pruned", 0),
         "trials_failed": board.counts.get("fail", 0),

@@ -89,6 +89,9 @@ def main() -> None:
                 results[arm]["profile_top"] = _top(profiler)
             print(f"{arm}: {results[arm]}", file=sys.stderr)
             _write(args, results)
+            if results[arm]["stopped"]:
+                print(f"{arm} was stopped: its figures cover the trials it finished; no further arm runs", file=sys.stderr)
+                break
     _print(args, results, _ratios(results))
 
 
@@ -119,12 +122,24 @@ def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:
 def _ratios(results: dict[str, Any]) -> dict[str, float]:
     ratios = {}
     if "naive" in results and "automl-tl" in results:
-        ratios["naive / automl-tl"] = results["naive"]["wall_s"] / results["automl-tl"]["wall_s"]
+        # an arm stopped by hand bounds the ratio from one side only
+        naive, ours = results["naive"], results["automl-tl"]
+        name = "naive / automl-tl"
+        if naive.get("stopped") and not ours.get("stopped"):
+            name = f"naive (stopped after {_finished(naive)} trials) / automl-tl, at least"
+        elif ours.get("stopped"):
+            name = f"naive / automl-tl (stopped after {_finished(ours)} trials), {'unknown' if naive.get('stopped') else 'at most'}"
+        ratios[name] = naive["wall_s"] / ours["wall_s"]
         if same := _same_configurations(results["automl-tl"]["trials"], results["naive"]["trials"]):
             ratios[f"naive / automl-tl, trial time of the {same[0]} trials both arms drew alike"] = same[2] / same[1]
     if "floor" in results and "automl-tl" in results:
         ratios["automl-tl / floor"] = results["automl-tl"]["wall_s"] / results["floor"]["forward_s"]
     return ratios
+
+
+def _finished(arm: dict[str, Any]) -> int:
+    """Trials that ran to their end (an interrupted one has no time)."""
+    return sum(t["seconds"] is not None for t in arm["trials"])
 
 
 def _same_configurations(ours: list[dict[str, Any]], naive: list[dict[str, Any]]) -> tuple[int, float, float] | None:

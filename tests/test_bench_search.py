@@ -79,3 +79,15 @@ def test_only_arms_of_one_benchmark_combine(bench_search, tmp_path, monkeypatch,
         bench_search.main()
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("naive_stopped", "ours_stopped", "name"), [
+    (False, False, "naive / automl-tl"),
+    (True, False, "naive (stopped after 1 trials) / automl-tl, at least"),
+    (False, True, "naive / automl-tl (stopped after 1 trials), at most"),
+])
+def test_an_arm_stopped_by_hand_makes_the_ratio_a_bound(bench_search, naive_stopped, ours_stopped, name) -> None:
+    interrupted = {"params": {"strategy": "full"}, "seconds": None}  # the trial Ctrl-C stopped does not count
+    ours = {"wall_s": 10.0, "stopped": ours_stopped, "trials": [*_trials(("partial", 2.0)), interrupted]}
+    naive = {"wall_s": 50.0, "stopped": naive_stopped, "trials": [*_trials(("full", 20.0)), interrupted]}
+    assert bench_search._ratios({"automl-tl": ours, "naive": naive}) == {name: 5.0}
