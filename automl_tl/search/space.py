@@ -85,7 +85,9 @@ class SearchSpace:
         """
         if strategy == "feature_extraction":
             return [depth]
-        if strategy == "full" or depth < 2:
+        if strategy == "full":
+            return [0]
+        if depth < 2:  # no block can stay frozen short of all: only LP-FT's classic form is left
             return [] if strategy == "partial" else [0]
         low, high = self.dims["freeze_depth"] or [1, depth - 1]
         # clamped into 1..depth-1: one recipe may serve backbones of different depths
@@ -121,7 +123,7 @@ class SearchSpace:
             head_hidden=int(self._number(trial, "head_hidden")) if head == "mlp" else None,
             dropout=self._number(trial, "dropout") if head == "mlp" else None,
             augment=bool(self._categorical(trial, "augment", self.choices("augment")))
-            if _trains_stem(strategy, freeze_depth)
+            if _trains_stem(freeze_depth)
             else False,
             batchnorm=self._categorical(trial, "batchnorm", self.choices("batchnorm"))
             if shape.has_batchnorm and strategy in TRAINS_BACKBONE
@@ -171,7 +173,7 @@ class SearchSpace:
             "head": self.choices("head"),
             "pooling": self._poolings(shape),
             "batch_size": self.choices("batch_size"),
-            "augment": self.choices("augment") if strategy and _trains_stem(strategy, freeze_depth) else None,
+            "augment": self.choices("augment") if _trains_stem(freeze_depth) else None,
             "batchnorm": self.choices("batchnorm") if shape.has_batchnorm and strategy in TRAINS_BACKBONE else None,
         }
         numbers = {
@@ -249,9 +251,10 @@ def _depth_name(strategy: str) -> str:
     return "freeze_depth" if strategy == "partial" else f"freeze_depth[{strategy}]"
 
 
-def _trains_stem(strategy: str, freeze_depth: int | None) -> bool:
-    """Whether the stem trains, so augmenting the input can change what it learns (and no prefix is cached)."""
-    return strategy in ("full", "lp_ft") and freeze_depth == 0
+def _trains_stem(freeze_depth: int | None) -> bool:
+    """Whether the stem trains (nothing frozen: `Tail` then owns the stem), so augmenting the input
+    can change what it learns; None when a configuration leaves the depth to the sampler."""
+    return freeze_depth == 0
 
 
 def _as_list(name: str, value: Any) -> Any:
