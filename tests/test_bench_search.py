@@ -91,3 +91,21 @@ def test_an_arm_stopped_by_hand_makes_the_ratio_a_bound(bench_search, naive_stop
     ours = {"wall_s": 10.0, "stopped": ours_stopped, "trials": [*_trials(("partial", 2.0)), interrupted]}
     naive = {"wall_s": 50.0, "stopped": naive_stopped, "trials": [*_trials(("full", 20.0)), interrupted]}
     assert bench_search._ratios({"automl-tl": ours, "naive": naive}) == {name: 5.0}
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read"),
+    ('{"recipe": "r.toml"', "cannot read"),
+    ('{"recipe": "r.toml", "n_trials": 20}', "is not a file written by bench/search.py --json"),
+])
+def test_a_missing_or_foreign_file_to_combine_is_one_line_and_exit_2(bench_search, tmp_path, monkeypatch, capsys,
+                                                                      content, message) -> None:
+    path = tmp_path / "arms.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    monkeypatch.setattr(sys, "argv", ["search.py", "--combine", str(path)])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_search.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
