@@ -30,10 +30,8 @@ def params(**overrides) -> TrialParams:
     return TrialParams(**values)
 
 
-def run(p: TrialParams, store: FeatureStore, epochs_seen: list | None = None):
-    return train_trial(p, store, 3, "macro_f1", seed=0,
-                       on_epoch=lambda e, s: epochs_seen.append((e, s)) if epochs_seen is not None else None,
-                       on_batch=lambda d, t: None)
+def run(p: TrialParams, store: FeatureStore):
+    return train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry: None, on_batch=lambda d, t: None)
 
 
 @pytest.mark.parametrize(
@@ -189,12 +187,15 @@ noise = 3.0
 
     code, out, _ = run_cli("leaderboard", "run", "--format", "json")
     rows = {r["trial"]: r for r in json.loads(out)["rows"]}
+    complete = rows[next(n for n, s in states.items() if s == "complete")]
     for n in pruned:
         history = rows[n]["history"]
         assert rows[n]["state"] == "pruned"
         assert len(history) < 9 and rows[n]["reason"] == f"after epoch {len(history)}"
         curve = [h["macro_f1"] for h in history]
         assert rows[n]["score"] == curve[best_epoch(curve)]  # judged like a completed trial
+        # and recorded like one: each epoch's cost, training loss and every metric
+        assert all(h.keys() == complete["history"][0].keys() for h in history)
 
 
 def _linear_output_dtypes(run) -> tuple[Any, set[torch.dtype]]:
@@ -219,7 +220,7 @@ def test_bf16_autocast_runs_trainable_blocks_in_bf16_and_keeps_fp32_weights(toy_
     p = params(strategy=strategy, freeze_depth=1 if strategy == "partial" else 0, epochs=3)
 
     def train(compute: Compute):
-        return train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+        return train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
                            compute=compute)
 
     fp32, fp32_dtypes = _linear_output_dtypes(lambda: train(Compute()))
@@ -236,7 +237,7 @@ def test_head_only_training_stays_fp32_under_bf16(toy_modules) -> None:
     store = make_store(toy_network.build(), toy_modality)
     p = params(strategy="feature_extraction", freeze_depth=toy_network.build().depth, epochs=2)
     _, dtypes = _linear_output_dtypes(lambda: train_trial(
-        p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+        p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
         compute=Compute(bf16=True)))
     assert dtypes == {torch.float32}
 
@@ -269,7 +270,7 @@ def test_short_sequences_train_with_the_math_attention_kernel_only_under_bf16(to
     store = make_store(toy_network.build(), toy_modality)
     p = params(strategy="lp_ft", freeze_depth=0, epochs=1)
     allowed = _flash_allowed_in_tail_blocks(lambda: train_trial(
-        p, store, 3, "macro_f1", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+        p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
         compute=Compute(bf16=bf16)))
     assert allowed == {flash}
     assert torch.backends.cuda.flash_sdp_enabled()  # restored afterwards

@@ -422,7 +422,7 @@ class Search:
             with self.console.status(f"refitting trial {best.number}'s configuration on train + validation"):
                 outcome = train_trial(
                     refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
-                    seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
+                    seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
                     compute=self.compute,
                 )
             tail.load_state_dict(outcome.state)
@@ -486,9 +486,10 @@ class _Objective:
         # exactly where the pruner would stop it.
         prunable = STARTING_POINT not in trial.user_attrs
 
-        def on_epoch(epoch: int, score: float) -> None:
-            curve.append({"epoch": epoch, self.objective: score})
-            trial.report(score, epoch)
+        def on_epoch(entry: dict[str, float]) -> None:
+            curve.append(entry)
+            epoch = int(entry["epoch"])
+            trial.report(entry[self.objective], epoch)
             self.display.epoch(epoch, params.epochs)
             # after the last epoch there is nothing left to save: the trial is complete, not pruned
             if prunable and epoch < params.epochs and trial.should_prune():

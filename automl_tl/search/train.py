@@ -62,8 +62,10 @@ def resolve_bf16(precision: str) -> bool:
 LP_EPOCHS = 20
 """Linear-probe epochs before LP-FT's fine-tune: they run on cached pooled features, so they are cheap."""
 
-EpochCallback = Callable[[int, float], None]
-"""Called after each epoch with (epoch, validation objective); may raise `optuna.TrialPruned`."""
+EpochCallback = Callable[[dict[str, float]], None]
+"""Called after each validated epoch with its history entry (epoch, train loss, every validation
+metric, seconds); may raise `optuna.TrialPruned`, so a pruned trial keeps the same record of its
+epochs as a completed one."""
 BatchCallback = Callable[[int, int], None]
 
 
@@ -216,10 +218,11 @@ def _fit(
             continue
         predictions = predict(tail, store, "validation", mode, params, compute)
         metrics = scores(store.labels("validation").numpy(), predictions, tail.n_classes)
-        history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started})
+        entry = {"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started}
+        history.append(entry)
         chosen.add(metrics, copy.deepcopy(tail.state_dict()))
         if on_epoch is not None:
-            on_epoch(epoch, metrics[objective])
+            on_epoch(dict(entry))
     if best is None:  # trained with validation: the best smoothed epoch, not the last
         best = chosen.outcome()
     best.history = history
