@@ -285,9 +285,11 @@ def run_search(
         "trials_failed": board.counts.get("fail", 0),
         "best_validation": best.score if best else None,
         "best_trial": best.params if best else None,
+        "best_number": best.trial if best else None,
         "test": {key: (board.test or {}).get(key) for key in ("accuracy", "macro_f1")},
         "run_dir": str(run_dir),
-        "trials": [{"number": r.trial, "state": r.state, "strategy": r.strategy, "seconds": r.seconds, "params": r.params}
+        "trials": [{"number": r.trial, "state": r.state, "strategy": r.strategy, "seconds": r.seconds, "params": r.params,
+                    "epoch_seconds": [h.get("seconds") for h in r.history]}
                    for r in sorted(board.rows, key=lambda r: r.trial)],
     }
 

@@ -13,7 +13,9 @@ Three arms, in one process on one machine:
 Prints wall time, best validation score, test scores and trials per arm, and the ratios
 naive / automl-tl (the whole run, and the trial time of the leading trials both arms drew alike:
 the same configurations, run each arm's way) and automl-tl / floor; ``--json`` writes the same figures, rewritten after
-each arm so that a long run cut short keeps the arms it finished.
+each arm so that a long run cut short keeps the arms it finished. It also prints what automl-tl's
+run would have cost had its pruner known the winner in advance (every other trial stopped after its
+first epoch): the ceiling on what any pruning could make of that run, and so of the ratio.
 
 On a machine with a core per arm, the arms may run at the same time, each pinned to its own core,
 and be put side by side afterwards (both then share the machine's memory bandwidth alike):
@@ -143,9 +145,28 @@ def _ratios(results: dict[str, Any]) -> dict[str, float]:
         ratios[name] = naive["wall_s"] / ours["wall_s"]
         if same := _same_configurations(results["automl-tl"]["trials"], results["naive"]["trials"]):
             ratios[f"naive / automl-tl, trial time of the {same[0]} trials both arms drew alike"] = same[2] / same[1]
+        if not naive.get("stopped") and not ours.get("stopped") and (hindsight := _hindsight_s(ours)):
+            ratios["naive / automl-tl had its pruner known the winner in advance, at most"] = naive["wall_s"] / hindsight
     if "floor" in results and "automl-tl" in results:
         ratios["automl-tl / floor"] = results["automl-tl"]["wall_s"] / results["floor"]["forward_s"]
     return ratios
+
+
+def _hindsight_s(arm: dict[str, Any]) -> float | None:
+    """The arm's wall time had its pruner known the winner: every other trial stopped after its first epoch.
+
+    No pruner can judge a trial before its first score, so on this arm's sequence of trials no
+    pruning does better: the ratio against it is the most that pruning could have made of the
+    run. None when an epoch was not timed (trials recorded before per-epoch times were kept).
+    """
+    saved = 0.0
+    for trial in arm["trials"]:
+        epochs = trial.get("epoch_seconds")
+        if epochs is None or None in epochs:
+            return None
+        if trial["number"] != arm.get("best_number"):
+            saved += sum(epochs[1:])
+    return arm["wall_s"] - saved
 
 
 def _finished(arm: dict[str, Any]) -> int:
@@ -178,6 +199,8 @@ def _print(args: argparse.Namespace, results: dict[str, Any], ratios: dict[str, 
             test = r["test"]
             print(f"{arm:<10} {r['wall_s']:>8.1f} {r['trials_completed']:>8} {r['trials_pruned']:>6} {r['trials_failed']:>6} "
                   f"{_num(r['best_validation'])} {_num(test['accuracy'])} {_num(test['macro_f1'])}")
+    if (ours := results.get("automl-tl")) and (hindsight := _hindsight_s(ours)):
+        print(f"automl-tl had its pruner known the winner (every other trial stopped after its first epoch): {hindsight:.1f} s")
     for name, value in ratios.items():
         print(f"{name}: {value:.1f}x")
     if top := results.get("automl-tl", {}).get("profile_top"):

@@ -38,6 +38,22 @@ def test_arms_that_differ_from_the_first_trial_have_no_like_for_like_ratio(bench
     assert list(bench_search._ratios({"automl-tl": {"wall_s": 2.0, "trials": ours}, "naive": {"wall_s": 20.0, "trials": naive}})) == ["naive / automl-tl"]
 
 
+def test_hindsight_pruning_stops_every_trial_but_the_winner_after_its_first_epoch(bench_search, capsys) -> None:
+    ours = {"wall_s": 100.0, "best_number": 1, "trials": [
+        {"number": 0, "params": {}, "seconds": 30.0, "epoch_seconds": [10.0, 10.0, 9.0]},  # 19 s past epoch 1
+        {"number": 1, "params": {}, "seconds": 40.0, "epoch_seconds": [20.0, 20.0]},  # the winner runs whole
+        {"number": 2, "params": {}, "seconds": 5.0, "epoch_seconds": [5.0]},  # pruned at once: nothing to save
+    ]}
+    assert bench_search._hindsight_s(ours) == 81.0
+    naive = {"wall_s": 405.0, "trials": []}
+    ratios = bench_search._ratios({"automl-tl": ours, "naive": naive})
+    assert ratios["naive / automl-tl had its pruner known the winner in advance, at most"] == 5.0
+    # a stopped naive arm bounds nothing from above; untimed epochs give no figure at all
+    assert not any("known the winner" in n for n in bench_search._ratios({"automl-tl": ours, "naive": {**naive, "stopped": True}}))
+    ours["trials"][0]["epoch_seconds"] = [None]
+    assert bench_search._hindsight_s(ours) is None
+
+
 def test_a_kept_run_directory_is_never_resumed_as_a_fresh_arm(bench_search, tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "naive").mkdir()  # an earlier benchmark's arm: searching on in it would resume, not compare
     monkeypatch.setattr(sys, "argv", ["search.py", "--recipe", "r.toml", "--arms", "naive", "--keep", str(tmp_path)])
