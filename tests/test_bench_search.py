@@ -38,7 +38,7 @@ def test_arms_that_differ_from_the_first_trial_have_no_like_for_like_ratio(bench
     assert list(bench_search._ratios({"automl-tl": {"wall_s": 2.0, "trials": ours}, "naive": {"wall_s": 20.0, "trials": naive}})) == ["naive / automl-tl"]
 
 
-def test_hindsight_pruning_stops_every_trial_but_the_winner_after_its_first_epoch(bench_search, capsys) -> None:
+def test_hindsight_pruning_stops_every_trial_but_the_winner_after_its_first_epoch(bench_search) -> None:
     ours = {"wall_s": 100.0, "best_number": 1, "trials": [
         {"number": 0, "params": {}, "seconds": 30.0, "epoch_seconds": [10.0, 10.0, 9.0]},  # 19 s past epoch 1
         {"number": 1, "params": {}, "seconds": 40.0, "epoch_seconds": [20.0, 20.0]},  # the winner runs whole
