@@ -1,21 +1,25 @@
-"""A run's configuration: recipe files, flags and defaults merged and validated in one place.
+"""A run's configuration: recipe files, flags and defaults merged and validated in one place (`resolve`).
 
 Precedence, lowest first: core defaults, the plugin's ``default_recipe()``, the recipe file, the
-command-line flags. Validation is pydantic's, so a recipe with an unknown key or a wrong type
-fails with one line naming the key, before any model loads.
+command-line flags. Validation is pydantic's (the search dimensions' rules come from
+`automl_tl.vocabulary`), so a recipe with an unknown key or a wrong type fails with one line
+naming the key, before any model loads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.errors import PydanticSchemaGenerationError, PydanticUndefinedAnnotation
 
+from automl_tl.contract import ModalityPlugin
 from automl_tl.errors import UserError
-from automl_tl.presets import ALLOWED_CHOICES, BUDGET, SPACE
+from automl_tl.vocabulary import DIMENSIONS, Dimension
 
 GRACE_BEATS = 4
 """Heartbeats a running trial may miss before other workers treat its worker as gone."""
@@ -49,8 +53,9 @@ class DataConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    n_trials: int | None = Field(BUDGET["n_trials"], ge=1)
-    timeout: float | None = Field(BUDGET["timeout"], gt=0)
+    n_trials: int | None = Field(20, ge=1)
+    """Trials in all, counting a resumed run's; None with a timeout: as many as fit."""
+    timeout: float | None = Field(None, gt=0)
     """Seconds of search, counting earlier sessions of a resumed run."""
     seed: int = 0
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"
@@ -68,7 +73,7 @@ class SearchConfig(_Strict):
     """
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Arithmetic of trainable backbone blocks: ``auto`` is bfloat16 autocast where the CPU has it
-    natively (~1.5x faster fine-tuning steps), else fp32. The benchmark's naive arm uses fp32."""
+    natively (faster fine-tuning steps, see docs/performance.md), else fp32. The benchmark's naive arm uses fp32."""
     heartbeat: int = Field(30, ge=1)
     """Seconds between a worker's heartbeats. A trial silent for `GRACE_BEATS` of them is failed
     and retried by another worker: lower it to recover sooner from a killed machine, at the cost
@@ -92,51 +97,47 @@ class RunConfig(_Strict):
     @field_validator("space")
     @classmethod
     def _known_dimensions(cls, space: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(space) - set(SPACE))
+        unknown = sorted(set(space) - set(DIMENSIONS))
         if unknown:
-            raise ValueError(f"unknown search dimension(s) {', '.join(unknown)}; known: {', '.join(SPACE)}")
+            raise ValueError(f"unknown search dimension(s) {', '.join(unknown)}; known: {', '.join(DIMENSIONS)}")
         for name, value in space.items():
-            _check_dimension(name, value)
+            _check_dimension(DIMENSIONS[name], value)
         return space
 
 
-def _check_dimension(name: str, value: Any) -> None:
-    kind = SPACE[name]["kind"]
+def _check_dimension(dim: Dimension, value: Any) -> None:
+    """A recipe's value for a dimension: a scalar or a list of allowed choices, or a ``[low, high]`` range."""
+    name = dim.name
     values = value if isinstance(value, list) else [value]
     if not values:
         raise ValueError(f"{name}: give at least one value")
-    if name in ALLOWED_CHOICES:
-        bad = [v for v in values if v not in ALLOWED_CHOICES[name]]
+    if dim.allowed is not None:
+        bad = [v for v in values if v not in dim.allowed]
         if bad:
-            raise ValueError(f"{name}: {bad} not among {list(ALLOWED_CHOICES[name])}")
-    if kind in ("int", "float", "log", "int_log") and isinstance(value, list):
+            raise ValueError(f"{name}: {bad} not among {list(dim.allowed)}")
+    if dim.kind != "choice" and isinstance(value, list):
         if len(value) != 2 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
             raise ValueError(f"{name}: a range is [low, high], got {value!r}")
         if value[0] > value[1]:
             raise ValueError(f"{name}: low {value[0]} is above high {value[1]}")
-    if kind in ("int", "float", "log", "int_log") or name == "batch_size":
-        _check_numbers(name, kind, values)
+    if dim.numeric:
+        _check_numbers(dim, values)
 
 
-NUMBER_BOUNDS = {"freeze_depth": (0, None), "epochs": (1, None), "batch_size": (1, None), "head_hidden": (1, None),
-                 "dropout": (0, 1)}
-"""Where a numeric dimension makes sense (``[low, high)``); log-scale ones need only be positive."""
-
-
-def _check_numbers(name: str, kind: str, values: list[Any]) -> None:
+def _check_numbers(dim: Dimension, values: list[Any]) -> None:
     """Numeric dimensions, fixed or ranges: finite numbers, whole where counted, inside their bounds."""
+    name = dim.name
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int | float) or v != v or v in (float("inf"), float("-inf")):
             raise ValueError(f"{name}: {v!r} is not a number")
-        if (kind in ("int", "int_log") or name == "batch_size") and v != int(v):
+        if dim.whole and v != int(v):
             raise ValueError(f"{name}: {v!r} is not a whole number")
-    low, high = NUMBER_BOUNDS.get(name, (None, None))
-    if kind in ("log", "int_log") and min(values) <= 0:
+    if dim.kind in ("log", "int_log") and min(values) <= 0:
         raise ValueError(f"{name}: a log-scale range must be positive, got {values if len(values) > 1 else values[0]!r}")
-    if low is not None and min(values) < low:
-        raise ValueError(f"{name}: at least {low}, got {min(values)!r}")
-    if high is not None and max(values) >= high:
-        raise ValueError(f"{name}: below {high}, got {max(values)!r}")
+    if dim.low is not None and min(values) < dim.low:
+        raise ValueError(f"{name}: at least {dim.low:g}, got {min(values)!r}")
+    if dim.high is not None and (max(values) >= dim.high if dim.high_open else max(values) > dim.high):
+        raise ValueError(f"{name}: {'below' if dim.high_open else 'at most'} {dim.high:g}, got {max(values)!r}")
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -175,6 +176,69 @@ def validate(raw: Mapping[str, Any], source: str) -> RunConfig:
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         raise UserError(f"{source}: {where}: {message}", hint="see the recipe format in README.md") from None
+
+
+def resolve(plugin: ModalityPlugin, recipe: Mapping[str, Any], flags: Mapping[str, Any], source: str) -> RunConfig:
+    """The run's configuration: the plugin's defaults, then the recipe, then the flags, validated.
+
+    A data path among the flags replaces the recipe's data source rather than merging with it; a
+    time budget without a trial count (from the recipe or the flags; the plugin's count does not
+    count) means as many trials as fit; the plugin's options are checked against its options type.
+    ``source`` names the recipe (or "settings") in error messages.
+    """
+    recipe = dict(recipe)
+    if flags.get("data", {}).get("path") is not None:
+        recipe["data"] = {k: v for k, v in recipe.get("data", {}).items() if k not in ("dataset", "path")}
+    config = validate(deep_merge(deep_merge(plugin.default_recipe(), recipe), flags), source)
+    if config.search.timeout is not None and not any("n_trials" in layer.get("search", {}) for layer in (recipe, flags)):
+        config.search.n_trials = None
+    config.options = _check_options(plugin, config.options, source)
+    return config
+
+
+def plugin_options(plugin: ModalityPlugin, options: Mapping[str, Any]) -> Any:
+    """The plugin's ``options_type`` instance for a run's (already checked) options; None when it declares none.
+
+    Plugins receive this object, never the raw table, so each option is parsed and defaulted once.
+    """
+    if plugin.options_type is None:
+        return None
+    adapter = _adapter(plugin.options_type)
+    return adapter.validate_python(dict(options)) if adapter is not None else plugin.options_type(**options)
+
+
+def _adapter(options_type: type) -> TypeAdapter[Any] | None:
+    try:
+        return TypeAdapter(options_type)
+    except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation):
+        return None  # a field type pydantic cannot check: the plugin checks it itself
+
+
+def _check_options(plugin: ModalityPlugin, options: dict[str, Any], source: str) -> dict[str, Any]:
+    """Names and types of the plugin's options, checked like the rest of the recipe: one line, no model loaded.
+
+    Returns the options converted to their declared types (a flag's "64" becomes 64), as plain
+    values: the run's configuration is stored as JSON.
+    """
+    options_type = plugin.options_type
+    known = {f.name for f in dataclasses.fields(options_type)} if options_type else set()
+    unknown = sorted(set(options) - known)
+    if unknown:
+        flag = "--" + unknown[0].replace("_", "-")
+        raise UserError(
+            f"{source}: options.{unknown[0]} ({flag}): unknown option for this modality",
+            hint=f"known: {', '.join(sorted(known)) or 'none'}",
+        )
+    adapter = _adapter(options_type) if options_type else None
+    if adapter is None:
+        return options
+    try:
+        converted = adapter.validate_python(options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{source}: options.{where}: {err['msg']}", hint="see the recipe format in README.md") from None
+    return {key: getattr(converted, key) for key in options}
 
 
 def drop_none(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -75,8 +75,9 @@ class DataRequest:
     data_home: Path
     """Where named datasets live (``AUTOML_TL_DATA`` or ``--data-home``)."""
     test_path: Path | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
-    """The plugin's own options (its ``Options`` dataclass as a dict), from recipe and flags."""
+    options: Any = None
+    """The plugin's options: an instance of its ``options_type``, checked and defaulted by the core
+    from the recipe's ``[options]`` and the flags (None for a plugin that declares no options)."""
     skip_bad_files: bool = False
     seed: int = 0
 
@@ -105,8 +106,11 @@ class ModalityPlugin(ABC):
         """Read the user's data; raise `automl_tl.errors.DataError` with a clear message when it is unusable."""
 
     @abstractmethod
-    def build_backbone(self, name: str, options: Mapping[str, Any]) -> Backbone:
-        """Load a backbone's weights and preprocessing (called once per search, not per trial)."""
+    def build_backbone(self, name: str, options: Any) -> Backbone:
+        """Load a backbone's weights and preprocessing (called once per search, not per trial).
+
+        ``options`` is the same ``options_type`` instance `load_data` received.
+        """
 
     def search_space(self) -> Mapping[str, Any]:
         """Narrow or fix search dimensions for this modality (same schema as a recipe's ``[space]``)."""

@@ -12,6 +12,7 @@ import io
 import json
 import warnings
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -19,8 +20,11 @@ from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.table import Table
 
-from automl_tl.progress import strategy_label
+from automl_tl.errors import UserError
+from automl_tl.rundir import RunDir
+from automl_tl.storage import load_study
 from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted
+from automl_tl.vocabulary import STRATEGIES, cell, columns, describe_strategy
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 
@@ -30,13 +34,6 @@ class Row:
     rank: int
     trial: int
     state: str
-    backbone: str | None
-    strategy: str | None
-    freeze_depth: int | None
-    backbone_lr: float | None
-    head_lr: float | None
-    head: str | None
-    pooling: str | None
     score: float | None
     """Validation objective at the best epoch (best by the curve smoothed over neighbouring epochs; for a pruned trial, the best before it was stopped)."""
     accuracy: float | None
@@ -45,12 +42,21 @@ class Row:
     seconds: float | None
     reason: str | None
     params: dict[str, Any] = field(default_factory=dict)
+    """The trial's configuration, one value per search dimension (`automl_tl.vocabulary.DIMENSIONS`)."""
     history: list[dict[str, float]] = field(default_factory=list)
     started: str | None = None
     """When the trial started and ended (ISO 8601, the storage's clock): the report plots score over wall time."""
     finished: str | None = None
     baseline: str | None = None
     """Set when the engine ran this trial as the reference to beat (e.g. ``"linear probe"``)."""
+
+    @property
+    def strategy(self) -> str | None:
+        return self.params.get("strategy")
+
+    @property
+    def freeze_depth(self) -> int | None:
+        return self.params.get("freeze_depth")
 
 
 @dataclass
@@ -95,6 +101,15 @@ class Leaderboard:
             **(_importance(study) if importance else {}),
         )
 
+    @classmethod
+    def of_run(cls, run_dir: Path, storage: str | None = None, importance: bool = False) -> Leaderboard:
+        """The leaderboard of a run directory (its study may live elsewhere, e.g. in PostgreSQL)."""
+        saved = RunDir(run_dir).load_config()
+        if saved is None:
+            raise UserError(f"{run_dir} is not a run directory (no config.json)", hint="pass the folder a search wrote, e.g. runs/speech-default")
+        url = storage or saved.get("storage") or RunDir(run_dir).default_storage
+        return cls.from_study(load_study(url, saved["study"]), importance=importance)
+
     @property
     def best(self) -> Row | None:
         return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
@@ -108,7 +123,8 @@ class Leaderboard:
         """
         complete = [r for r in self.rows if r.state == "complete"]
         marked = [r for r in complete if r.baseline]
-        probes = [r for r in complete if r.strategy == "feature_extraction" and r.head == "linear"]
+        probes = [r for r in complete if r.strategy in STRATEGIES and not STRATEGIES[r.strategy].trains_backbone
+                  and r.params.get("head") == "linear"]
         return (marked or probes or [None])[0]
 
     def top(self, k: int | None) -> Leaderboard:
@@ -140,7 +156,7 @@ class Leaderboard:
 
     def to_table(self) -> Table:
         """The terminal view: the columns of `COLUMNS`, folded to stay readable in 80 columns."""
-        backbones = {r.backbone for r in self.rows if r.backbone}
+        backbones = {r.params["backbone"] for r in self.rows if r.params.get("backbone")}
         single = next(iter(backbones)) if len(backbones) == 1 else None
         title = f"{self.study} — {self.objective} on validation" + (f" — {single}" if single else "")
         table = Table(title=title, caption=_summary(self), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
@@ -153,22 +169,21 @@ class Leaderboard:
             if row.rank == 1 and row.state == "complete":
                 style = "bold green"
             named = dict(zip(COLUMNS, cells(row, plain=False), strict=True))
-            strategy = strategy_label(row.strategy, row.freeze_depth) if row.strategy else ""
-            rate = "/".join(format(r, ".0e") for r in (row.backbone_lr, row.head_lr) if r is not None)
-            terminal = {**named, "#": named["rank"], "strategy": strategy, "lr bb/head": rate,
+            rates = (row.params.get("backbone_lr"), row.params.get("head_lr"))
+            terminal = {**named, "#": named["rank"], "strategy": describe_strategy(row.params),
+                        "lr bb/head": "/".join(format(r, ".0e") for r in rates if r is not None),
                         "val": named["val score"], "params": named["trainable"]}
             table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
 
-COLUMNS = [
-    "rank", "trial", "backbone", "strategy", "frozen", "backbone lr", "head lr", "head", "pooling",
-    "val score", "trainable", "time", "state",
-]
+COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "trainable", "time", "state"]
+"""CSV and Markdown columns: the search dimensions that have a column (`automl_tl.vocabulary`), then the outcome."""
 TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "params", "time", "state"]
 """Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column."""
 MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6}
-NUMERIC = {"rank", "#", "trial", "frozen", "backbone lr", "head lr", "lr bb/head", "val score", "val", "trainable", "params", "time"}
+NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "trainable", "params", "time",
+           *(d.column for d in columns() if d.numeric and d.column)}
 
 
 def test_line(board: Leaderboard) -> str:
@@ -214,13 +229,6 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         rank=rank,
         trial=trial.number,
         state="fail" if trial.state == TrialState.FAIL else trial.state.name.lower(),
-        backbone=params.get("backbone"),
-        strategy=params.get("strategy"),
-        freeze_depth=params.get("freeze_depth"),
-        backbone_lr=params.get("backbone_lr"),
-        head_lr=params.get("head_lr"),
-        head=_head(params),
-        pooling=params.get("pooling"),
         score=_score(trial),
         accuracy=scores.get("accuracy"),
         macro_f1=scores.get("macro_f1"),
@@ -252,12 +260,6 @@ def _importance(study: optuna.Study) -> dict[str, Any]:
     return {"importance": {name: float(value) for name, value in values.items()}}
 
 
-def _head(params: dict[str, Any]) -> str | None:
-    if params.get("head") == "mlp":
-        return f"mlp {params.get('head_hidden')} d{params.get('dropout', 0):.2f}"
-    return params.get("head")
-
-
 def cells(row: Row, plain: bool) -> list[str]:
     """One row's `COLUMNS` as text: ``plain`` for machines (CSV), else rounded for people."""
 
@@ -268,13 +270,7 @@ def cells(row: Row, plain: bool) -> list[str]:
     return [
         str(row.rank),
         str(row.trial),
-        row.backbone or "",
-        (row.strategy or "").replace("_", " "),
-        "" if row.freeze_depth is None else str(row.freeze_depth),
-        num(row.backbone_lr, ".1e"),
-        num(row.head_lr, ".1e"),
-        row.head or "",
-        row.pooling or "",
+        *(cell(d, row.params) for d in columns()),
         num(row.score, ".4f"),
         "" if row.trainable_params is None else (str(row.trainable_params) if plain else _human(row.trainable_params)),
         num(row.seconds, ".1f") if plain else (num(row.seconds, ".0f") + " s" if row.seconds is not None else ""),

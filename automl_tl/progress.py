@@ -75,17 +75,3 @@ class SearchDisplay:
         if not self.console.is_terminal:  # logs and CI get one line per trial instead of a live view
             self.console.print(f"trial {number} {state} {shown} — {summary}", highlight=False)
 
-
-def describe(params: dict[str, Any]) -> str:
-    """A trial's configuration in a few words, for the live table."""
-    strategy = strategy_label(params["strategy"], params.get("freeze_depth"))
-    head = params["head"] if params["head"] == "linear" else f"mlp{params['head_hidden']}"
-    return f"{params['backbone']} · {strategy} · {head} · {params['pooling']} · {params['epochs']} ep"
-
-
-def strategy_label(strategy: str, freeze_depth: int | None) -> str:
-    """``partial k=2``, ``lp ft k=1``: the freeze depth where the strategy leaves it open."""
-    label = strategy.replace("_", " ")
-    if strategy == "partial" or (strategy == "lp_ft" and freeze_depth):
-        label += f" k={freeze_depth}"
-    return label

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from automl_tl.contract import ENTRY_POINT_GROUP, BackboneInfo, Example, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
-from automl_tl.presets import SPACE
+from automl_tl.vocabulary import DIMENSIONS
 
 T = TypeVar("T")
 
@@ -116,7 +116,7 @@ def starting_points(plugin: ModalityPlugin) -> list[Mapping[str, Any]]:
         raise _broken(plugin, f"starting_points() raised {type(exc).__name__}: {exc}") from None
     for point in points:
         expect(plugin, "starting_points()", point, Mapping)
-        unknown = sorted(set(point) - set(SPACE))
+        unknown = sorted(set(point) - set(DIMENSIONS))
         if unknown:
             raise _broken(plugin, f"starting_points() names unknown search dimension(s): {', '.join(map(str, unknown))}")
     return points

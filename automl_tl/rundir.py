@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,15 @@ class RunDir:
                 hint="use a new --run-dir or --study",
             )
         return saved
+
+    def write_record(
+        self, number: int, state: str, params: dict[str, Any], score: float | None, reason: str | None,
+        user_attrs: dict[str, Any],
+    ) -> None:
+        """A trial's record (``trials/<n>/record.json``), written whenever the trial ends, however it ends."""
+        record = {"trial": number, "state": state, "params": params, "score": score, "reason": reason,
+                  "user_attrs": user_attrs, "finished_at": time.time()}
+        write_json(self.trial_dir(number) / "record.json", record)
 
     def prune_weights(self, keep: Collection[int]) -> None:
         """Remove every trial's weights but those of the trials in ``keep``.

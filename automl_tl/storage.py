@@ -77,6 +77,16 @@ def open_study(
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner), False
 
 
+def load_study(url: str, name: str) -> optuna.Study:
+    """An existing study, for reading (leaderboards, reports); a `UserError` when it cannot be had."""
+    try:
+        return optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        raise UserError(f"study {name!r} is not in {url}") from None
+    except Exception as exc:  # a bad URL, an unreachable server, a damaged database
+        raise UserError(f"cannot open study storage {url}: {_first_line(exc)}") from None
+
+
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__

@@ -8,13 +8,23 @@ reason that starts with ``interrupted`` (or with no reason at all when Optuna's 
 failed it: the storage refuses attributes on a finished trial), and is queued once more with the
 same parameters. So a crash never costs a trial of the budget and never counts one twice.
 
+Finding such trials is here too (`reap`): a worker on any machine that stopped beating, a process
+on this machine that is gone, a trial that never named its worker.
+
 No torch here: the leaderboard (and so ``automl-tl leaderboard``) reads this too.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+from datetime import datetime, timedelta
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from automl_tl.config import GRACE_BEATS
+from automl_tl.rundir import RunDir
 
 INTERRUPTED = "interrupted"
 """Start of the ``fail_reason`` of every trial that did not end by itself."""
@@ -84,3 +94,56 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
         return
     kept = {key: trial.user_attrs[key] for key in KEPT_ON_RETRY if key in trial.user_attrs}
     study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, **kept})
+
+
+def record_interrupted(study: optuna.Study, run: RunDir, trial: FrozenTrial) -> None:
+    """Record an interrupted trial as failed (over any record it wrote before its end was stored) and queue it again."""
+    run.write_record(trial.number, "fail", trial.user_attrs.get("params", {}), None, fail_reason(trial), trial.user_attrs)
+    requeue(study, trial)
+
+
+def reap(study: optuna.Study, run: RunDir, heartbeat: int) -> None:
+    """Fail the running trials whose worker is gone, and record and re-queue each.
+
+    Optuna's heartbeat check finds a worker on any machine once it has been silent for the
+    grace period (the storage's callback is `record_interrupted`). Two cases need no such wait: a
+    trial of a process on this machine that is no longer alive, and a trial that never said which
+    worker runs it (killed as it was created, before its first heartbeat, so the heartbeat check
+    would never see it) once a grace period has passed.
+    """
+    optuna.storages.fail_stale_trials(study)
+    host = socket.gethostname()
+    grace = timedelta(seconds=GRACE_BEATS * heartbeat)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", "")
+        worker_host, _, pid = worker.rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            reason = f"{INTERRUPTED} (its process ended)"
+        elif not worker and trial.datetime_start is not None and datetime.now() - trial.datetime_start > grace:
+            reason = f"{INTERRUPTED} (its worker stopped before it began)"
+        else:
+            continue
+        # the record first: a kill before the storage says FAIL repeats all of this next time
+        run.write_record(trial.number, "fail", trial.user_attrs.get("params", {}), None, reason, trial.user_attrs)
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first, and queues its retry
+        requeue(study, study._storage.get_trial(trial._trial_id))
+    # The worker that fails a trial queues its retry at once. One still missing a grace period
+    # later means that worker was killed in between: queue it now. (Sooner would race with it.)
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        if retry_due(trial, trials) and trial.datetime_complete and datetime.now() - trial.datetime_complete > grace:
+            requeue(study, trial)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

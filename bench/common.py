@@ -1,7 +1,7 @@
 """Shared by the benchmark scripts in bench/: a recipe resolved as the search resolves it, and its results.
 
 Baselines are only comparable with the search when they see exactly its data, so every script
-gets its splits through the plugin and `automl_tl.search.engine.load_data`, from the same
+gets its splits through the plugin and `automl_tl.search.inputs.load_data`, from the same
 recipe the search runs.
 """
 
@@ -26,12 +26,12 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from automl_tl.backbone import Backbone
-from automl_tl.config import RunConfig, deep_merge, read_recipe, validate
+from automl_tl.config import RunConfig, plugin_options, read_recipe, resolve
 from automl_tl.contract import Example, ModalityPlugin
 from automl_tl.datahome import data_home
 from automl_tl.errors import UserError
 from automl_tl.registry import get_plugin
-from automl_tl.search.engine import SearchRequest, environment, load_data
+from automl_tl.search.inputs import SearchRequest, environment, load_data
 from automl_tl.search.features import FeatureStore
 from automl_tl.splits import Splits
 
@@ -57,6 +57,11 @@ class Bench:
     config: RunConfig
     splits: Splits
 
+    @property
+    def options(self) -> Any:
+        """The plugin's options object, as the search hands it to the plugin."""
+        return plugin_options(self.plugin, self.config.options)
+
 
 @dataclass
 class Result:
@@ -79,7 +84,7 @@ def recipe_config(recipe: Path) -> tuple[ModalityPlugin, RunConfig]:
     if "modality" not in values:
         raise UserError(f"recipe {recipe} names no modality")
     plugin = get_plugin(values["modality"])
-    return plugin, validate(deep_merge(plugin.default_recipe(), values), str(recipe))
+    return plugin, resolve(plugin, values, {}, str(recipe))
 
 
 def load_bench(recipe: Path, limit: int | None = None) -> Bench:
@@ -260,7 +265,7 @@ def run_search(
     """
     from rich.console import Console
 
-    from automl_tl.search.engine import Interrupted, Search
+    from automl_tl.search.engine import Interrupted, SearchRun
 
     plugin, config = recipe_config(recipe)
     if n_trials is not None:
@@ -272,7 +277,7 @@ def run_search(
     request = SearchRequest(config=config, data_home=data_home(), run_dir=run_dir, command=["bench", str(recipe)])
     started = time.perf_counter()
     try:
-        board, stopped = Search(request, plugin, Console(stderr=True)).run(), False
+        board, stopped = SearchRun(request, plugin, Console(stderr=True)).run(), False
     except Interrupted as exc:  # a long arm stopped by hand still reports what it measured
         board, stopped = exc.board, True
     wall = time.perf_counter() - started
@@ -301,7 +306,7 @@ def forward_floor(recipe: Path) -> dict[str, float]:
     """
     bench = load_bench(recipe)
     chosen = bench.config.space.get("backbone") or bench.plugin.default_backbone
-    backbone = bench.plugin.build_backbone(chosen[0] if isinstance(chosen, list) else chosen, bench.config.options)
+    backbone = bench.plugin.build_backbone(chosen[0] if isinstance(chosen, list) else chosen, bench.options)
     splits = {"train": bench.splits.train, "validation": bench.splits.validation, "test": bench.splits.test}
     store = FeatureStore(backbone, splits, bench.splits.classes)
     started = time.perf_counter()

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import forward_floor, run_script, run_search  # noqa: E402
 
-from automl_tl.search.engine import environment  # noqa: E402
+from automl_tl.search.inputs import environment  # noqa: E402
 
 ARMS = ("floor", "naive", "automl-tl")
 

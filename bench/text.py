@@ -64,7 +64,7 @@ def minilm_probes(bench: Bench) -> list[Result]:
     """
     start = time.perf_counter()
     name = bench.plugin.default_backbone
-    pooled = frozen_pooled(bench.plugin.build_backbone(name, bench.config.options), bench.splits)
+    pooled = frozen_pooled(bench.plugin.build_backbone(name, bench.options), bench.splits)
     shared = time.perf_counter() - start
     variants = {
         f"LR on {name}, mean of all layers": {s: torch.stack(blocks).mean(0) for s, (blocks, _) in pooled.items()},

@@ -25,7 +25,7 @@ from torch import Tensor, nn  # noqa: E402
 
 from automl_tl.backbone import Backbone  # noqa: E402
 from automl_tl.contract import Example  # noqa: E402
-from automl_tl_vision import efficientnet_lite, parse_options  # noqa: E402
+from automl_tl_vision import efficientnet_lite  # noqa: E402
 from automl_tl_vision.backbones import EFFICIENTNET, build_efficientnet  # noqa: E402
 from automl_tl_vision.preprocess import ImagePreprocessor  # noqa: E402
 
@@ -91,7 +91,7 @@ def pixel_rows(examples: Sequence[Example]) -> np.ndarray:
 def pretrained_probe(bench: Bench, resolution: int) -> Result:
     """Logistic regression on frozen pretrained EfficientNet-Lite0's own pooling (1280 wide), as the plugin builds it."""
     start = time.perf_counter()
-    pooled = frozen_pooled(bench.plugin.build_backbone(EFFICIENTNET, bench.config.options), bench.splits)
+    pooled = frozen_pooled(bench.plugin.build_backbone(EFFICIENTNET, bench.options), bench.splits)
     fit_x, test_x = fit_and_test({split: default for split, (_, default) in pooled.items()})
     predicted = logistic_probe(fit_x, label_array(fit_examples(bench.splits)), test_x)
     return scored(f"LR on frozen {EFFICIENTNET} ({resolution} px)", bench.splits.test, predicted, time.perf_counter() - start,
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("without the search there is no wall time to match: give --scratch-seconds")
     search = maybe_search(args, RECIPE)
     bench = load_bench(RECIPE, args.limit)
-    resolution = parse_options(bench.config.options).resolution or efficientnet_lite.RESOLUTION
+    resolution = parse_options(bench.options).resolution or efficientnet_lite.RESOLUTION
     print(f"resolution: {resolution} px (the recipe's [options] resolution, which the search uses)")
     budget = args.scratch_seconds if args.scratch_seconds is not None else search_wall_s(search)
     baselines = [

@@ -20,7 +20,7 @@ FP16 = {"atol": 2e-2, "rtol": 1e-2}
 def store(backbone: Backbone, examples: list[Example], disk: DiskCache | None) -> FeatureStore:
     half = len(examples) // 2
     made = FeatureStore(backbone, {"train": examples[:half], "validation": examples[half:]}, ["a", "b", "c"], batch_size=4, disk=disk)
-    made.planned_depths = {1, 2}
+    made.cached_depths = {1, 2}
     return made
 
 

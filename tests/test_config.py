@@ -90,7 +90,7 @@ def test_unknown_flags_are_plugin_options_converted_to_their_types(toy, run_cli,
         seen.update(request.config.options)
         raise SystemExit(0)
 
-    monkeypatch.setattr("automl_tl.search.engine.Search", lambda request, plugin, console: type(
+    monkeypatch.setattr("automl_tl.search.engine.SearchRun", lambda request, plugin, console: type(
         "S", (), {"run": lambda self: fake_search(request, plugin, console)})())
     run_cli("search", "--modality", "toy", "--noise", "0.5", "--batchnorm")
     assert seen == {"noise": 0.5, "batchnorm": True}
@@ -128,7 +128,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> list:
         def run(self) -> Leaderboard:
             return Leaderboard("fake", "macro_f1", {}, [], None, {}, 0.0)
 
-    monkeypatch.setattr(engine, "Search", FakeSearch)
+    monkeypatch.setattr(engine, "SearchRun", FakeSearch)
     return seen
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from automl_tl.errors import TrialFailed, UserError
-from automl_tl.search.engine import failure_reason
+from automl_tl.search.objective import failure_reason
 
 
 def test_unknown_modality(toy, run_cli, assert_user_error):
@@ -104,9 +104,9 @@ def test_failure_reasons_are_one_line(exc, reason):
 
 
 def test_a_crashing_trial_is_recorded_and_the_search_goes_on(toy, run_cli, write_recipe, monkeypatch, tmp_path):
-    from automl_tl.search import engine
+    from automl_tl.search import objective
 
-    real = engine.train_trial
+    real = objective.train_trial
     calls: list[int] = []
 
     def crash_first(*args, **kwargs):
@@ -115,7 +115,7 @@ def test_a_crashing_trial_is_recorded_and_the_search_goes_on(toy, run_cli, write
             raise RuntimeError("boom")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_trial", crash_first)
+    monkeypatch.setattr(objective, "train_trial", crash_first)
     recipe = write_recipe('[search]\npruner = "none"\n[space]\nstrategy = "feature_extraction"\nepochs = 1\n')
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "2", "--run-dir", "run")
     assert code == 0, err

@@ -119,9 +119,9 @@ def test_first_hidden_pass_also_gives_the_pooled_outputs(backbone, examples):
     assert store.passes == 1
 
 
-def test_planned_depths_come_with_the_first_pass(backbone, examples):
+def test_cached_depths_come_with_the_first_pass(backbone, examples):
     store = make_store(backbone, examples)
-    store.planned_depths = {1, 2}
+    store.cached_depths = {1, 2}
     store.pooled("train")
     store.hidden("train", 1)
     store.hidden("train", 2)
@@ -132,7 +132,7 @@ def test_planned_depths_come_with_the_first_pass(backbone, examples):
 
 def test_merged_store_joins_cached_work_without_a_pass(backbone, examples):
     store = make_store(backbone, examples)
-    store.planned_depths = {1}
+    store.cached_depths = {1}
     for split in ("train", "validation"):
         store.pooled(split)
     passes = store.passes

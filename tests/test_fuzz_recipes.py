@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from automl_tl.cli.search import plugin_flags
 from automl_tl.config import DataConfig, RunConfig, SearchConfig, read_recipe, validate
 from automl_tl.errors import UserError
-from automl_tl.presets import ALLOWED_CHOICES, SPACE
+from automl_tl.vocabulary import DIMENSIONS
 from automl_tl.search.space import BackboneShape, SearchSpace
 
+ALLOWED = {d.name: d.allowed for d in DIMENSIONS.values() if d.allowed is not None}
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 scalars = st.one_of(
@@ -27,7 +28,7 @@ scalars = st.one_of(
     st.integers(-(10**9), 10**9),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
-    st.sampled_from([v for choices in ALLOWED_CHOICES.values() for v in choices] + ["toy-net", 0, 1, 2, 1e-3]),
+    st.sampled_from([v for choices in ALLOWED.values() for v in choices] + ["toy-net", 0, 1, 2, 1e-3]),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=4))
 
@@ -39,11 +40,11 @@ def table(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 def dimension(name: str) -> st.SearchStrategy[Any]:
     """Values for one search dimension: mostly of the right form (choices, ``[low, high]``), sometimes not."""
-    if name in ALLOWED_CHOICES:
-        one = st.sampled_from(ALLOWED_CHOICES[name])
+    if name in ALLOWED:
+        one = st.sampled_from(ALLOWED[name])
     elif name == "backbone":
         one = st.sampled_from(["toy-net", "other-net"])
-    elif SPACE[name]["kind"] in ("int", "int_log", "choice"):
+    elif DIMENSIONS[name].kind in ("int", "int_log", "choice"):
         one = st.integers(-2, 600)
     else:
         one = st.floats(-1.0, 1.0) | st.floats(1e-7, 1e-1)
@@ -54,7 +55,7 @@ def dimension(name: str) -> st.SearchStrategy[Any]:
 plausible_recipes = st.fixed_dictionaries(
     {"modality": st.just("toy")},
     optional={
-        "space": st.fixed_dictionaries({}, optional={name: dimension(name) for name in SPACE}),
+        "space": st.fixed_dictionaries({}, optional={name: dimension(name) for name in DIMENSIONS}),
         "search": st.fixed_dictionaries({}, optional={
             "n_trials": st.integers(-1, 50), "timeout": st.floats(-1, 1e4), "objective": st.sampled_from(["accuracy", "macro_f1", "f1"]),
             "pruner": st.sampled_from(["hyperband", "halving", "none", "median"]), "heartbeat": st.integers(-1, 100)}),
@@ -70,7 +71,7 @@ junk_recipes = st.fixed_dictionaries(
         "study": scalars,
         "data": st.one_of(table(list(DataConfig.model_fields)), scalars),
         "search": st.one_of(table(list(SearchConfig.model_fields)), scalars),
-        "space": st.one_of(table(list(SPACE)), scalars),
+        "space": st.one_of(table(list(DIMENSIONS)), scalars),
         "options": table(["noise", "batchnorm"]),
         "extra": values,
     },
@@ -111,7 +112,7 @@ def _sample_everywhere(config: RunConfig) -> None:
         except UserError as exc:
             _one_line(exc)
             continue
-        assert params.strategy in ALLOWED_CHOICES["strategy"] and 0 <= params.freeze_depth <= shape.depth
+        assert params.strategy in ALLOWED["strategy"] and 0 <= params.freeze_depth <= shape.depth
         assert params.epochs >= 1 and params.batch_size >= 1 and params.head_lr > 0 and params.weight_decay >= 0, params
         assert params.backbone_lr is None or params.backbone_lr > 0, params
         assert params.head_hidden is None or params.head_hidden >= 1, params

@@ -120,7 +120,7 @@ def test_rows_are_ordered_complete_pruned_running_failed(every_state):
     pruned = board.rows[2]
     assert pruned.score == 0.5 and pruned.reason == "after epoch 2"
     assert board.rows[-1].reason == "loss became nan in epoch 1"
-    assert board.rows[1].head == "mlp 64 d0.25"
+    assert next(csv.reader(io.StringIO(board.to_csv().splitlines()[2])))[COLUMNS.index("head")] == "mlp 64 d0.25"
 
 
 def test_plain_and_rendered_cells(every_state):

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from automl_tl.config import plugin_options
 from automl_tl.contract import ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl.registry import PluginWarning, discover, get_plugin
@@ -55,7 +56,8 @@ def test_listing_shows_metadata_and_offline_availability_without_loading_a_model
     assert "toy_network" not in sys.modules, "listing imported the plugin's network module"
 
     # the check above can fail: building a backbone does import the network module
-    get_plugin("toy").build_backbone("toy-net", {})
+    plugin = get_plugin("toy")
+    plugin.build_backbone("toy-net", plugin_options(plugin, {}))
     assert "toy_network" in sys.modules
 
 

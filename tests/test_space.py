@@ -10,6 +10,7 @@ import pytest
 
 from automl_tl.errors import UserError
 from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
+from automl_tl.vocabulary import STRATEGIES
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -73,7 +74,9 @@ def test_lp_ft_may_keep_the_first_blocks_frozen_so_its_prefix_is_cached():
     assert {p.freeze_depth for p, _ in samples} == {0, 1, 2, 3}
     narrowed = SearchSpace.resolve({"strategy": "lp_ft", "freeze_depth": [2, 2]}, backbones=["net"])
     assert {p.freeze_depth for p, _ in sample_many(narrowed, DEEP, n=30)} == {0, 1, 2}
-    assert narrowed.frozen_depths("lp_ft", 4) == [0, 1, 2] and narrowed.frozen_depths("partial", 4) == [2]
+    narrowed_depths = narrowed.dims["freeze_depth"]
+    assert STRATEGIES["lp_ft"].freeze_depths(4, narrowed_depths) == [0, 1, 2]
+    assert STRATEGIES["partial"].freeze_depths(4, narrowed_depths) == [2]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +85,18 @@ def test_lp_ft_may_keep_the_first_blocks_frozen_so_its_prefix_is_cached():
      (["feature_extraction", "lp_ft"], {1, 2, 3})],
 )
 def test_the_cache_plans_every_prefix_depth_a_trial_may_ask_for(strategies, expected):
-    assert SearchSpace.resolve({"strategy": strategies}, backbones=["net"]).prefix_depths(4) == expected
+    space = SearchSpace.resolve({"strategy": strategies, "pooling": ["default", "mean", "weighted"]}, backbones=["net"])
+    assert space.cached_depths(4) == expected
+
+
+@pytest.mark.parametrize(
+    ("strategies", "expected"),
+    [(["feature_extraction", "full"], {4}), (["partial"], {1, 2, 3}), (["lp_ft"], {1, 2, 3, 4}), (["full"], set())],
+)
+def test_a_sequence_pooling_caches_the_whole_backbone_for_heads_on_frozen_features(strategies, expected):
+    """Attention pooling reads the last block's sequence, which no cached vector can stand in for."""
+    space = SearchSpace.resolve({"strategy": strategies, "pooling": ["mean", "attention"]}, backbones=["net"])
+    assert space.cached_depths(4) == expected
 
 
 def test_batchnorm_handling_is_searched_only_when_the_backbone_has_batchnorm_and_trains():

@@ -45,6 +45,10 @@ def run(p: TrialParams, store: FeatureStore, epochs_seen: list | None = None):
         (dict(strategy="full", freeze_depth=0, augment=True, pooling="default"), "live"),
         (dict(strategy="lp_ft", freeze_depth=0, epochs=1), "live"),
         (dict(strategy="lp_ft", freeze_depth=2, epochs=2), "prefix"),
+        (dict(strategy="feature_extraction", freeze_depth=3, backbone_lr=None, pooling="attention"), "pooled"),
+        (dict(strategy="partial", freeze_depth=2, pooling="attention"), "prefix"),
+        (dict(strategy="full", freeze_depth=0, pooling="attention"), "live"),
+        (dict(strategy="lp_ft", freeze_depth=1, epochs=2, pooling="attention"), "prefix"),
     ],
 )
 def test_every_input_path_trains_and_reports_each_epoch(toy_modules, overrides, mode):
@@ -65,7 +69,7 @@ def test_every_input_path_trains_and_reports_each_epoch(toy_modules, overrides, 
 def test_lp_ft_with_frozen_blocks_probes_and_fine_tunes_on_the_warm_cache_alone(toy_modules):
     toy_modality, toy_network = toy_modules
     store = make_store(toy_network.build(), toy_modality)
-    store.planned_depths = {2}
+    store.cached_depths = {2}
     for split in ("train", "validation"):
         store.pooled(split)  # the search's warm-up: one pass per split keeps the planned prefix too
     passes = store.passes
@@ -130,9 +134,9 @@ def test_batchnorm_statistics_stay_frozen_unless_the_trial_adapts_them(toy_modul
 
 
 def test_nan_loss_fails_the_trial_with_a_reason_and_the_search_goes_on(toy, run_cli, write_recipe, monkeypatch, tmp_path):
-    from automl_tl.search import engine, train
+    from automl_tl.search import objective, train
 
-    real_train_trial, real_logits = engine.train_trial, train._logits
+    real_train_trial, real_logits = objective.train_trial, train._logits
     calls: list[int] = []
 
     def poisoned(*args, **kwargs):
@@ -143,7 +147,7 @@ def test_nan_loss_fails_the_trial_with_a_reason_and_the_search_goes_on(toy, run_
         monkeypatch.setattr(train, "_logits", poisoned if len(calls) == 2 else real_logits)
         return real_train_trial(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "train_trial", second_trial_diverges)
+    monkeypatch.setattr(objective, "train_trial", second_trial_diverges)
     recipe = write_recipe('[search]\npruner = "none"\n[space]\nstrategy = "feature_extraction"\nepochs = [1, 2]\n')
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "3", "--run-dir", "run")
     assert code == 0, err

@@ -11,9 +11,7 @@ import typer
 from rich.console import Console
 
 from automl_tl.cli.errors import handles_user_errors
-from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard, test_line
-from automl_tl.rundir import RunDir
 
 
 class Format(str, Enum):
@@ -21,25 +19,6 @@ class Format(str, Enum):
     csv = "csv"
     json = "json"
     markdown = "markdown"
-
-
-def load_board(run_dir: Path, storage: str | None = None, importance: bool = False) -> Leaderboard:
-    """The leaderboard of a run directory (its storage may be elsewhere, e.g. PostgreSQL).
-
-    ``importance`` adds hyperparameter importances: the JSON and the report show them, the table does not.
-    """
-    run = RunDir(run_dir)
-    saved = run.load_config()
-    if saved is None:
-        raise UserError(f"{run_dir} is not a run directory (no config.json)", hint="pass the folder a search wrote, e.g. runs/speech-default")
-    url = storage or saved.get("storage") or run.default_storage
-    try:
-        study = optuna.load_study(study_name=saved["study"], storage=url)
-    except KeyError:
-        raise UserError(f"study {saved['study']!r} is not in {url}") from None
-    except Exception as exc:
-        raise UserError(f"cannot open study storage {url}: {exc}") from None
-    return Leaderboard.from_study(study, importance=importance)
 
 
 def print_board(console: Console, board: Leaderboard) -> None:
@@ -59,7 +38,7 @@ def leaderboard(
 ) -> None:
     """Show a run's leaderboard."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    board = load_board(run, storage, importance=format is Format.json).top(top)
+    board = Leaderboard.of_run(run, storage, importance=format is Format.json).top(top)
     if format is Format.table:
         print_board(Console(), board)
     else:

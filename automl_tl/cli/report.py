@@ -10,7 +10,7 @@ import optuna
 import typer
 
 from automl_tl.cli.errors import handles_user_errors
-from automl_tl.cli.leaderboard import load_board
+from automl_tl.leaderboard import Leaderboard
 
 
 class ReportFormat(str, Enum):
@@ -35,7 +35,7 @@ def report(
     if format is None:
         format = ReportFormat.markdown if out is not None and out.suffix.lower() in (".md", ".markdown") else ReportFormat.html
     out = out or Path("report.md" if format is ReportFormat.markdown else "report.html")
-    boards = [(str(run), load_board(run, importance=True)) for run in runs]
+    boards = [(str(run), Leaderboard.of_run(run, importance=True)) for run in runs]
     written = write_report(boards, out, format.value)
     images = f" and {len(written) - 1} image(s) beside it" if len(written) > 1 else ""
     typer.echo(f"wrote {written[0]} ({written[0].stat().st_size / 1024:.0f} KB){images}")

@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from automl_tl.cli.errors import handles_user_errors
 from automl_tl.cli.leaderboard import print_board
-from automl_tl.config import deep_merge, drop_none, read_recipe, validate
+from automl_tl.config import drop_none, read_recipe, resolve
 from automl_tl.datahome import data_home
 from automl_tl.errors import UserError
 from automl_tl.registry import get_plugin
@@ -59,15 +59,9 @@ def search(
         "space": {"backbone": list(backbone) if backbone else None},
         "options": plugin_flags(ctx.args),
     })
-    if data is not None:  # a path on the command line replaces the recipe's data, not merges with it
-        recipe_values = {**recipe_values, "data": {k: v for k, v in recipe_values.get("data", {}).items() if k not in ("dataset", "path")}}
-    raw = deep_merge(deep_merge(plugin.default_recipe(), recipe_values), flags)
-    config = validate(raw, str(recipe) if recipe else "settings")
-    if config.search.timeout is not None and n_trials is None and "n_trials" not in recipe_values.get("search", {}):
-        config.search.n_trials = None  # a time budget alone means: as many trials as fit
-    config.options = _validate_options(plugin, config.options, str(recipe) if recipe else "settings")
+    config = resolve(plugin, recipe_values, flags, str(recipe) if recipe else "settings")
 
-    from automl_tl.search.engine import Interrupted, Search, SearchRequest  # torch loads only when a search runs
+    from automl_tl.search.engine import Interrupted, SearchRequest, SearchRun  # torch loads only when a search runs
 
     console = Console()
     request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage, command=sys.argv)
@@ -75,7 +69,7 @@ def search(
     interrupted = True
     with warnings.catch_warnings():  # the engine silences Optuna's experimental-feature notices; keep that local
         try:
-            board = Search(request, plugin, console).run()
+            board = SearchRun(request, plugin, console).run()
             interrupted = False
         except Interrupted as stop:  # Ctrl-C during the trials
             board = stop.board
@@ -115,36 +109,3 @@ def plugin_flags(args: list[str]) -> dict[str, str | bool]:
         i += 1
     return options
 
-
-def _validate_options(plugin: object, options: dict, source: str) -> dict:
-    """Names and types of the plugin's options, checked like the rest of the recipe: one line, no model loaded.
-
-    Returns the options converted to their declared types (a flag's "64" becomes 64).
-    """
-    from dataclasses import fields
-
-    from pydantic import TypeAdapter, ValidationError
-    from pydantic.errors import PydanticSchemaGenerationError, PydanticUndefinedAnnotation
-
-    options_type = getattr(plugin, "options_type", None)
-    known = {f.name for f in fields(options_type)} if options_type else set()
-    unknown = sorted(set(options) - known)
-    if unknown:
-        flag = "--" + unknown[0].replace("_", "-")
-        raise UserError(
-            f"{source}: options.{unknown[0]} ({flag}): unknown option for this modality",
-            hint=f"known: {', '.join(sorted(known)) or 'none'}",
-        )
-    if options_type is None:
-        return options
-    try:
-        adapter = TypeAdapter(options_type)
-    except (PydanticSchemaGenerationError, PydanticUndefinedAnnotation):
-        return options  # a field type pydantic cannot check: the plugin checks it itself
-    try:
-        converted = adapter.validate_python(options)
-        return {key: getattr(converted, key) for key in options}
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{source}: options.{where}: {err['msg']}", hint="see the recipe format in README.md") from None

@@ -16,7 +16,7 @@ from typing import Any
 from automl_tl import __version__
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import COLUMNS, NUMERIC, Leaderboard, Row, cells, test_line
-from automl_tl.progress import describe
+from automl_tl.vocabulary import describe
 from automl_tl.report import plots
 from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
 
@@ -176,10 +176,7 @@ def _comparison(runs: Sequence[tuple[str, Leaderboard]]) -> Table:
 
 
 def _configuration(row: Row) -> str:
-    try:
-        return f"trial {row.trial} ({describe(row.params)})"
-    except KeyError:  # params recorded by another version: fall back to the leaderboard's columns
-        return f"trial {row.trial} ({row.strategy}, {row.head})"
+    return f"trial {row.trial} ({describe(row.params)})"
 
 
 def _trial_counts(board: Leaderboard) -> str:

@@ -2,7 +2,8 @@
 
 Static images keep the report one self-contained file that opens anywhere and prints. Every plot
 must survive a grey-scale printer and a colour-blind reader, so colours come from the Okabe–Ito
-palette (and cividis for the confusion matrix) and every category also has its own marker shape;
+palette (and cividis for the confusion matrix; each strategy's colour and marker are declared in
+`automl_tl.vocabulary.STRATEGIES`) and every category also has its own marker shape;
 a pruned trial is drawn hollow. A plot that has nothing to show returns a sentence that says why.
 """
 
@@ -22,20 +23,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter
 
 from automl_tl.leaderboard import Leaderboard, Row
-from automl_tl.presets import STRATEGIES
 from automl_tl.report.document import Figure, Paragraph
+from automl_tl.vocabulary import STRATEGIES, strategy_style
 
 OKABE_ITO = {
     "blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "purple": "#CC79A7",
     "sky": "#56B4E9", "vermillion": "#D55E00", "yellow": "#F0E442", "black": "#000000",
 }
-STRATEGY_STYLE = {
-    "feature_extraction": (OKABE_ITO["blue"], "o", "feature extraction"),
-    "partial": (OKABE_ITO["orange"], "s", "partial fine-tune"),
-    "full": (OKABE_ITO["green"], "^", "full fine-tune"),
-    "lp_ft": (OKABE_ITO["purple"], "D", "LP-FT"),
-}
-OTHER_STYLE = ("#777777", "X", "other")
 STYLE = {
     "font.size": 9,
     "axes.titlesize": 10,
@@ -109,7 +103,7 @@ def score_by_strategy(board: Leaderboard) -> Figure | Paragraph:
             complete = [r.score for r in rows if r.strategy == strategy and r.state == "complete" and r.score is not None]
             if complete:
                 ax.hlines(max(complete), i - 0.3, i + 0.3, color=OKABE_ITO["black"], linewidth=1.5)
-        ax.set_xticks(range(len(order)), [_style(s)[2].replace(" ", "\n", 1) for s in order])  # two lines: no overlap
+        ax.set_xticks(range(len(order)), [strategy_style(s)[2].replace(" ", "\n", 1) for s in order])  # two lines: no overlap
         ax.set_xlim(-0.6, len(order) - 0.4)
         _score_axis(ax, rows, board.objective)
         ax.grid(axis="x", visible=False)
@@ -138,7 +132,7 @@ def score_by_freeze_depth(board: Leaderboard) -> Figure | Paragraph:
 
 def learning_rate_vs_score(board: Leaderboard) -> Figure | Paragraph:
     rows = _scored(board)
-    rates = [(name, label, [r for r in rows if getattr(r, name) is not None])
+    rates = [(name, label, [r for r in rows if r.params.get(name) is not None])
              for name, label in (("head_lr", "head learning rate"), ("backbone_lr", "backbone learning rate"))]
     rates = [entry for entry in rates if entry[2]]
     if not rates:
@@ -147,8 +141,8 @@ def learning_rate_vs_score(board: Leaderboard) -> Figure | Paragraph:
     def draw(fig: Canvas) -> None:
         axes = fig.subplots(1, len(rates), sharey=True, squeeze=False)[0]
         for ax, (name, label, subset) in zip(axes, rates, strict=True):
-            _points(ax, subset, [getattr(r, name) for r in subset])
-            _log_axis(ax, [getattr(r, name) for r in subset])
+            _points(ax, subset, [r.params[name] for r in subset])
+            _log_axis(ax, [r.params[name] for r in subset])
             ax.set(xlabel=f"{label} (log scale)")
         _score_axis(axes[0], rows, board.objective)  # shared by both panels
         _legend(fig, rows, best_line=False)
@@ -260,14 +254,10 @@ def _scored(board: Leaderboard) -> list[Row]:
     return [r for r in board.rows if r.score is not None and r.state in ("complete", "pruned")]
 
 
-def _style(strategy: str | None) -> tuple[str, str, str]:
-    return STRATEGY_STYLE.get(strategy or "", OTHER_STYLE)
-
-
 def _points(ax: Axes, rows: Sequence[Row], xs: Sequence[float]) -> None:
     """One marker per trial: colour and shape by strategy, hollow when the trial was pruned."""
     for row, x in zip(rows, xs, strict=True):
-        colour, marker, _ = _style(row.strategy)
+        colour, marker, _ = strategy_style(row.strategy)
         hollow = row.state != "complete"
         ax.scatter([x], [row.score], marker=marker, s=36, zorder=3, linewidths=1.2,
                    facecolors="none" if hollow else colour, edgecolors=colour)
@@ -297,8 +287,8 @@ def _best_line(ax: Axes, steps: list[tuple[float, float]], end: float) -> None:
 
 
 def _legend(fig: Canvas, rows: Sequence[Row], best_line: bool) -> None:
-    present = [s for s in (*STRATEGY_STYLE, None) if any(_style(r.strategy) == _style(s) for r in rows)]
-    handles = [Line2D([], [], linestyle="", marker=_style(s)[1], color=_style(s)[0], label=_style(s)[2]) for s in present]
+    present = [s for s in (*STRATEGIES, None) if any(strategy_style(r.strategy) == strategy_style(s) for r in rows)]
+    handles = [Line2D([], [], linestyle="", marker=strategy_style(s)[1], color=strategy_style(s)[0], label=strategy_style(s)[2]) for s in present]
     if any(r.state != "complete" for r in rows):
         handles.append(Line2D([], [], linestyle="", marker="o", markerfacecolor="none", color="#555555", label="pruned (hollow)"))
     if best_line:

@@ -1,50 +1,50 @@
-"""Runs a search end to end: data, backbones, the Optuna study, trial records, the one test evaluation.
+"""Runs a search end to end, and reads as its story: the data, the run, the backbones, the study,
+the trials (`automl_tl.search.objective`), the one test evaluation.
 
 A run is resumable by construction: the study lives in its storage, each trial's record is
 written atomically when it ends, and re-running the same command loads the study, checks that
-the data and settings are the same, and spends only what is left of the budget.
+the data and settings are the same, and spends only what is left of the budget. What an
+interrupted trial means, and how a dead worker's trial is found, is `automl_tl.trials`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import platform
 import socket
 import time
 import warnings
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
+from rich.console import Console
 from rich.markup import escape
 
-from automl_tl import __version__
 from automl_tl.backbone import Backbone
-from automl_tl.config import GRACE_BEATS, RunConfig
-from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
-from automl_tl.datahome import resolve_dataset
-from automl_tl.errors import TrialFailed, UserError
+from automl_tl.config import RunConfig, plugin_options
+from automl_tl.contract import ModalityPlugin
+from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
-from automl_tl.progress import SearchDisplay, describe
-from automl_tl.registry import catalogue, check_data, expect, starting_points
+from automl_tl.progress import SearchDisplay
+from automl_tl.registry import catalogue, expect, starting_points
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
+from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
 from automl_tl.search.metrics import detailed
 from automl_tl.search.model import Tail
+from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
 from automl_tl.search.sampler import PerTrialSeed
-from automl_tl.search.space import BackboneShape, SearchSpace, TrialParams
-from automl_tl.search.train import Compute, best_epoch, input_mode, predict, resolve_bf16, train_trial
-from automl_tl.splits import Splits, make_splits
+from automl_tl.search.space import SearchSpace
+from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.splits import Splits
 from automl_tl.storage import open_storage, open_study
-from automl_tl.trials import INTERRUPTED, STARTING_POINT, fail_reason, is_interrupted, requeue, retry_due
+from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
+from automl_tl.vocabulary import STRATEGIES, BackboneShape, TrialParams
 
 WAIT_POLL_SECONDS = 5
 """How often a worker waiting for other workers' last trials looks at the storage (at most)."""
@@ -58,96 +58,17 @@ class Interrupted(Exception):
         self.board = board
 
 
-@dataclass
-class SearchRequest:
-    """Everything the command line resolved, before anything is loaded."""
+class SearchRun:
+    """One `automl-tl search` invocation; ``console`` is where it tells the user what it does."""
 
-    config: RunConfig
-    data_home: Path
-    run_dir: Path | None = None
-    storage: str | None = None
-    command: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PreparedData:
-    data: LabelledData
-    splits: Splits
-    name: str
-
-
-def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
-    """Find the data (path, named dataset or the plugin's default), read it and split it."""
-    cfg = request.config.data
-    if cfg.dataset is not None:
-        path: Path | None = resolve_dataset(cfg.dataset, request.data_home)
-        name = cfg.dataset
-    elif cfg.path is not None:
-        path = _existing(cfg.path, request.data_home, "data path")
-        name = path.stem or path.name
-    else:
-        path, name = None, "default"
-    test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
-    data = check_data(plugin, plugin.load_data(
-        DataRequest(
-            path=path,
-            data_home=request.data_home,
-            test_path=test_path,
-            options=request.config.options,
-            skip_bad_files=cfg.skip_bad_files,
-            seed=request.config.search.seed,
-        )
-    ))
-    return PreparedData(data, make_splits(data, cfg, request.config.search.seed), name)
-
-
-def _existing(path: Path, data_home: Path, what: str) -> Path:
-    """A user path as given, else relative to the data home; a `UserError` when neither exists."""
-    if path.exists():
-        return path
-    if not path.is_absolute() and (data_home / path).exists():
-        return data_home / path
-    raise UserError(f"{what} {path} does not exist", hint=f"check the path (also looked in the data home {data_home})")
-
-
-def study_name(config: RunConfig, data_name: str) -> str:
-    return config.study or f"{config.modality}-{data_name}".replace(" ", "-")
-
-
-def fingerprint(config: RunConfig, splits: Splits) -> str:
-    """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
-    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache", "precision", "heartbeat"}, "study": True})
-    data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
-    blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def environment() -> dict[str, Any]:
-    return {
-        "automl_tl": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "optuna": optuna.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "native_bf16": resolve_bf16("auto"),
-    }
-
-
-class Search:
-    """One `automl-tl search` invocation."""
-
-    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, display_console: Any) -> None:
+    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, console: Console) -> None:
         self.request = request
         self.config = request.config
         self.plugin = plugin
-        self.console = display_console
+        self.console = console
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.budget: Budget | None = None
-        search = request.config.search
-        self.compute = Compute(cached=search.cache, bf16=resolve_bf16(search.precision))
+        settings = request.config.search
+        self.compute = Compute(cached=settings.cache, bf16=resolve_bf16(settings.precision))
         """How every trial, the refit and the test evaluation compute (resolved once: ``auto`` asks the CPU)."""
 
     def run(self) -> Leaderboard:
@@ -166,8 +87,8 @@ class Search:
             study.set_user_attr("run", meta)
         if created:
             self._queue_first_trials(study, space, shapes)
-        self._reap(study, run)
-        self._prune_weights(study, run)
+        reap(study, run, cfg.search.heartbeat)
+        keep_best_weights(study, run)
 
         tally = Tally.of(study.get_trials(deepcopy=False))
         remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - tally.spent_seconds
@@ -176,8 +97,8 @@ class Search:
             self.console.print(f"resuming study {name!r}: {tally.spent_trials} trial(s) already done{again}")
 
         display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective)
-        self.budget = Budget(
-            cfg.search.n_trials, cfg.search.timeout, reap=lambda s: self._reap(s, run),
+        budget = Budget(
+            cfg.search.n_trials, cfg.search.timeout, reap=lambda s: reap(s, run, cfg.search.heartbeat),
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
@@ -185,9 +106,10 @@ class Search:
         interrupted = False
         with display:
             self._warm_up(stores, space)
-            if (remaining_time is None or remaining_time > 0) and self.budget.room(study):
-                objective = _Objective(self, run, space, shapes, stores, splits, display)
-                interrupted = self._optimize(study, run, objective, remaining_time)
+            if (remaining_time is None or remaining_time > 0) and budget.room(study):
+                objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
+                                                   self.compute, budget, display, self.worker))
+                interrupted = self._optimize(study, run, objective, budget, remaining_time)
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
@@ -238,7 +160,7 @@ class Search:
             for n, b in backbones.items()
         }
         for store in stores.values():
-            store.planned_depths = space.prefix_depths(store.backbone.depth)
+            store.cached_depths = space.cached_depths(store.backbone.depth)
         return stores
 
     def _warm_up(self, stores: dict[str, FeatureStore], space: SearchSpace) -> None:
@@ -246,11 +168,11 @@ class Search:
         for store in stores.values():
             for split in ("train", "validation", "test"):
                 store.raws(split)
-            if self.config.search.cache and set(space.choices("strategy")) & {"feature_extraction", "partial", "lp_ft"}:
+            if self.config.search.cache and any(STRATEGIES[s].cached for s in space.choices("strategy")):
                 store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
                 store.pooled("validation")
 
-    def _optimize(self, study: optuna.Study, run: RunDir, objective: _Objective, timeout: float | None) -> bool:
+    def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget, timeout: float | None) -> bool:
         """Run trials until the budget is spent; True when Ctrl-C stopped them.
 
         Ctrl-C, or a user error such as a full disk, stops the search; the running trial is
@@ -263,7 +185,7 @@ class Search:
         while True:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             try:
-                study.optimize(objective, timeout=left, callbacks=[self.budget, lambda s, t: self._prune_weights(s, run)])
+                study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run)])
                 return False
             except ValueError:
                 late = None if objective.current is None else study._storage.get_trial(objective.current)
@@ -271,11 +193,11 @@ class Search:
                     raise
                 self.console.print(f"[yellow]trial {late.number} was given up for dead while this worker stalled[/]; "
                                    "another worker runs it again")
-                self._interrupted(study, run, late)
+                record_interrupted(study, run, late)
             except (KeyboardInterrupt, UserError) as exc:
                 stopped = None if objective.current is None else study._storage.get_trial(objective.current)
                 if stopped is not None and is_interrupted(stopped):
-                    self._interrupted(study, run, stopped)
+                    record_interrupted(study, run, stopped)
                 if isinstance(exc, UserError):
                     raise
                 return True
@@ -287,7 +209,8 @@ class Search:
 
     def _build(self, name: str) -> Backbone:
         self.console.print(f"[bold]backbone[/]: loading {name}")
-        return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, self.config.options), Backbone)
+        options = plugin_options(self.plugin, self.config.options)
+        return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, options), Backbone)
 
     def _queue_first_trials(self, study: optuna.Study, space: SearchSpace, shapes: dict[str, BackboneShape]) -> None:
         """A fresh study's first trials: the linear-probe baseline, then the plugin's starting points."""
@@ -303,7 +226,7 @@ class Search:
         """The run's study, and whether this worker created it (only the creator queues the baseline)."""
         url = self.request.storage or run.default_storage
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
-        storage = open_storage(url, cfg.search.heartbeat, lambda study, trial: self._interrupted(study, run, trial))
+        storage = open_storage(url, cfg.search.heartbeat, lambda study, trial: record_interrupted(study, run, trial))
         n_trials = cfg.search.n_trials or 50
         sampler = PerTrialSeed(
             lambda seed: optuna.samplers.TPESampler(
@@ -324,57 +247,6 @@ class Search:
         else:
             pruner = optuna.pruners.NopPruner()
         return open_study(storage, name, sampler, pruner)
-
-    def _reap(self, study: optuna.Study, run: RunDir) -> None:
-        """Fail the running trials whose worker is gone, and record and re-queue each (see `automl_tl.trials`).
-
-        Optuna's heartbeat check finds a worker on any machine once it has been silent for the
-        grace period (its callback is `_interrupted`). Two cases need no such wait: a trial of a
-        process on this machine that is no longer alive, and a trial that never said which worker
-        runs it (killed as it was created, before its first heartbeat, so the heartbeat check
-        would never see it) once a grace period has passed.
-        """
-        optuna.storages.fail_stale_trials(study)
-        host = socket.gethostname()
-        grace = timedelta(seconds=GRACE_BEATS * self.config.search.heartbeat)
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker = trial.user_attrs.get("worker", "")
-            worker_host, _, pid = worker.rpartition(":")
-            if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-                reason = f"{INTERRUPTED} (its process ended)"
-            elif not worker and trial.datetime_start is not None and datetime.now() - trial.datetime_start > grace:
-                reason = f"{INTERRUPTED} (its worker stopped before it began)"
-            else:
-                continue
-            # the record first: a kill before the storage says FAIL repeats all of this next time
-            _write_record(run, trial.number, "fail", trial.user_attrs.get("params", {}), None, reason, trial.user_attrs)
-            try:
-                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-                study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker failed it first, and queues its retry
-            requeue(study, study._storage.get_trial(trial._trial_id))
-        # The worker that fails a trial queues its retry at once. One still missing a grace period
-        # later means that worker was killed in between: queue it now. (Sooner would race with it.)
-        trials = study.get_trials(deepcopy=False)
-        for trial in trials:
-            if retry_due(trial, trials) and trial.datetime_complete and datetime.now() - trial.datetime_complete > grace:
-                requeue(study, trial)
-
-    def _interrupted(self, study: optuna.Study, run: RunDir, trial: FrozenTrial) -> None:
-        """Record an interrupted trial as failed (over any record it wrote before its end was stored) and queue it again."""
-        reason = fail_reason(trial)
-        _write_record(run, trial.number, "fail", trial.user_attrs.get("params", {}), None, reason, trial.user_attrs)
-        requeue(study, trial)
-
-    def _prune_weights(self, study: optuna.Study, run: RunDir) -> None:
-        """Keep the weights of the best completed trial and of the trials still running, nothing else."""
-        trials = study.get_trials(deepcopy=False)
-        keep = {t.number for t in trials if t.state == TrialState.RUNNING}
-        completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-        if completed:
-            keep.add(max(completed, key=lambda t: t.value or 0.0).number)
-        run.prune_weights(keep)
 
     def _meta(self, prepared: PreparedData, key: str) -> dict[str, Any]:
         splits = prepared.splits
@@ -439,136 +311,3 @@ class Search:
                   "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
         study.set_user_attr("test", result)
         write_json(run.test_path, result)
-
-
-class _Objective:
-    """The function Optuna calls per trial; records every outcome, whatever it is."""
-
-    def __init__(self, search: Search, run: RunDir, space: SearchSpace, shapes: dict[str, BackboneShape],
-                 stores: dict[str, FeatureStore], splits: Splits, display: SearchDisplay) -> None:
-        self.search = search
-        self.run = run
-        self.space = space
-        self.shapes = shapes
-        self.stores = stores
-        self.n_classes = len(splits.classes)
-        self.display = display
-        self.objective = search.config.search.objective
-        self.current: int | None = None
-        """Storage id of the trial this worker started last."""
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        """Run one trial; a stop (Ctrl-C, or a user error such as a full disk) marks it interrupted."""
-        self.current = trial._trial_id
-        trial.set_user_attr("worker", self.search.worker)  # first: a trial that names no worker is taken to be abandoned
-        assert self.search.budget is not None
-        if self.search.budget.taken(trial.study, trial.number):
-            reason = f"{INTERRUPTED} (not started: other workers took the last of the budget)"
-            trial.set_user_attr("fail_reason", reason)
-            _write_record(self.run, trial.number, "fail", {}, None, reason, trial.user_attrs)
-            trial.study.stop()
-            return float("nan")
-        try:
-            return self._run(trial)
-        except (KeyboardInterrupt, UserError) as exc:
-            why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
-            trial.set_user_attr("fail_reason", f"{INTERRUPTED} ({why})")
-            raise
-
-    def _run(self, trial: optuna.Trial) -> float:
-        params = self.space.sample(trial, self.shapes)
-        trial.set_user_attr("params", params.to_dict())
-        summary = describe(params.to_dict())
-        self.display.trial_started(trial.number, summary)
-        curve: list[dict[str, float]] = []
-        # A plugin's starting point runs whole: a fine-tune measured to win can still trail a
-        # linear probe after its first epoch (head-only training converges sooner), which is
-        # exactly where the pruner would stop it.
-        prunable = STARTING_POINT not in trial.user_attrs
-
-        def on_epoch(entry: dict[str, float]) -> None:
-            curve.append(entry)
-            epoch = int(entry["epoch"])
-            trial.report(entry[self.objective], epoch)
-            self.display.epoch(epoch, params.epochs)
-            # after the last epoch there is nothing left to save: the trial is complete, not pruned
-            if prunable and epoch < params.epochs and trial.should_prune():
-                raise optuna.TrialPruned()
-
-        try:
-            outcome = train_trial(
-                params, self.stores[params.backbone], self.n_classes, self.objective,
-                seed=self.search.config.search.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=self.display.batch, compute=self.search.compute,
-            )
-        except optuna.TrialPruned:
-            trial.set_user_attr("history", curve)
-            self._finish(trial, params, "pruned", curve[best_epoch([c[self.objective] for c in curve])][self.objective])
-            raise
-        except UserError:
-            raise
-        except Exception as exc:  # a crashing trial must not end the search
-            reason = failure_reason(exc)
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr("history", curve)
-            self._finish(trial, params, "fail", None, reason)
-            return float("nan")  # Optuna records NaN as a failed trial
-        value = outcome.scores[self.objective]
-        for key, attr in (("scores", outcome.scores), ("history", outcome.history),
-                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
-            trial.set_user_attr(key, attr)
-        earlier_best = _best_completed(trial.study)
-        if earlier_best is None or value > earlier_best:
-            path = self.run.weights_path(trial.number)
-            atomic_write(path, lambda f: torch.save(outcome.state, f), mode="wb")
-        self._finish(trial, params, "complete", value)
-        return value
-
-    def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
-        _write_record(self.run, trial.number, state, params.to_dict(), score, reason, trial.user_attrs)
-        best = _best_completed(trial.study)  # the finishing trial is not COMPLETE in storage yet
-        if state == "complete" and score is not None:
-            best = score if best is None else max(best, score)
-        self.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best)
-
-
-def _write_record(
-    run: RunDir, number: int, state: str, params: dict[str, Any], score: float | None, reason: str | None, user_attrs: dict[str, Any]
-) -> None:
-    record = {
-        "trial": number,
-        "state": state,
-        "params": params,
-        "score": score,
-        "reason": reason,
-        "user_attrs": user_attrs,
-        "finished_at": time.time(),
-    }
-    write_json(run.trial_dir(number) / "record.json", record)
-
-
-def _best_completed(study: optuna.Study) -> float | None:
-    """The best objective value among the study's completed trials (None before the first)."""
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    return max(values) if values else None
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One line for the leaderboard: what went wrong in a trial."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower():
-        return f"out of memory ({text[:120]})"
-    if isinstance(exc, TrialFailed):
-        return text
-    return f"{type(exc).__name__}: {text[:160]}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-

@@ -4,7 +4,7 @@ On a CPU the cost of a transfer search is almost all forward passes through the 
 backbone, and most trials would recompute the same ones. The store computes each once: one pass
 (no grad, eval mode, batches of similar length) gives every block's mean-pooled output and the
 backbone's own pooling, which is all a feature-extraction trial needs, plus the unpadded output of
-the frozen prefix at the depths partial fine-tunes ask for, kept in fp16. Given a `DiskCache`
+the frozen prefix at the freeze depths trials ask for, kept in fp16. Given a `DiskCache`
 (the run directory's), what it computes is also written there, so a resumed run or a second
 worker on the same machine reads it instead of computing it again.
 """
@@ -63,8 +63,8 @@ class FeatureStore:
         self._cache = {name: _SplitCache() for name in splits}
         self.disk = disk
         self._data_keys: dict[str, str] = {}
-        self.planned_depths: set[int] = set()
-        """Depths partial fine-tunes may ask for: kept by the first pass when they fit in memory."""
+        self.cached_depths: set[int] = set()
+        """Freeze depths the search's trials may ask for: kept by the first pass when they fit in memory."""
         self.has_mask: bool | None = None
         self.passes = 0
         """Forward passes made so far (a test and the benchmark read it)."""
@@ -79,7 +79,7 @@ class FeatureStore:
         splits[into] = [e for part in parts for e in self.examples[part]]
         splits.setdefault("validation", [])
         store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size)
-        store.planned_depths, store.has_mask = self.planned_depths, self.has_mask
+        store.cached_depths, store.has_mask = self.cached_depths, self.has_mask
         for name in splits:
             store._cache[name] = self._cache[name] if name in self._cache and name not in parts else _SplitCache()
         caches = [self._cache[part] for part in parts]
@@ -131,7 +131,7 @@ class FeatureStore:
         """Every block's mean-pooled output ((N, D_b) each) and the backbone's own pooling (N, width)."""
         cache = self._cache[split]
         if cache.pooled is None and not self._load_pooled(split):
-            missing = {d for d in self.planned_depths if d not in cache.hidden and not self._load_hidden(split, d)}
+            missing = {d for d in self.cached_depths if d not in cache.hidden and not self._load_hidden(split, d)}
             self._pass(split, keep=missing, full=True)
         assert cache.pooled is not None and cache.default is not None
         return cache.pooled, cache.default
@@ -229,7 +229,7 @@ class FeatureStore:
                     for row, example_idx in enumerate(batch_idx):
                         kept[depth][example_idx] = unpad(hidden, row)
             if done == 0 and len(kept) > 1:
-                _fit_budget(kept, batch_idx, len(inputs), required=keep - self.planned_depths)
+                _fit_budget(kept, batch_idx, len(inputs), required=keep - self.cached_depths)
             if full:
                 default.append(backbone.pool(hidden).float())
             order.extend(batch_idx)

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from automl_tl.backbone import Backbone, Hidden, mean_pool
 from automl_tl.search.kernels import attention_kernel
-from automl_tl.search.space import TrialParams
+from automl_tl.vocabulary import TrialParams
+from automl_tl.vocabulary.layers import LAYERS
 
 
 class Head(nn.Module):
@@ -41,23 +42,24 @@ class Tail(nn.Module):
     """The trainable part of a trial.
 
     Inputs are the frozen prefix's output at ``freeze_depth`` (a `Hidden`), the mean-pooled
-    output of each frozen block (``prefix_pooled``, (B, k, D), only for weighted pooling) and,
-    when every block is frozen, the backbone's own pooling of the last block (``default_pooled``).
-    With ``freeze_depth == 0`` the tail owns a copy of the stem and takes the collated batch.
+    output of each frozen block (``prefix_pooled``, (B, k, D), only for poolings that read every
+    block) and, when every block is frozen, the backbone's own pooling of the last block
+    (``default_pooled``). With ``freeze_depth == 0`` the tail owns a copy of the stem and takes
+    the collated batch. How the blocks' outputs become the head's input is the trial's `Pooling`.
     """
 
     def __init__(self, backbone: Backbone, params: TrialParams, n_classes: int) -> None:
         super().__init__()
         k = params.freeze_depth
         self.n_classes = n_classes
-        self.pooling = params.pooling
+        self.pooling = params.pool
         self.depth = backbone.depth
         self.stem = copy.deepcopy(backbone.stem) if k == 0 else None
         self.blocks = nn.ModuleList(copy.deepcopy(list(backbone.blocks[k:])))
         self.pool = copy.deepcopy(backbone.pool) if k < backbone.depth else None
-        self.layer_logits = nn.Parameter(torch.zeros(backbone.depth)) if params.pooling == "weighted" else None
-        self.head = Head(backbone.width if params.pooling == "default" else backbone.block_widths[-1],
-                         n_classes, params.head, params.head_hidden, params.dropout)
+        width = backbone.width if self.pooling.reads == "own" else backbone.block_widths[-1]
+        self.layer = LAYERS[self.pooling.layer](width, backbone.depth) if self.pooling.layer else None
+        self.head = Head(width, n_classes, params.head, params.head_hidden, params.dropout)
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Pretrained parameters, trained at the (lower) backbone learning rate."""
@@ -65,8 +67,8 @@ class Tail(nn.Module):
         return [p for m in modules for p in m.parameters()]
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """New parameters, trained at the head learning rate."""
-        extra = [self.layer_logits] if self.layer_logits is not None else []
+        """New parameters (the head and any pooling layer), trained at the head learning rate."""
+        extra = list(self.layer.parameters()) if self.layer is not None else []
         return [*self.head.parameters(), *extra]
 
     def features(
@@ -80,42 +82,43 @@ class Tail(nn.Module):
         if self.stem is not None:
             assert batch is not None
             hidden = self.stem(batch)
-        pooled: list[Tensor] = []
-        if self.blocks:
-            assert hidden is not None
-            with attention_kernel(hidden.states):
-                for block in self.blocks:
-                    hidden = block(hidden)
-                    if self.layer_logits is not None:
-                        pooled.append(mean_pool(hidden))
-        if self.pooling == "weighted":
-            parts = ([prefix_pooled] if prefix_pooled is not None and prefix_pooled.shape[1] else []) + (
-                [torch.stack(pooled, dim=1)] if pooled else []
-            )
-            return self.mix_layers(torch.cat(parts, dim=1))
         if not self.blocks:  # every block frozen: the store has pooled already
-            return self.frozen_features(prefix_pooled, default_pooled)
+            return self.frozen_features(prefix_pooled, default_pooled, hidden)
         assert hidden is not None
-        return self.pool(hidden) if self.pooling == "default" else mean_pool(hidden)
+        reads = self.pooling.reads
+        means: list[Tensor] = []
+        with attention_kernel(hidden.states):
+            for block in self.blocks:
+                hidden = block(hidden)
+                if reads == "blocks":
+                    means.append(mean_pool(hidden))
+        if reads == "own":
+            assert self.pool is not None
+            return self.pool(hidden)
+        if reads == "mean":
+            return mean_pool(hidden)
+        assert self.layer is not None
+        if reads == "sequence":
+            return self.layer(hidden)
+        frozen = [prefix_pooled] if prefix_pooled is not None and prefix_pooled.shape[1] else []
+        return self.layer(torch.cat([*frozen, torch.stack(means, dim=1)], dim=1))
 
-    def frozen_features(self, prefix_pooled: Tensor | None, default_pooled: Tensor | None) -> Tensor:
-        """The head's input when every block is frozen, from the store's pooled outputs.
+    def frozen_features(
+        self, prefix_pooled: Tensor | None, default_pooled: Tensor | None, hidden: Hidden | None = None,
+    ) -> Tensor:
+        """The head's input when every block is frozen, from the store's outputs.
 
-        ``prefix_pooled`` is every block's mean (B, n, D) for weighted pooling, else the last
-        block's (B, D); feature extraction and the linear-probe phase of LP-FT both use this.
+        ``prefix_pooled`` is every block's mean (B, n, D) for a pooling that reads every block,
+        else the last block's (B, D); ``hidden`` is the last block's output, for a pooling that
+        reads the sequence. Feature extraction and the linear-probe phase of LP-FT both use this.
         """
-        if self.pooling == "weighted":
-            assert prefix_pooled is not None
-            return self.mix_layers(prefix_pooled)
-        features = default_pooled if self.pooling == "default" else prefix_pooled
+        reads = self.pooling.reads
+        features = {"own": default_pooled, "mean": prefix_pooled}.get(reads)
+        if reads in ("blocks", "sequence"):
+            assert self.layer is not None
+            features = self.layer(prefix_pooled if reads == "blocks" else hidden)
         assert features is not None
         return features
-
-    def mix_layers(self, stacked: Tensor) -> Tensor:
-        """Learned softmax-weighted sum of per-block pooled outputs (B, n, D) → (B, D)."""
-        assert self.layer_logits is not None
-        weights = torch.softmax(self.layer_logits, dim=0)
-        return (stacked * weights[None, :, None]).sum(dim=1)
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:
         return self.head(self.features(*args, **kwargs))  # type: ignore[arg-type]
@@ -124,8 +127,8 @@ class Tail(nn.Module):
 def set_train_mode(tail: Tail, batchnorm: str | None) -> None:
     """Train mode, except BatchNorm statistics stay frozen unless the trial chose to adapt them.
 
-    EfficientNet-style BatchNorm (momentum 0.01) drifts badly on small fine-tuning sets: measured
-    on a CIFAR subset, test accuracy fell to 0.28–0.51 with statistics updating, 0.83–0.85 frozen.
+    EfficientNet-style BatchNorm (momentum 0.01) drifts badly on small fine-tuning sets (measured
+    on the CIFAR subset: docs/performance.md), so frozen statistics are the default choice.
     """
     tail.train()
     if batchnorm != "adapt":

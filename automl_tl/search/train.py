@@ -28,7 +28,7 @@ from automl_tl.errors import TrialFailed
 from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail, count_trainable, set_train_mode
-from automl_tl.search.space import TrialParams
+from automl_tl.vocabulary import TrialParams
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,9 @@ class Compute:
     bf16: bool = False
     """Run the trainable backbone blocks under bfloat16 autocast (weights and optimiser stay fp32).
 
-    Where the CPU has native bf16 (AVX512-BF16, AMX) a fine-tuning step is ~1.5x faster: measured
-    here 2.6 s against 1.7 s for 256 clips through Whisper tiny.en, 4.1 s against 2.6 s for 256 texts
-    through MiniLM. Head-only training stays fp32: its matrices are too small to gain.
+    Where the CPU has native bf16 (AVX512-BF16, AMX) a fine-tuning step is markedly faster
+    (docs/performance.md#figures-behind-the-codes-choices). Head-only training stays fp32: its
+    matrices are too small to gain.
     """
 
     def autocast(self, mode: str) -> torch.autocast:
@@ -85,9 +85,8 @@ def smoothed(curve: list[float], index: int) -> float:
 
     The best epoch is chosen on this, not on the raw curve: on a few hundred validation examples
     one epoch's score jumps by a standard error or two, and the best epoch decides both the
-    trial's checkpoint and how long the refit trains. Measured on the CIFAR-10 subset: a full
-    fine-tune's raw curve 0.743, 0.893, 0.823, 0.850, 0.867, 0.873 made epoch 2 "best" and the
-    refit trained for 2 epochs; smoothed, the best is epoch 6.
+    trial's checkpoint and how long the refit trains; a one-epoch spike would otherwise cut the
+    refit short (the CIFAR case in docs/performance.md).
     """
     window = curve[max(0, index - 1) : index + 2]
     return sum(window) / len(window)
@@ -136,7 +135,8 @@ class _BestEpoch:
 
 
 def input_mode(params: TrialParams) -> str:
-    if params.strategy == "feature_extraction":
+    """``pooled`` when no block trains, ``prefix`` when the first blocks stay frozen, else ``live``."""
+    if not params.transfer.trains_backbone:
         return "pooled"
     if params.freeze_depth >= 1 and not params.augment:
         return "prefix"
@@ -158,7 +158,7 @@ def train_trial(
     tail = Tail(store.backbone, params, n_classes)
     mode = input_mode(params)
     head_threads = 1 if compute.cached else torch.get_num_threads()
-    if params.strategy == "lp_ft":
+    if params.transfer.probe_first:
         with _threads(head_threads):
             _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True,
                  compute=compute)
@@ -184,8 +184,8 @@ def _fit(
     groups: list[dict[str, Any]] = [{"params": tail.head_parameters(), "lr": params.head_lr}]
     if not head_only and mode != "pooled":
         groups.append({"params": tail.backbone_parameters(), "lr": params.backbone_lr or params.head_lr})
-    # fused: one kernel for every parameter; on CPU 3x faster than the per-tensor loop (measured
-    # 5 ms against 17 ms a step for 6M parameters), which is a quarter of a partial fine-tune's time
+    # fused: one kernel for every parameter; on a CPU several times faster than the per-tensor
+    # loop, which otherwise is a large share of a partial fine-tune's time (docs/performance.md)
     optimizer = torch.optim.AdamW(groups, weight_decay=params.weight_decay, fused=True)
     steps_per_epoch = math.ceil(len(store.examples["train"]) / params.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * epochs))
@@ -246,7 +246,7 @@ def predict(
 
 def _logits(tail: Tail, mode: str, inputs: dict[str, Any]) -> Tensor:
     if mode == "pooled":
-        return tail.head(tail.frozen_features(inputs["prefix_pooled"], inputs["default_pooled"]))
+        return tail.head(tail.frozen_features(inputs["prefix_pooled"], inputs["default_pooled"], inputs.get("hidden")))
     return tail(**inputs)
 
 
@@ -256,14 +256,21 @@ def _batches(
 ) -> Iterator[tuple[dict[str, Any], Tensor]]:
     """``(tail inputs, example indices)`` per batch; shuffled when ``rng`` is given (training)."""
     n = len(store.examples[split])
+    blocks = tail.pooling.reads == "blocks"
     if not cached and mode != "live":
         depth = store.backbone.depth if mode == "pooled" else params.freeze_depth
         for batch in length_batches(store.lengths(split), params.batch_size, rng):
-            yield store.forward(split, batch, depth, weighted=tail.pooling == "weighted"), torch.tensor(batch)
+            yield store.forward(split, batch, depth, weighted=blocks), torch.tensor(batch)
+        return
+    if mode == "pooled" and tail.pooling.reads == "sequence":  # the last block's whole output, re-padded
+        hidden = store.hidden(split, store.backbone.depth)
+        for batch in length_batches(store.lengths(split), params.batch_size if rng is not None else 256, rng):
+            inputs = {"hidden": pad_hidden([hidden[i] for i in batch], bool(store.has_mask))}
+            yield {**inputs, "prefix_pooled": None, "default_pooled": None}, torch.tensor(batch)
         return
     if mode == "pooled":
         pooled, default = store.pooled(split)
-        prefix = torch.stack(pooled, dim=1) if tail.pooling == "weighted" else pooled[-1]
+        prefix = torch.stack(pooled, dim=1) if blocks else pooled[-1]
         order = list(range(n))
         if rng is not None:
             rng.shuffle(order)
@@ -275,10 +282,9 @@ def _batches(
     batch_size = params.batch_size
     batches = length_batches(store.lengths(split), batch_size, rng)
     if mode == "prefix":
-        k = params.freeze_depth
-        hidden = store.hidden(split, k)
-        weighted = tail.pooling == "weighted"
-        pooled = torch.stack(store.pooled(split)[0][:k], dim=1) if weighted else None
+        freeze_depth = params.freeze_depth
+        hidden = store.hidden(split, freeze_depth)
+        pooled = torch.stack(store.pooled(split)[0][:freeze_depth], dim=1) if blocks else None
         for batch in batches:
             index = torch.tensor(batch)
             yield {
@@ -302,7 +308,7 @@ def _threads(count: int) -> Iterator[None]:
     """Run a block with ``count`` intra-op threads.
 
     Head-only training is thousands of tiny matrix products; thread hand-offs cost more than
-    they save (measured here: 1.1 ms a step on one thread, 4.2 ms on two with the CPU busy).
+    they save (docs/performance.md has the figures).
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(count)

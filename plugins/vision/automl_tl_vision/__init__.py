@@ -25,7 +25,7 @@ EfficientNet-Lite0, the image processor's size for Hugging Face models).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from automl_tl.hub import cached_offline
@@ -58,20 +58,16 @@ class VisionOptions:
     resolution: int = DEFAULT_RESOLUTION
     """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size."""
 
-
-def parse_options(options: Mapping[str, Any]) -> VisionOptions:
-    """Validated `VisionOptions` from the recipe's ``[options]`` (unknown keys are refused by the core)."""
-    known = {f.name for f in fields(VisionOptions)}
-    values = {k: v for k, v in options.items() if k in known}
-    resolution = values.get("resolution", DEFAULT_RESOLUTION)
-    if isinstance(resolution, bool) or not isinstance(resolution, int):
-        raise UserError(f"options.resolution must be a whole number of pixels, got {resolution!r}")
-    if resolution != 0 and not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise UserError(
-            f"options.resolution {resolution} is out of range",
-            hint=f"use {MIN_RESOLUTION}–{MAX_RESOLUTION} pixels, or 0 for the backbone's own size",
-        )
-    return VisionOptions(resolution=resolution)
+    def __post_init__(self) -> None:
+        """The range the type cannot check; the core has checked names and types."""
+        resolution = self.resolution
+        if isinstance(resolution, bool) or not isinstance(resolution, int):
+            raise UserError(f"options.resolution must be a whole number of pixels, got {resolution!r}")
+        if resolution != 0 and not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+            raise UserError(
+                f"options.resolution {resolution} is out of range",
+                hint=f"use {MIN_RESOLUTION}–{MAX_RESOLUTION} pixels, or 0 for the backbone's own size",
+            )
 
 
 class VisionPlugin(ModalityPlugin):
@@ -96,16 +92,14 @@ class VisionPlugin(ModalityPlugin):
         return catalogue
 
     def load_data(self, request: DataRequest) -> LabelledData:
-        parse_options(request.options)
         from automl_tl_vision.data import load_images
 
         return load_images(request)
 
-    def build_backbone(self, name: str, options: Mapping[str, Any]) -> Backbone:
-        resolution = parse_options(options).resolution
+    def build_backbone(self, name: str, options: VisionOptions) -> Backbone:
         from automl_tl_vision.backbones import build
 
-        return build(name, resolution)
+        return build(name, options.resolution)
 
     def search_space(self) -> Mapping[str, Any]:
         # Small batches: channels-last EfficientNet runs fastest at 4-8 images on a CPU. Up to 10

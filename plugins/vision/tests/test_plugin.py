@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from automl_tl.config import deep_merge, read_recipe, validate
+from automl_tl.config import deep_merge, plugin_options, read_recipe, validate
 from automl_tl.search.space import SearchSpace
-from automl_tl_vision import DEFAULT_RESOLUTION, VisionOptions, VisionPlugin, parse_options
+from automl_tl_vision import DEFAULT_RESOLUTION, VisionOptions, VisionPlugin
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -54,9 +54,9 @@ def test_catalogue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_options() -> None:
-    assert parse_options({}).resolution == DEFAULT_RESOLUTION == 160
-    assert parse_options({"resolution": 0}).resolution == 0
-    assert parse_options({"resolution": 224}).resolution == 224
+    assert VisionOptions().resolution == DEFAULT_RESOLUTION == 160
+    assert VisionOptions(resolution=0).resolution == 0
+    assert VisionOptions(resolution=224).resolution == 224
 
 
 def test_defaults_are_valid_and_narrow_the_space() -> None:
@@ -73,7 +73,7 @@ def test_shipped_recipe_is_valid() -> None:
     config = validate(deep_merge(VisionPlugin().default_recipe(), raw), "recipe")
     assert config.modality == "vision" and config.search.objective == "accuracy"
     assert str(config.data.path or config.data.dataset) == "cifar10-small"
-    parse_options(config.options)
+    assert plugin_options(VisionPlugin(), config.options).resolution > 0
 
 
 def test_the_starting_point_lies_inside_the_default_space_and_the_shipped_recipe() -> None:

@@ -1,0 +1,150 @@
+"""The function Optuna calls for each trial: sample a configuration, train it, record whatever happens.
+
+Every outcome is recorded, in the trial's record file and the study: completed, pruned, failed by
+its own error (NaN loss, out of memory), or interrupted (Ctrl-C, a full disk). A crashing trial
+never ends the search; a user error stops it after marking the trial interrupted, so it is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import optuna
+import torch
+from optuna.trial import TrialState
+
+from automl_tl.config import SearchConfig
+from automl_tl.errors import TrialFailed, UserError
+from automl_tl.progress import SearchDisplay
+from automl_tl.rundir import RunDir, atomic_write
+from automl_tl.search.budget import Budget
+from automl_tl.search.features import FeatureStore
+from automl_tl.search.space import SearchSpace
+from automl_tl.search.train import Compute, best_epoch, train_trial
+from automl_tl.trials import INTERRUPTED, STARTING_POINT
+from automl_tl.vocabulary import BackboneShape, TrialParams, describe
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one search shares."""
+
+    run: RunDir
+    space: SearchSpace
+    shapes: Mapping[str, BackboneShape]
+    stores: Mapping[str, FeatureStore]
+    n_classes: int
+    settings: SearchConfig
+    compute: Compute
+    budget: Budget
+    display: SearchDisplay
+    worker: str
+    """``host:pid``: a trial that names its worker can be found abandoned when that process is gone."""
+
+
+class Objective:
+    """Runs one trial per call; ``current`` is the storage id of the trial started last."""
+
+    def __init__(self, context: TrialContext) -> None:
+        self.context = context
+        self.objective = context.settings.objective
+        self.current: int | None = None
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        """Run one trial; a stop (Ctrl-C, or a user error such as a full disk) marks it interrupted."""
+        self.current = trial._trial_id
+        trial.set_user_attr("worker", self.context.worker)  # first: a trial that names no worker is taken to be abandoned
+        if self.context.budget.taken(trial.study, trial.number):
+            reason = f"{INTERRUPTED} (not started: other workers took the last of the budget)"
+            trial.set_user_attr("fail_reason", reason)
+            self.context.run.write_record(trial.number, "fail", {}, None, reason, trial.user_attrs)
+            trial.study.stop()
+            return float("nan")
+        try:
+            return self._run(trial)
+        except (KeyboardInterrupt, UserError) as exc:
+            why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
+            trial.set_user_attr("fail_reason", f"{INTERRUPTED} ({why})")
+            raise
+
+    def _run(self, trial: optuna.Trial) -> float:
+        ctx = self.context
+        params = ctx.space.sample(trial, ctx.shapes)
+        trial.set_user_attr("params", params.to_dict())
+        ctx.display.trial_started(trial.number, describe(params.to_dict()))
+        curve: list[dict[str, float]] = []
+        # A plugin's starting point runs whole: a fine-tune measured to win can still trail a
+        # linear probe after its first epoch (head-only training converges sooner), which is
+        # exactly where the pruner would stop it.
+        prunable = STARTING_POINT not in trial.user_attrs
+
+        def on_epoch(entry: dict[str, float]) -> None:
+            curve.append(entry)
+            epoch = int(entry["epoch"])
+            trial.report(entry[self.objective], epoch)
+            ctx.display.epoch(epoch, params.epochs)
+            # after the last epoch there is nothing left to save: the trial is complete, not pruned
+            if prunable and epoch < params.epochs and trial.should_prune():
+                raise optuna.TrialPruned()
+
+        try:
+            outcome = train_trial(
+                params, ctx.stores[params.backbone], ctx.n_classes, self.objective,
+                seed=ctx.settings.seed * 100_003 + trial.number,
+                on_epoch=on_epoch, on_batch=ctx.display.batch, compute=ctx.compute,
+            )
+        except optuna.TrialPruned:
+            trial.set_user_attr("history", curve)
+            self._finish(trial, params, "pruned", curve[best_epoch([c[self.objective] for c in curve])][self.objective])
+            raise
+        except UserError:
+            raise
+        except Exception as exc:  # a crashing trial must not end the search
+            reason = failure_reason(exc)
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("history", curve)
+            self._finish(trial, params, "fail", None, reason)
+            return float("nan")  # Optuna records NaN as a failed trial
+        value = outcome.scores[self.objective]
+        for key, attr in (("scores", outcome.scores), ("history", outcome.history),
+                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
+            trial.set_user_attr(key, attr)
+        earlier_best = best_completed(trial.study)
+        if earlier_best is None or value > earlier_best:
+            atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
+        self._finish(trial, params, "complete", value)
+        return value
+
+    def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
+        self.context.run.write_record(trial.number, state, params.to_dict(), score, reason, trial.user_attrs)
+        best = best_completed(trial.study)  # the finishing trial is not COMPLETE in storage yet
+        if state == "complete" and score is not None:
+            best = score if best is None else max(best, score)
+        self.context.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best)
+
+
+def best_completed(study: optuna.Study) -> float | None:
+    """The best objective value among the study's completed trials (None before the first)."""
+    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    return max(values) if values else None
+
+
+def keep_best_weights(study: optuna.Study, run: RunDir) -> None:
+    """Keep the weights of the best completed trial and of the trials still running, nothing else."""
+    trials = study.get_trials(deepcopy=False)
+    keep = {t.number for t in trials if t.state == TrialState.RUNNING}
+    completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    if completed:
+        keep.add(max(completed, key=lambda t: t.value or 0.0).number)
+    run.prune_weights(keep)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """One line for the leaderboard: what went wrong in a trial."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text.lower():
+        return f"out of memory ({text[:120]})"
+    if isinstance(exc, TrialFailed):
+        return text
+    return f"{type(exc).__name__}: {text[:160]}"
