@@ -2,8 +2,8 @@
 
 When examples carry groups (speakers, authors), validation and test hold whole groups out: a
 random split leaks a speaker's voice into validation, scores near 1.0 for nearly every model and so
-cannot choose between them (measured on FSDD: 0.96–1.00 on a random split against 0.44–0.98 on
-unseen speakers). Without groups, splits are stratified by label.
+cannot choose between them (the FSDD figures are in docs/results.md). Without groups, splits are
+stratified by label.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ def open_storage(url: str, heartbeat: int, on_stale: Callable[[optuna.Study, Fro
 
     SQLite needs one more thing for several workers: Python's driver starts a transaction only at
     the first write, so two processes can both read that a queued trial is waiting and both run it
-    (measured: 5 of 40 queued trials popped twice by 4 processes). Every transaction here begins
+    (docs/reliability.md has the measurement). Every transaction here begins
     with ``BEGIN IMMEDIATE`` instead, which takes the database's write lock up front: workers
     then take turns (waiting up to 60 s), as SQLAlchemy's documentation recommends for pysqlite.
     """

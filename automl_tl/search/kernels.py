@@ -1,12 +1,10 @@
 """Picks PyTorch's attention kernel for the trainable blocks by precision and sequence length.
 
 Under bfloat16 autocast PyTorch sends ``scaled_dot_product_attention`` on the CPU to its flash
-kernel, which for short sequences is slower than the plain (math) kernel: one masked attention
-forward + backward, batch 16, 6 heads of 64, one core (``bench/attention.py``) took 0.45x the
-flash kernel's time with the math kernel at 32 tokens, 0.70x at 128, but 1.07x at 256 and 1.82x
-at 512. In fp32 the flash kernel wins at every length. Spoken digits (25-100 frames) and short
-texts sit well inside the math kernel's range: a whole LP-FT fine-tuning epoch on FSDD took
-17.7-18.0 s with it against 19.7-21.4 s, at the same validation accuracy.
+kernel, which for short sequences is slower than the plain (math) kernel; past a few hundred
+tokens the flash kernel wins again, and in fp32 it wins at every length (``bench/attention.py``
+measures the crossover; the figures are in docs/performance.md). Spoken digits and short texts
+sit well inside the math kernel's range.
 
 The choice depends only on the activations, so the core makes it for every plugin's blocks;
 convolutional activations (B, C, H, W) and backbones without attention are unaffected.
@@ -21,7 +19,7 @@ from torch import Tensor
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 MATH_ATTENTION_UP_TO = 192
-"""Longest sequence (tokens) for which bf16 training uses the math kernel; the measured crossover lies between 128 and 256."""
+"""Longest sequence (tokens) for which bf16 training uses the math kernel: inside the measured crossover."""
 
 
 def attention_kernel(states: Tensor) -> AbstractContextManager[object]:

@@ -41,7 +41,7 @@ class Compute:
     """Run the trainable backbone blocks under bfloat16 autocast (weights and optimiser stay fp32).
 
     Where the CPU has native bf16 (AVX512-BF16, AMX) a fine-tuning step is markedly faster
-    (docs/performance.md#figures-behind-the-codes-choices). Head-only training stays fp32: its
+    (docs/performance.md, "Figures behind the code's choices"). Head-only training stays fp32: its
     matrices are too small to gain.
     """
 
@@ -86,7 +86,7 @@ def smoothed(curve: list[float], index: int) -> float:
     The best epoch is chosen on this, not on the raw curve: on a few hundred validation examples
     one epoch's score jumps by a standard error or two, and the best epoch decides both the
     trial's checkpoint and how long the refit trains; a one-epoch spike would otherwise cut the
-    refit short (the CIFAR case in docs/performance.md).
+    refit short (the CIFAR case in docs/performance.md, "Figures behind the code's choices").
     """
     window = curve[max(0, index - 1) : index + 2]
     return sum(window) / len(window)
@@ -185,7 +185,7 @@ def _fit(
     if not head_only and mode != "pooled":
         groups.append({"params": tail.backbone_parameters(), "lr": params.backbone_lr or params.head_lr})
     # fused: one kernel for every parameter; on a CPU several times faster than the per-tensor
-    # loop, which otherwise is a large share of a partial fine-tune's time (docs/performance.md)
+    # loop, which otherwise is a large share of a partial fine-tune's time (docs/performance.md has the figure)
     optimizer = torch.optim.AdamW(groups, weight_decay=params.weight_decay, fused=True)
     steps_per_epoch = math.ceil(len(store.examples["train"]) / params.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * epochs))
