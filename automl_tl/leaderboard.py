@@ -13,6 +13,7 @@ import json
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -176,6 +177,11 @@ class Leaderboard:
             table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
+
+TEXT_FORMATS: dict[str, Callable[[Leaderboard], str]] = {
+    "csv": Leaderboard.to_csv, "json": Leaderboard.to_json, "markdown": Leaderboard.to_markdown,
+}
+"""Every text rendering of a leaderboard by the name ``--format`` takes (the terminal's is `Leaderboard.to_table`)."""
 
 COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "trainable", "time", "state"]
 """CSV and Markdown columns: the search dimensions that have a column (`automl_tl.vocabulary`), then the outcome."""

@@ -11,14 +11,10 @@ import typer
 from rich.console import Console
 
 from automl_tl.cli.errors import handles_user_errors
-from automl_tl.leaderboard import Leaderboard, test_line
+from automl_tl.leaderboard import TEXT_FORMATS, Leaderboard, test_line
 
-
-class Format(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
+Format = Enum("Format", {name: name for name in ("table", *TEXT_FORMATS)}, type=str)  # type: ignore[misc]
+"""``--format``: the terminal table, or any text rendering the leaderboard declares."""
 
 
 def print_board(console: Console, board: Leaderboard) -> None:
@@ -32,15 +28,15 @@ def print_board(console: Console, board: Leaderboard) -> None:
 @handles_user_errors
 def leaderboard(
     run: Path = typer.Argument(..., help="A run directory, e.g. runs/speech-default."),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="table, csv, json or markdown."),
+    format: Format = typer.Option("table", "--format", "-f", help=f"table, {', '.join(TEXT_FORMATS)}."),  # type: ignore[valid-type]
     top: Optional[int] = typer.Option(None, "--top", "-k", min=1, help="Show only the best K trials."),
     storage: Optional[str] = typer.Option(None, "--storage", help="Storage URL, if the run's study lives elsewhere."),
 ) -> None:
     """Show a run's leaderboard."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    board = Leaderboard.of_run(run, storage, importance=format is Format.json).top(top)
-    if format is Format.table:
+    board = Leaderboard.of_run(run, storage, importance=format.value == "json").top(top)
+    if format.value == "table":
         print_board(Console(), board)
     else:
-        text = {"csv": board.to_csv, "json": board.to_json, "markdown": board.to_markdown}[format.value]()
+        text = TEXT_FORMATS[format.value](board)
         typer.echo(text, nl=not text.endswith("\n"))  # no blank last line: a CSV reader would see an empty row

@@ -15,7 +15,7 @@ import optuna
 
 from automl_tl.config import deep_merge
 from automl_tl.errors import UserError
-from automl_tl.vocabulary import DIMENSIONS, POOLINGS, STRATEGIES, BackboneShape, Dimension, TrialParams
+from automl_tl.vocabulary import DIMENSIONS, LINEAR_PROBE, POOLINGS, STRATEGIES, BackboneShape, Dimension, TrialParams
 
 __all__ = ["BackboneShape", "SearchSpace", "TrialParams"]
 
@@ -93,10 +93,9 @@ class SearchSpace:
         backbone = self.choices("backbone")[0]
         poolings = self.domain("pooling", {}, shapes[backbone])
         probe: dict[str, Any] = {
+            **LINEAR_PROBE,
             "backbone": backbone,
-            "strategy": "feature_extraction",
-            "head": "linear",
-            "pooling": "default" if "default" in poolings else poolings[0],
+            "pooling": LINEAR_PROBE["pooling"] if LINEAR_PROBE["pooling"] in poolings else poolings[0],
             "batch_size": self.choices("batch_size")[0],
         }
         for name in ("head_lr", "weight_decay"):

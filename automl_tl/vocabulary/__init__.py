@@ -232,7 +232,7 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
     Dimension("weight_decay", "log", [1e-6, 1e-1]),
     Dimension("epochs", "int", [3, 12], low=1, high=1000),
     Dimension("batch_size", "choice", [16, 32, 64], low=1, high=4096),
-    Dimension("pooling", "choice", ["default", "mean", "weighted", "attention"], allowed=tuple(POOLINGS), column="pooling"),
+    Dimension("pooling", "choice", list(POOLINGS), allowed=tuple(POOLINGS), column="pooling"),
     Dimension("backbone_lr", "log", [1e-5, 5e-4], active=_trains_backbone, column="backbone lr", fmt=".1e"),
     Dimension("head_hidden", "int_log", [64, 512], active=_mlp, low=1, high=65536),
     Dimension("dropout", "float", [0.0, 0.5], active=_mlp, low=0, high=1, high_open=True),
@@ -240,6 +240,10 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
     Dimension("batchnorm", "choice", ["frozen", "adapt"], active=_batchnorm, allowed=("frozen", "adapt"),
               doc="BatchNorm statistics frozen or adapting, for backbones that have BatchNorm."),
 )}
+
+
+LINEAR_PROBE: dict[str, Any] = {"strategy": "feature_extraction", "head": "linear", "pooling": "default"}
+"""The baseline every fresh search runs first: a linear head on the frozen backbone's own pooling."""
 
 
 @dataclass(frozen=True)
