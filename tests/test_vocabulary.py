@@ -98,3 +98,42 @@ def test_attention_feature_extraction_reads_the_cached_last_block_and_matches_th
         if cached:
             assert 3 in store._cache["train"].hidden  # the last block's sequence, not a pooled vector
     assert (predictions[0] == predictions[1]).mean() >= 0.9  # fp16 cache against fp32: near-identical
+
+
+def test_a_new_sequence_pooling_is_one_row_and_one_layer(toy_modules, monkeypatch):
+    """What docs/architecture.md promises: declare a pooling and its layer, and recipes, the
+    sampler, training and the leaderboard take it, with no other code changed."""
+    import dataclasses
+
+    import optuna
+
+    from automl_tl import vocabulary
+    from automl_tl.search.space import SearchSpace
+    from automl_tl.vocabulary import Pooling, layers
+
+    class MaxPool(torch.nn.Module):
+        def __init__(self, width: int, depth: int) -> None:
+            super().__init__()
+
+        def forward(self, hidden: Hidden) -> torch.Tensor:
+            states, mask = hidden
+            return states.masked_fill(~mask[..., None], float("-inf")).amax(dim=1) if mask is not None else states.amax(dim=1)
+
+    monkeypatch.setitem(vocabulary.POOLINGS, "max", Pooling("max", "max", "sequence", layer="max"))
+    monkeypatch.setitem(layers.LAYERS, "max", MaxPool)
+    monkeypatch.setitem(vocabulary.DIMENSIONS, "pooling",
+                        dataclasses.replace(DIMENSIONS["pooling"], allowed=tuple(vocabulary.POOLINGS)))
+    config = validate({"modality": "toy", "space": {"pooling": "max", "strategy": "feature_extraction"}}, "recipe")
+    toy_modality, toy_network = toy_modules
+    backbone = toy_network.build()
+    space = SearchSpace.resolve(config.space, backbones=["toy-net"])
+    shapes = {"toy-net": vocabulary.BackboneShape(backbone.depth, backbone.uniform_width, False)}
+    assert space.cached_depths(backbone.depth) == {backbone.depth}
+    p = space.sample(optuna.create_study().ask(), shapes)
+    assert p.pooling == "max"
+    examples = toy_modality.synthetic(n_per_class=8, seed=0, noise=0.5)
+    store = FeatureStore(backbone, {"train": examples[::2], "validation": examples[1::2]}, list(toy_modality.CLASSES))
+    outcome = train_trial(p, store, 3, "accuracy", seed=0, on_epoch=lambda e: None, on_batch=lambda d, t: None)
+    assert len(outcome.history) == p.epochs and 0 <= outcome.scores["accuracy"] <= 1
+    assert isinstance(Tail(backbone, p, 3).layer, MaxPool)
+    assert describe(p.to_dict()).endswith(f"· max · {p.epochs} ep")
