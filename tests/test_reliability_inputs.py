@@ -144,6 +144,14 @@ def test_a_plugin_that_ignores_the_test_path_is_refused(toy, register_plugin, ru
     assert "test: the dataset's own test split" in out
 
 
+def test_a_search_in_which_no_trial_completes_exits_1_saying_why(toy, run_cli, write_recipe, tmp_path):
+    _toy_rows(tmp_path / "nan.json", value=float("nan"))
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "--data", "nan.json", "-n", "2", "--run-dir", "run")
+    assert code == 1, (out, err)
+    assert "Traceback" not in out + err
+    assert err.strip().splitlines() == ["Error: no trial completed: 2 failed: loss became nan in epoch 1"]
+
+
 def _finished_run(run_cli, write_recipe, tmp_path: Path) -> Path:
     code, _, err = run_cli("search", "-r", write_recipe(FAST), "-n", "1", "--run-dir", "run")
     assert code == 0, err
