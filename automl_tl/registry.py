@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
 
-from automl_tl.contract import ENTRY_POINT_GROUP, BackboneInfo, Example, LabelledData, ModalityPlugin
+from automl_tl.contract import ENTRY_POINT_GROUP, BackboneInfo, DataRequest, Example, LabelledData, ModalityPlugin
+from automl_tl.datafiles import tidy_labels
 from automl_tl.errors import UserError
 from automl_tl.vocabulary import DIMENSIONS
 
@@ -122,15 +123,22 @@ def starting_points(plugin: ModalityPlugin) -> list[Mapping[str, Any]]:
     return points
 
 
-def check_data(plugin: ModalityPlugin, data: Any) -> LabelledData:
-    """What ``load_data`` returned, checked down to each example (labels and groups are strings)."""
+def check_data(plugin: ModalityPlugin, data: Any, request: DataRequest) -> LabelledData:
+    """What ``load_data`` returned for ``request``, checked down to each example, with tidy labels.
+
+    Labels and groups must be strings, and a test path the user gave must have become the test
+    split: a plugin that drops it would score the search on data the user did not choose.
+    """
     expect(plugin, "load_data()", data, LabelledData)
     for part in (data.examples, data.test or [], data.validation or []):
         for example in part:
             if not (isinstance(example, Example) and isinstance(example.label, str)
                     and (example.group is None or isinstance(example.group, str))):
                 raise _broken(plugin, f"load_data() gave {example!r:.120}, not an Example with a str label and group")
-    return data
+    if request.test_path is not None and data.test is None:
+        raise UserError(f"plugin {plugin.name!r} does not read a separate test set: it ignored --test {request.test_path}",
+                        hint="drop --test (the test split is then held out of --data), or ask the plugin's authors to support it")
+    return tidy_labels(data)
 
 
 def _broken(plugin: ModalityPlugin, problem: str) -> UserError:

@@ -121,6 +121,37 @@ def test_a_read_only_run_directory_is_one_line(toy, run_cli, assert_user_error, 
     assert_user_error(code, out, err, "cannot write to run directory run: Read-only file system", "--run-dir")
 
 
+def _toy_rows(path: Path, seed: int = 0, value: float | None = None) -> Path:
+    """Toy data as JSON; ``value`` replaces every number (NaN makes every trial's loss NaN)."""
+    import toy_modality
+
+    rows = [{"x": e.item if value is None else [[value] * len(v) for v in e.item], "label": e.label}
+            for e in toy_modality.synthetic(n_per_class=10, seed=seed)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_a_plugin_that_ignores_the_test_path_is_refused(toy, register_plugin, run_cli, write_recipe, assert_user_error, tmp_path):
+    _toy_rows(tmp_path / "data.json")
+    _toy_rows(tmp_path / "test.json", seed=1)
+    register_plugin("odd-plugins", {"drops-test": "misbehaving_modality:DropsTestPath"})
+    code, out, err = run_cli("search", "-m", "drops-test", "--data", "data.json", "--test", "test.json", "-n", "1", "--run-dir", "run")
+    assert_user_error(code, out, err, "plugin 'drops-test' does not read a separate test set: it ignored --test test.json")
+
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "--data", "data.json", "--test", "test.json", "-n", "1",
+                             "--run-dir", "run2")
+    assert code == 0, err
+    assert "test: the dataset's own test split" in out
+
+
+def test_a_search_in_which_no_trial_completes_exits_1_saying_why(toy, run_cli, write_recipe, tmp_path):
+    _toy_rows(tmp_path / "nan.json", value=float("nan"))
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "--data", "nan.json", "-n", "2", "--run-dir", "run")
+    assert code == 1, (out, err)
+    assert "Traceback" not in out + err
+    assert err.strip().splitlines() == ["Error: no trial completed: 2 failed: loss became nan in epoch 1"]
+
+
 def _finished_run(run_cli, write_recipe, tmp_path: Path) -> Path:
     code, _, err = run_cli("search", "-r", write_recipe(FAST), "-n", "1", "--run-dir", "run")
     assert code == 0, err

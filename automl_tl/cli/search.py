@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from automl_tl.cli.errors import handles_user_errors
+from automl_tl.cli.errors import handles_user_errors, stderr
 from automl_tl.cli.leaderboard import print_board
 from automl_tl.config import drop_none, read_recipe, resolve
 from automl_tl.datahome import data_home
@@ -81,6 +82,12 @@ def search(
         console.print("[yellow]Interrupted.[/] Finished trials are saved and the running one is marked interrupted "
                       f"(it will be retried). To resume, run the same command again:\n  automl-tl {escape(shlex.join(sys.argv[1:]))}")
         raise typer.Exit(130)
+    if board is not None and board.best is None and not board.counts.get("running"):
+        # a search that found nothing must not pass for one that did (scripts check the exit code)
+        outcomes = Counter({"fail": "failed"}.get(row.state, row.state) + (f": {row.reason}" if row.reason else "") for row in board.rows)
+        said = "; ".join(f"{n} {outcome}" for outcome, n in outcomes.most_common(3)) or "none ran"
+        stderr.print(f"[bold red]Error:[/] no trial completed: {escape(said)}", emoji=False)
+        raise typer.Exit(1)
 
 
 def plugin_flags(args: list[str]) -> dict[str, str | bool]:

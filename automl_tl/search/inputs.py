@@ -58,16 +58,15 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
     else:
         path, name = None, "default"
     test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
-    data = check_data(plugin, plugin.load_data(
-        DataRequest(
-            path=path,
-            data_home=request.data_home,
-            test_path=test_path,
-            options=plugin_options(plugin, request.config.options),
-            skip_bad_files=cfg.skip_bad_files,
-            seed=request.config.search.seed,
-        )
-    ))
+    data_request = DataRequest(
+        path=path,
+        data_home=request.data_home,
+        test_path=test_path,
+        options=plugin_options(plugin, request.config.options),
+        skip_bad_files=cfg.skip_bad_files,
+        seed=request.config.search.seed,
+    )
+    data = check_data(plugin, plugin.load_data(data_request), data_request)
     return PreparedData(data, make_splits(data, cfg, request.config.search.seed), name)
 
 

@@ -51,16 +51,21 @@ class SpeechPlugin(ModalityPlugin):
         return whisper + hub
 
     def load_data(self, request: DataRequest) -> LabelledData:
-        from automl_tl_speech.data import DEMO_TEST_SPEAKERS, hold_out_speakers, load_path
+        from automl_tl_speech.data import DEMO_TEST_SPEAKERS, hold_out_speakers, load_path, with_test
 
-        if request.path is not None:
-            return load_path(request.path, request.skip_bad_files)
         fsdd = request.data_home / "fsdd"
-        if fsdd.exists():
+        if request.path is not None:
+            data = load_path(request.path, request.skip_bad_files)
+        elif fsdd.exists():
             data = load_path(fsdd, request.skip_bad_files)
             data.description = f"demo: Free Spoken Digit Dataset, {data.description}"
-            return hold_out_speakers(data, DEMO_TEST_SPEAKERS)
-        return self._synthetic(request)
+            if request.test_path is None:  # the user's test set replaces the held-out speakers
+                data = hold_out_speakers(data, DEMO_TEST_SPEAKERS)
+        else:
+            data = self._synthetic(request)
+        if request.test_path is not None:
+            data = with_test(data, load_path(request.test_path, request.skip_bad_files))
+        return data
 
     def _synthetic(self, request: DataRequest) -> LabelledData:
         from automl_tl_speech import synth

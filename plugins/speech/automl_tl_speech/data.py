@@ -6,10 +6,11 @@
 * FSDD naming, ``{label}_{speaker}_{index}.wav`` in the folder or its ``recordings/``: the speaker
   becomes the group, so splits can hold whole speakers out.
 
-Files are checked when listed (header readable, at least `MIN_SECONDS` of sound): a bad file is
-named in one error, or skipped and counted when the user asks for that. What is used differently
-from what the folder suggests is said in the description: empty class folders, clips cut at
-`MAX_SECONDS`.
+Files are checked when listed (header readable, at least `MIN_SECONDS` of sound, no NaN or
+infinite sample): a bad file is named in one error, or skipped and counted when the user asks for
+that. Class folders are walked by the core's `automl_tl.datafiles` (symlinks followed once, a file
+under two labels refused). What is used differently from what the folder suggests is said in the
+description: empty class folders, files and links left out, clips cut at `MAX_SECONDS`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,17 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from automl_tl.contract import Example, LabelledData
+from automl_tl.datafiles import check_columns, count, scan_class_folders
 from automl_tl.errors import DataError
 from automl_tl_speech.audio import AUDIO_SUFFIXES, MAX_SECONDS, MIN_SECONDS
 
 FSDD_NAME = re.compile(r"^(?P<label>[^_]+)_(?P<group>[^_]+)_(?P<index>\d+)$")
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+"""Sample encodings that can store NaN or infinity (libsndfile's subtype names)."""
 DEMO_TEST_SPEAKERS = ("george", "theo")
 """FSDD speakers the demo holds out for test: the accuracy on *new* speakers is the question."""
 
@@ -43,16 +48,22 @@ def load_path(path: Path, skip_bad_files: bool) -> LabelledData:
         examples, group_name = _fsdd(fsdd), "speaker"
         layout = f"FSDD-style recordings in {fsdd}"
     else:
-        examples, group_name = _class_folders(path), "group"
-        layout = f"class folders in {path}"
-        empty = sorted({p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")} - {e.label for e in examples})
-        if empty:
-            notes.append(f"empty class folder(s) ignored: {', '.join(empty)}")
+        examples, found = _class_folders(path)
+        group_name, layout = "group", f"class folders in {path}"
+        notes += found
     examples, skipped, long = _check_files(examples, skip_bad_files)
     if long:
         notes.append(f"{long} clip(s) longer than {MAX_SECONDS:.0f} s: only their first {MAX_SECONDS:.0f} s are used")
     description = "; ".join([f"{len(examples)} clips from {layout}", *notes])
     return LabelledData(examples, description, group_name=group_name, skipped=skipped)
+
+
+def with_test(data: LabelledData, test: LabelledData) -> LabelledData:
+    """``data`` with ``test`` (``--test``, read by the same `load_path`) as its test split."""
+    data.test = test.examples
+    data.skipped += test.skipped
+    data.description += f"; test: {test.description}"
+    return data
 
 
 def hold_out_speakers(data: LabelledData, speakers: Iterable[str]) -> LabelledData:
@@ -86,18 +97,19 @@ def _fsdd(folder: Path) -> list[Example]:
     return examples
 
 
-def _class_folders(path: Path) -> list[Example]:
+def _class_folders(path: Path) -> tuple[list[Example], list[str]]:
+    """The clips of each class folder, and notes on what was left out (empty folders, other files, links)."""
     if not path.is_dir():
         raise DataError(f"{path} is neither a folder nor a manifest file")
-    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    examples = [Example(item=f, label=c.name) for c in classes for f in _audio_files(c)]
+    scan = scan_class_folders(path, AUDIO_SUFFIXES)
+    examples = [Example(item=f, label=label) for f, label in scan.files]
     if not examples:
         raise DataError(
             f"no audio found in {path}",
             hint=f"expected one sub-folder per class holding {'/'.join(AUDIO_SUFFIXES)} files, "
             "FSDD-style names like 7_jackson_3.wav, or a CSV/JSONL manifest",
         )
-    return examples
+    return examples, scan.notes + count([f for f, _ in scan.others], "non-audio file(s) ignored", path)
 
 
 def _manifest(path: Path) -> tuple[list[Example], int]:
@@ -117,7 +129,9 @@ def _manifest(path: Path) -> tuple[list[Example], int]:
                 except ValueError as exc:
                     raise DataError(f"{path}:{number} is not valid JSON ({exc})") from None
     else:
-        rows = list(csv.DictReader(text.splitlines()))
+        reader = csv.DictReader(text.splitlines())
+        check_columns(path, reader.fieldnames or [], ("path", "label", "group"))
+        rows = list(reader)
     examples = []
     seen: dict[Path, str] = {}
     repeated = 0
@@ -157,7 +171,12 @@ def _check_files(examples: list[Example], skip: bool) -> tuple[list[Example], li
 
 
 def _inspect(path: Path) -> tuple[str | None, float]:
-    """What is wrong with an audio file (None if nothing), and its duration, from its header alone."""
+    """What is wrong with an audio file (None if nothing), and its duration.
+
+    The header says most; a float file's samples are read too (up to `MAX_SECONDS`, as training
+    reads it): one NaN or infinite sample made every trial's loss NaN, and the search failed
+    without naming the file. Integer encodings cannot hold such values, so they cost no read.
+    """
     if not path.exists():
         return "does not exist", 0.0
     try:
@@ -168,4 +187,11 @@ def _inspect(path: Path) -> tuple[str | None, float]:
         return "is empty (zero samples)", 0.0
     if info.frames < MIN_SECONDS * info.samplerate:
         return f"is too short ({1000 * info.frames / info.samplerate:.0f} ms, at least {1000 * MIN_SECONDS:.0f} ms)", 0.0
+    if info.subtype in FLOAT_SUBTYPES:
+        try:
+            samples = sf.read(str(path), frames=int(MAX_SECONDS * info.samplerate), dtype="float64")[0]
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as exc:
+            return f"cannot be decoded ({exc})", 0.0
+        if not np.isfinite(samples).all():
+            return "holds NaN or infinite samples", 0.0
     return None, info.frames / info.samplerate

@@ -2,15 +2,19 @@
 
 (Also here: the hostile folders and manifests found while fuzzing, as plain tests.)
 
-Files come from three sources: random bytes, a real WAV cut at a random byte (a download that
-stopped), and a real WAV with random bytes overwritten (a damaged disk). Every clip the loader
-accepts must then decode, or fail to decode with a `DataError` naming it, never anything else.
+Files come from four sources: random bytes, a real WAV cut at a random byte (a download that
+stopped), a real WAV with random bytes overwritten (a damaged disk), and a float WAV holding a NaN
+or infinite sample. The class folders also hold random symlinks (loops, links across classes, to
+files, dangling). Every clip the loader accepts must then decode to finite samples, or fail to
+decode with a `DataError` naming it, never anything else; and each file is used once, under the
+label of the folder it really lies in.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -35,14 +39,29 @@ def _wav(seconds: float = 0.3, rate: int = 8000) -> bytes:
     return buffer.getvalue()
 
 
+def _float_wav(bad: float) -> bytes:
+    buffer = io.BytesIO()
+    wave = np.full(2400, 0.2, dtype=np.float32)
+    wave[100] = bad
+    sf.write(buffer, wave, 8000, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
 WAV = _wav()
 audio_bytes = st.one_of(
+    st.sampled_from([np.nan, np.inf, -np.inf]).map(_float_wav),
     st.binary(max_size=200),
     st.integers(0, len(WAV)).map(lambda n: WAV[:n]),
     st.lists(st.tuples(st.integers(0, len(WAV) - 1), st.integers(0, 255)), min_size=1, max_size=8).map(
         lambda flips: bytes(b if i not in dict(flips) else dict(flips)[i] for i, b in enumerate(WAV))
     ),
 )
+links = st.lists(
+    st.tuples(st.sampled_from(["low", "high"]),
+              st.sampled_from(["..", ".", "../low", "../high", "../..", "good.wav", "../high/good.wav", "gone.wav"])),
+    max_size=3,
+)
+"""Symlinks to put in the class folders: (folder, target)."""
 cells = st.one_of(st.sampled_from(["a.wav", "b.wav", "missing.wav", "../b.wav", "", "a.wav\n", "a\x00.wav"]), st.text(max_size=8))
 
 
@@ -54,26 +73,30 @@ def _accepted(data: LabelledData) -> None:
         except DataError as exc:
             assert str(example.item) in exc.message
             continue
-        assert wave.ndim == 1 and wave.numel() > 0
+        assert wave.ndim == 1 and wave.numel() > 0 and bool(wave.isfinite().all())
 
 
 @FUZZ
-@given(files=st.lists(audio_bytes, min_size=1, max_size=4), skip=st.booleans())
-def test_any_audio_bytes_give_clips_or_one_data_error(files: list[bytes], skip: bool) -> None:
+@given(files=st.lists(audio_bytes, min_size=1, max_size=4), links=links, skip=st.booleans())
+def test_any_audio_bytes_give_clips_or_one_data_error(files: list[bytes], links: list[tuple[str, str]], skip: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
+        root = Path(folder) / "data"
         for label in ("low", "high"):
-            (root / label).mkdir()
+            (root / label).mkdir(parents=True)
             (root / label / "good.wav").write_bytes(WAV)
         for i, content in enumerate(files):
             (root / ("low", "high")[i % 2] / f"fuzz{i}.wav").write_bytes(content)
+        for i, (where, target) in enumerate(links):
+            os.symlink(target, root / where / f"link{i}{'.wav' if target.endswith('.wav') else ''}")
         try:
             data = load_path(root, skip_bad_files=skip)
         except DataError as exc:
-            assert not skip, "with --skip-bad-files a bad file is skipped, not fatal"
+            assert not skip or "labelled both" in exc.message, "with --skip-bad-files a bad file is skipped, not fatal"
             assert exc.message
             return
-        assert len(data.examples) + len(data.skipped) == 2 + len(files)
+        assert len(data.examples) + len(data.skipped) == 2 + len(files)  # links add no file, and lose none
+        real = [Path(os.path.realpath(e.item)) for e in data.examples]
+        assert len(set(real)) == len(real) and all(r.parent.name == e.label for r, e in zip(real, data.examples))
         _accepted(data)
 
 

@@ -4,8 +4,10 @@ Each `Example.item` is the text itself, so the core's splits, run fingerprint an
 data and nothing else. Columns are found by name when the header makes it obvious (``text``,
 ``sentence``... and ``label``, ``category``...), else from the recipe's ``[options]``; a two-column
 file without a header (``label<TAB>text``, like the SMS Spam Collection) is recognised by its
-values. Empty texts are skipped and counted; undecodable bytes stop the load with the file and line,
-unless the user asked to skip bad files.
+values. Empty texts (and JSON's NaN, which pandas writes for a missing value) are skipped and
+counted; undecodable bytes stop the load with the file and line, unless the user asked to skip bad
+files. Class folders are walked by the core's `automl_tl.datafiles` (symlinks followed once, a
+file under two labels refused, links and other files left out counted).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from automl_tl.contract import DataRequest, Example, LabelledData
+from automl_tl.datafiles import check_columns, class_folders, count, scan_class_folders
 from automl_tl.datahome import ENV_VAR
 from automl_tl.errors import DataError
 
@@ -140,7 +144,7 @@ _LAYOUTS = (
 
 def _read_folder(root: Path, options: TextOptions, skip_bad: bool) -> dict[str, _Loaded]:
     """A folder's examples by split (``all`` when the folder does not name splits)."""
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    subdirs = class_folders(root)
     split_dirs = {SPLIT_NAMES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_NAMES}
     if "train" in split_dirs and len(split_dirs) >= 2:
         return {split: _read_class_folders(d, skip_bad) for split, d in split_dirs.items()}
@@ -170,24 +174,24 @@ def _table_files(root: Path) -> list[Path]:
 
 def _read_class_folders(root: Path, skip_bad: bool) -> _Loaded:
     """``root/<label>/**/*.txt``: one text per file, labelled by its folder."""
-    loaded = _Loaded(columns="one folder per label")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for class_dir in class_dirs:
-        for file in sorted(class_dir.rglob("*.txt")):
-            data = _read_bytes(file)
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                where = f"{file}: line {_line_of(data, exc.start)}: not valid UTF-8"
-                if not skip_bad:
-                    raise DataError(where, hint="convert the file to UTF-8, or pass --skip-bad-files to skip it") from None
-                loaded.skipped.append(where)
-                continue
-            text = text.strip()
-            if not text:
-                loaded.skipped.append(f"{file}: empty text")
-                continue
-            loaded.examples.append(Example(item=text, label=class_dir.name))
+    found = scan_class_folders(root, (".txt",))
+    others = count([f for f, _ in found.others], "non-.txt file(s) ignored", root)
+    loaded = _Loaded(columns="one folder per label", notes=found.notes + others)
+    for file, label in found.files:
+        data = _read_bytes(file)
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            where = f"{file}: line {_line_of(data, exc.start)}: not valid UTF-8"
+            if not skip_bad:
+                raise DataError(where, hint="convert the file to UTF-8, or pass --skip-bad-files to skip it") from None
+            loaded.skipped.append(where)
+            continue
+        text = text.strip()
+        if not text:
+            loaded.skipped.append(f"{file}: empty text")
+            continue
+        loaded.examples.append(Example(item=text, label=label))
     if not loaded.examples and not loaded.skipped:
         raise DataError(f"no .txt files found under the class folders of {root}", hint=_LAYOUTS)
     return loaded
@@ -230,7 +234,9 @@ def _read_table(path: Path, options: TextOptions, skip_bad: bool) -> _Loaded:
         + (f", group={_describe(names, group_col, table.has_header)}" if group_col is not None else "")
         + ("" if table.has_header or kind in ("jsonl", "json") else ", no header")
     )
-    needed = max(c for c in (text_col, label_col, group_col) if c is not None)
+    used = [c for c in (text_col, label_col, group_col) if c is not None]
+    check_columns(path, names, [names[c] for c in used])
+    needed = max(used)
     last = len(names) - 1
     for line, values in table.rows:
         where = f"{path}:{line}"
@@ -253,7 +259,7 @@ def _read_table(path: Path, options: TextOptions, skip_bad: bool) -> _Loaded:
 
 
 def _cell(value: object) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):  # JSON's NaN: a missing value
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)

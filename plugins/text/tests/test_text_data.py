@@ -100,6 +100,27 @@ def test_folder_of_class_folders_with_txt(tmp_path: Path) -> None:
     assert "1 row(s) with an empty text" in data.description
 
 
+def test_class_folders_follow_a_symlink_once_and_never_relabel(tmp_path: Path) -> None:
+    for label, texts in (("pos", ("great", "lovely")), ("neg", ("awful", "dull"))):
+        for i, text in enumerate(texts):
+            write(tmp_path / "d" / label / f"{i}.txt", text)
+    (tmp_path / "d" / "pos" / "nothing.txt").symlink_to("gone.txt")
+    data = load(tmp_path / "d")
+    assert len(data.examples) == 4 and "1 dangling symlink(s) ignored: pos/nothing.txt" in data.description
+    (tmp_path / "d" / "happy").symlink_to("pos")
+    with pytest.raises(DataError, match=r"one file is labelled both 'happy' \(as happy/0.txt\) and 'pos' \(as pos/0.txt\)"):
+        load(tmp_path / "d")
+
+
+def test_a_repeated_column_is_refused_and_nan_is_an_empty_cell(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"d.csv: the header names the column 'text' 2 times \(columns 1, 3\)"):
+        load(write(tmp_path / "d.csv", "text,label,Text\nhello,a,bye\n"))
+    rows = '{"text": "hi", "label": "a"}\n{"text": NaN, "label": "b"}\n{"text": "yo", "label": Infinity}\n{"text": "hey", "label": "b"}\n'
+    data = load(write(tmp_path / "d.jsonl", rows))
+    assert [(e.item, e.label) for e in data.examples] == [("hi", "a"), ("hey", "b")]
+    assert "2 row(s) with an empty text or label skipped" in data.description
+
+
 def test_folder_with_train_and_test_files(tmp_path: Path) -> None:
     write(tmp_path / "train.csv", "text,category\na,x\nb,y\nc,x\n")
     write(tmp_path / "test.csv", "text,category\nd,x\ne,y\n")

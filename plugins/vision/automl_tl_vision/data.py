@@ -13,7 +13,9 @@ Layouts ``--data`` accepts:
 Every image is decoded once here, before any model loads, so a corrupt file stops the run at once
 with its name (or, with ``skip_bad_files``, is skipped and counted). Files that are not images
 (``notes.txt`` in a class folder) count as bad files too; hidden files and ``Thumbs.db``-style
-clutter are ignored. No torch is imported here.
+clutter are ignored. Class folders are walked by the core's `automl_tl.datafiles` (symlinks
+followed once, a file under two labels refused, links and folders left out counted). No torch is
+imported here.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from automl_tl.contract import DataRequest, Example, LabelledData
+from automl_tl.datafiles import check_columns, class_folders, scan_class_folders
 from automl_tl.errors import DataError
-from automl_tl_vision.images import check_image, is_ignored_name, is_image_name
+from automl_tl_vision.images import IMAGE_SUFFIXES, check_image, is_ignored_name, is_image_name
 
 DEFAULT_DATASET = "cifar10-small"
 """The default (demo) dataset's folder in the data home: ``train/<class>/*.jpg`` and ``test/<class>/*.jpg``."""
@@ -149,7 +152,7 @@ def scan_source(path: Path) -> _Scan:
         )
     if not path.is_dir():
         raise DataError(f"data path {path} does not exist")
-    subdirs = _subdirs(path)
+    subdirs = class_folders(path)
     if not subdirs:
         manifests = [p for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in (".csv", ".tsv")]
         if len(manifests) == 1:
@@ -179,24 +182,20 @@ def scan_source(path: Path) -> _Scan:
 
 
 def _scan_class_folders(folder: Path, split: str | None) -> _Scan:
-    classes = _subdirs(folder)
-    if not classes:
+    if not class_folders(folder):
         raise DataError(
             f"no class sub-folders in {folder}",
             hint="put each class's images in a sub-folder named after the class",
         )
-    scan = _Scan([], [], "one folder per class", folder)
-    scan.loose = sum(1 for p in folder.iterdir() if p.is_file() and is_image_name(p))
-    for class_dir in classes:
-        files = [f for f in _files_under(class_dir) if not is_ignored_name(f)]
-        if not files:
-            scan.notes.append(f"empty class folder {class_dir.relative_to(folder.parent)} ignored")
-        for file in files:
-            if is_image_name(file):
-                scan.entries.append(_Entry(file, class_dir.name, split))
-            else:
-                scan.bad.append((file, f"not an image file ({file.suffix or 'no extension'})"))
-    return scan
+    found = scan_class_folders(folder, IMAGE_SUFFIXES)
+    return _Scan(
+        entries=[_Entry(file, label, split) for file, label in found.files],
+        bad=[(file, f"not an image file ({file.suffix or 'no extension'})") for file, _ in found.others if not is_ignored_name(file)],
+        layout="one folder per class",
+        root=folder,
+        loose=sum(1 for p in folder.iterdir() if p.is_file() and is_image_name(p)),
+        notes=found.notes,
+    )
 
 
 def scan_manifest(path: Path) -> _Scan:
@@ -219,6 +218,7 @@ def scan_manifest(path: Path) -> _Scan:
         )
     split_col = header.index("split") if "split" in header else None
     group_col = header.index("group") if "group" in header else None
+    check_columns(path, header, [header[c] for c in (path_col, label_col, split_col, group_col) if c is not None])
     base = path.parent
     scan = _Scan([], [], f"CSV manifest {path.name}", path)
     labels: dict[Path, str] = {}
@@ -259,18 +259,6 @@ def _undecodable(entries: list[_Entry]) -> list[tuple[Path, str]]:
     with ThreadPoolExecutor(workers) as pool:  # Pillow releases the GIL while decoding
         reasons = list(pool.map(check_image, paths, chunksize=64))
     return [(path, reason) for path, reason in zip(paths, reasons, strict=True) if reason is not None]
-
-
-def _subdirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
-
-
-def _files_under(folder: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(dirpath) / name for name in sorted(filenames))
-    return files
 
 
 def _shown(path: Path, scans: list[_Scan]) -> str:

@@ -117,8 +117,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float greyscale: scaled to 0–255 (``convert`` would clip them at 255)."""
+    """16-bit, 32-bit and float greyscale: scaled to 0–255 (``convert`` would clip them at 255).
+
+    A float image holding NaN or infinity is refused: scaled, it becomes garbage pixels (or NaN
+    inputs that poison every trial), so it is a bad file, named or skipped like any other.
+    """
     values = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("holds NaN or infinite pixel values")
     if image.mode.startswith("I;16"):
         values = values / 257.0
     else:

@@ -123,6 +123,35 @@ def test_bad_files_skipped_and_counted(image_folder: Path) -> None:
     )
 
 
+def test_a_symlink_in_a_class_folder_is_followed_once_and_never_relabels(image_folder: Path) -> None:
+    """``red/up -> ..`` turned 30 images into thousands, in every split; ``red/more -> ../blue`` labelled blue images red too."""
+    os.symlink("..", image_folder / "red" / "up")
+    data = load(image_folder)
+    assert len(data.examples) == 30 and "1 symlink loop(s) not followed: red/up" in data.description
+    os.symlink("../blue", image_folder / "red" / "more")
+    with pytest.raises(DataError, match=r"one file is labelled both 'blue' \(as blue/000.png\) and 'red' \(as red/more/000.png\)"):
+        load(image_folder)
+
+
+def test_a_float_image_with_nan_or_infinity_is_a_bad_file(image_folder: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.ones((16, 16), dtype=np.float32)
+    pixels[3, 4] = np.nan
+    Image.fromarray(pixels, mode="F").save(image_folder / "red" / "depth.tiff")
+    with pytest.raises(DataError, match=r"red/depth.tiff: holds NaN or infinite pixel values"):
+        load(image_folder)
+    assert load(image_folder, skip_bad_files=True).skipped == ["red/depth.tiff: holds NaN or infinite pixel values"]
+
+
+def test_a_repeated_manifest_column_is_refused(tmp_path: Path, image) -> None:
+    image(tmp_path / "x.png")
+    (tmp_path / "m.csv").write_text("path,label,Label\nx.png,a,b\n")
+    with pytest.raises(DataError, match=r"m.csv: the header names the column 'label' 2 times \(columns 2, 3\)"):
+        load(tmp_path / "m.csv")
+
+
 def test_many_bad_files_are_summarised(image_folder: Path) -> None:
     for i in range(8):
         (image_folder / "red" / f"bad{i}.png").write_bytes(b"x")

@@ -1,14 +1,17 @@
 """Fuzzing the vision loader: any bytes in an image file, any manifest, give images or one `DataError`.
 
-Image files are random bytes, a real PNG or JPEG cut at a random byte, or one with random bytes
-overwritten. The loader decodes every file before any model loads, so each image it accepts must
-then open; and with skip_bad_files every bad one is skipped and counted, never fatal. (Also here,
-as plain tests: the manifest and folder cases found while fuzzing.)
+Image files are random bytes, a real PNG or JPEG cut at a random byte, one with random bytes
+overwritten, or a float TIFF holding NaN or infinity; the class folders also hold random symlinks
+(loops, links across classes, to files, dangling). The loader decodes every file before any model
+loads, so each image it accepts must then open, with finite pixels; each file is used once, under
+the label of the folder it really lies in; and with skip_bad_files every bad one is skipped and
+counted, never fatal. (Also here, as plain tests: the manifest and folder cases found while fuzzing.)
 """
 
 from __future__ import annotations
 
 import io
+import os
 import tempfile
 from pathlib import Path
 
@@ -33,6 +36,14 @@ def _encoded(fmt: str) -> bytes:
     return buffer.getvalue()
 
 
+def _float_tiff(bad: float) -> bytes:
+    pixels = np.ones((8, 8), dtype=np.float32)
+    pixels[2, 5] = bad
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="F").save(buffer, format="TIFF")
+    return buffer.getvalue()
+
+
 REAL = {".png": _encoded("PNG"), ".jpg": _encoded("JPEG")}
 
 
@@ -47,7 +58,20 @@ def damaged(suffix: str) -> st.SearchStrategy[bytes]:
     )
 
 
-files = st.lists(st.sampled_from([".png", ".jpg"]).flatmap(lambda s: st.tuples(st.just(s), damaged(s))), min_size=1, max_size=4)
+files = st.lists(
+    st.one_of(
+        st.sampled_from([".png", ".jpg"]).flatmap(lambda s: st.tuples(st.just(s), damaged(s))),
+        st.sampled_from([np.nan, np.inf, -np.inf]).map(lambda bad: (".tiff", _float_tiff(bad))),
+    ),
+    min_size=1,
+    max_size=4,
+)
+links = st.lists(
+    st.tuples(st.sampled_from(["red", "blue"]),
+              st.sampled_from(["..", ".", "../red", "../blue", "../..", "good.png", "../blue/good.png", "gone.png"])),
+    max_size=3,
+)
+"""Symlinks to put in the class folders: (folder, target)."""
 
 
 def _load(path: Path, skip: bool) -> object:
@@ -55,23 +79,29 @@ def _load(path: Path, skip: bool) -> object:
 
 
 @FUZZ
-@given(files=files, skip=st.booleans())
-def test_any_image_bytes_give_images_or_one_data_error(files: list[tuple[str, bytes]], skip: bool) -> None:
+@given(files=files, links=links, skip=st.booleans())
+def test_any_image_bytes_give_images_or_one_data_error(files: list[tuple[str, bytes]], links: list[tuple[str, str]], skip: bool) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
+        root = Path(folder) / "data"
         for label in ("red", "blue"):
-            (root / label).mkdir()
+            (root / label).mkdir(parents=True)
             (root / label / "good.png").write_bytes(REAL[".png"])
         for i, (suffix, content) in enumerate(files):
             (root / ("red", "blue")[i % 2] / f"fuzz{i}{suffix}").write_bytes(content)
+        for i, (where, target) in enumerate(links):
+            os.symlink(target, root / where / f"link{i}{'.png' if target.endswith('.png') else ''}")
         try:
             data = _load(root, skip)
         except DataError as exc:
-            assert not skip and exc.message
+            assert (not skip or "labelled both" in exc.message) and exc.message
             return
-        assert len(data.examples) + len(data.skipped) == 2 + len(files)
+        assert len(data.examples) + len(data.skipped) == 2 + len(files)  # links add no file, and lose none
+        real = [Path(os.path.realpath(e.item)) for e in data.examples]
+        assert len(set(real)) == len(real) and all(r.parent.name == e.label for r, e in zip(real, data.examples))
         for example in data.examples:
             assert open_rgb(example.item).size[0] > 0  # accepted means decodable
+            with Image.open(example.item) as raw:
+                assert raw.mode != "F" or np.isfinite(np.asarray(raw)).all()
 
 
 @FUZZ
@@ -116,4 +146,4 @@ def test_manifest_conflicts_repeats_and_empty_class_folders(tmp_path: Path) -> N
         (folders / label).mkdir(parents=True)
         (folders / label / "x.png").write_bytes(REAL[".png"])
     (folders / "green").mkdir()
-    assert "empty class folder folders/green ignored" in _load(folders, skip=False).description
+    assert "1 empty class folder(s) ignored: green" in _load(folders, skip=False).description
