@@ -39,6 +39,8 @@ class Row:
     """Validation objective at the best epoch (best by the curve smoothed over neighbouring epochs; for a pruned trial, the best before it was stopped)."""
     accuracy: float | None
     macro_f1: float | None
+    interval: dict[str, Any] | None
+    """The score's 95 % bootstrap interval on the validation split (``low``, ``high``), for completed trials."""
     trainable_params: int | None
     seconds: float | None
     reason: str | None
@@ -112,6 +114,15 @@ class Leaderboard:
         return cls.from_study(load_study(url, saved["study"]), importance=importance)
 
     @property
+    def chosen(self) -> Row | None:
+        """The configuration the search handed on: the one it tested, else the best so far.
+
+        Not always the best score: within validation noise the simpler model is kept (`automl_tl.search.selection`).
+        """
+        tested = (self.test or {}).get("trial")
+        return next((r for r in self.rows if r.trial == tested), None) if tested is not None else self.best
+
+    @property
     def best(self) -> Row | None:
         return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
 
@@ -173,7 +184,8 @@ class Leaderboard:
             rates = (row.params.get("backbone_lr"), row.params.get("head_lr"))
             terminal = {**named, "#": named["rank"], "strategy": describe_strategy(row.params),
                         "lr bb/head": "/".join(format(r, ".0e") for r in rates if r is not None),
-                        "val": named["val score"], "params": named["trainable"]}
+                        "val": named["val score"], "params": named["trainable"],
+                        "±": format((row.interval["high"] - row.interval["low"]) / 2, ".3f") if row.interval else ""}
             table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
@@ -183,22 +195,34 @@ TEXT_FORMATS: dict[str, Callable[[Leaderboard], str]] = {
 }
 """Every text rendering of a leaderboard by the name ``--format`` takes (the terminal's is `Leaderboard.to_table`)."""
 
-COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "trainable", "time", "state"]
+COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "val 95% interval", "trainable", "time", "state"]
 """CSV and Markdown columns: the search dimensions that have a column (`automl_tl.vocabulary`), then the outcome."""
-TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "params", "time", "state"]
-"""Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column."""
+TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "±", "params", "time", "state"]
+"""Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column,
+``±`` is half the width of the validation score's 95 % interval."""
 MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6}
-NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "trainable", "params", "time",
+NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "±", "trainable", "params", "time",
            *(d.column for d in columns() if d.numeric and d.column)}
 
 
 def test_line(board: Leaderboard) -> str:
+    """The one test evaluation in a sentence, each score with its 95 % bootstrap interval."""
     test = board.test or {}
     how = "refit on train+validation, " if test.get("refit") else ""
+    intervals = test.get("intervals", {})
+
+    def score(metric: str, name: str) -> str:
+        text = f"{name} {test.get(metric, float('nan')):.4f}"
+        if metric in intervals:
+            spread = intervals[metric]
+            text += f" (95 % interval {spread['low']:.3f}–{spread['high']:.3f})"
+        return text
+
+    unit = next(iter(intervals.values()), {}).get("unit")
+    over = f"; intervals resample {unit}" if unit else ""
     return (
         f"Held-out test (trial {test.get('trial')}'s configuration, {how}evaluated once after the search): "
-        f"accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f} "
-        f"on {test.get('n', '?')} examples"
+        f"{score('accuracy', 'accuracy')}, {score('macro_f1', 'macro-F1')} on {test.get('n', '?')} examples{over}"
     )
 
 
@@ -238,6 +262,7 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         score=_score(trial),
         accuracy=scores.get("accuracy"),
         macro_f1=scores.get("macro_f1"),
+        interval=attrs.get("interval"),
         trainable_params=attrs.get("trainable_params"),
         seconds=seconds,
         reason=reason,
@@ -278,6 +303,7 @@ def cells(row: Row, plain: bool) -> list[str]:
         str(row.trial),
         *(cell(d, row.params) for d in columns()),
         num(row.score, ".4f"),
+        f"{row.interval['low']:.4f}–{row.interval['high']:.4f}" if row.interval else "",
         "" if row.trainable_params is None else (str(row.trainable_params) if plain else _human(row.trainable_params)),
         num(row.seconds, ".1f") if plain else (num(row.seconds, ".0f") + " s" if row.seconds is not None else ""),
         state,

@@ -52,7 +52,9 @@ def test_html_report_of_a_real_run(html_report, toy_run):
     assert "toy classification into 3 classes: a, b, c" in page
     assert f"{sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test" in page
     assert f"accuracy {test['accuracy']:.3f} and macro-F1 {test['macro_f1']:.3f}" in page
-    assert f"accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} examples" in page
+    spread = test["intervals"]["accuracy"]
+    assert f"accuracy {test['accuracy']:.4f} (95 % interval {spread['low']:.3f}–{spread['high']:.3f})" in page
+    assert spread["low"] <= test["accuracy"] <= spread["high"]
     # the engine runs a linear probe first, as the baseline the headline compares the best model with
     assert re.search(r"<dt>Baseline</dt><dd>(the best model is itself the simplest baseline|linear probe, trial 0: )", page)
 
@@ -141,7 +143,7 @@ def test_a_test_score_of_an_earlier_trial_is_not_credited_to_the_best(synthetic)
                                  "per_class": {c: {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4} for c in "ab"}})
     page = html.render(build([("synthetic", Leaderboard.from_study(study))]))
     assert "The test split was last evaluated for trial 3; the search has found a better trial since." in page
-    assert "it scores accuracy" not in page
+    assert "Chosen model: trial 3 (" in page  # the score is credited to the trial that was tested
     assert "trial 3&#x27;s configuration, refit on train+validation" in page
 
 

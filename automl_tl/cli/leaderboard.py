@@ -9,6 +9,7 @@ from typing import Optional
 import optuna
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from automl_tl.cli.errors import handles_user_errors
 from automl_tl.leaderboard import TEXT_FORMATS, Leaderboard, test_line
@@ -20,7 +21,9 @@ Format = Enum("Format", {name: name for name in ("table", *TEXT_FORMATS)}, type=
 def print_board(console: Console, board: Leaderboard) -> None:
     console.print(board.to_table())
     if board.test:
-        console.print(f"[bold]{test_line(board)}[/]")
+        if board.test.get("chosen"):
+            console.print(f"chosen: {escape(board.test['chosen'])}")
+        console.print(f"[bold]{escape(test_line(board))}[/]")
     elif board.best is None:
         console.print("no trial has completed yet")
 

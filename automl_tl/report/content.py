@@ -58,13 +58,15 @@ def _run_sections(label: str, board: Leaderboard) -> list[Section]:
 
 def _headline(board: Leaderboard) -> list[Block]:
     data = board.run.get("data", {})
-    best, baseline, test = board.best, board.baseline, board.test
+    best, baseline, test, chosen = board.best, board.baseline, board.test, board.chosen
     lead = "No trial has completed yet."
-    if best is not None:
-        lead = f"Best model: {_configuration(best)}."
-        if test and test.get("trial") == best.trial:
+    if chosen is not None:
+        lead = f"Chosen model: {_configuration(chosen)}."
+        if test and test.get("trial") == chosen.trial:
             lead += f" On {test.get('n', '?')} held-out test examples it scores accuracy {test['accuracy']:.3f} and macro-F1 {test['macro_f1']:.3f}."
-        elif test:  # the search went on after the test evaluation, and found better
+        if test and test.get("chosen") and chosen is not best:
+            lead += f" Why not the best validation score: {test['chosen']}."
+        if test and best is not None and test.get("best_trial", test.get("trial")) != best.trial:
             lead += f" The test split was last evaluated for trial {test.get('trial')}; the search has found a better trial since."
     classes = data.get("classes", [])
     sizes = data.get("sizes", {})
@@ -74,7 +76,8 @@ def _headline(board: Leaderboard) -> list[Block]:
         ("Data", data.get("description")),
         ("Split", " / ".join(f"{sizes[s]} {s}" for s in ("train", "validation", "test") if s in sizes) or None),
         ("How test data was held out", data.get("split")),
-        ("Selection", f"by validation {board.objective}; the test split is used once, after the search"),
+        ("Selection", f"by validation {board.objective}, keeping the simplest model within validation noise of the best; "
+                      "the test split is used once, after the search"),
         ("Best trial", f"trial {best.trial}, validation {board.objective} {best.score:.4f}" if best and best.score is not None else None),
         ("Test score", test_line(board) if test else "not evaluated yet (the search was interrupted or is running)"),
         ("Baseline", _baseline_sentence(board, best, baseline)),

@@ -13,12 +13,10 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
@@ -30,21 +28,20 @@ from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.progress import SearchDisplay
 from automl_tl.registry import catalogue, expect, starting_points
-from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
+from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
+from automl_tl.search.final import FinalContext, evaluate_test
 from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
-from automl_tl.search.metrics import detailed
-from automl_tl.search.model import Tail
 from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.train import Compute, resolve_bf16
 from automl_tl.splits import Splits
 from automl_tl.storage import open_storage, open_study
 from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
-from automl_tl.vocabulary import STRATEGIES, BackboneShape, TrialParams
+from automl_tl.vocabulary import STRATEGIES, BackboneShape
 
 WAIT_POLL_SECONDS = 5
 """How often a worker waiting for other workers' last trials looks at the storage (at most)."""
@@ -114,7 +111,7 @@ class SearchRun:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
             raise Interrupted(Leaderboard.from_study(study))
-        self._evaluate_test(study, run, stores, backbones, splits)
+        evaluate_test(study, run, FinalContext(stores, backbones, splits, self.config.search, self.compute, self.console))
         return Leaderboard.from_study(study)
 
     def _show_data(self, prepared: PreparedData) -> None:
@@ -267,47 +264,3 @@ class SearchRun:
             "environment": environment(),
             "fingerprint": key,
         }
-
-    def _evaluate_test(
-        self, study: optuna.Study, run: RunDir, stores: dict[str, FeatureStore], backbones: dict[str, Backbone], splits: Splits
-    ) -> None:
-        """Evaluate the best configuration once on the test split (selection never saw it).
-
-        With ``refit`` (the default) the best configuration is first retrained on train and
-        validation together, for as many epochs as its best validation epoch: the final model
-        then learns from every labelled example outside the test split, which matters most when
-        groups are few (a speaker held out for validation is a speaker the model never heard).
-        """
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not completed:
-            return
-        best = max(completed, key=lambda t: t.value or 0.0)
-        existing = study.user_attrs.get("test")
-        if existing and existing.get("trial") == best.number:
-            return
-        params = TrialParams(**best.user_attrs["params"])
-        store = stores[params.backbone]
-        tail = Tail(backbones[params.backbone], params, len(splits.classes))
-        refit = self.config.search.refit
-        if refit:
-            refit_params = replace(params, epochs=int(best.user_attrs.get("best_epoch", params.epochs)))
-            with self.console.status(f"refitting trial {best.number}'s configuration on train + validation"):
-                outcome = train_trial(
-                    refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
-                    seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
-                    compute=self.compute,
-                )
-            tail.load_state_dict(outcome.state)
-            atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
-        else:
-            weights = run.weights_path(best.number)
-            if not weights.exists():
-                self.console.print(f"[yellow]the best trial's weights are not in {run.root}[/] (another worker ran it)")
-                return
-            tail.load_state_dict(torch.load(weights, weights_only=True))
-        with self.console.status("evaluating on the test split"):
-            predictions = predict(tail, store, "test", input_mode(params), params, self.compute)
-        result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
-                  "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
-        study.set_user_attr("test", result)
-        write_json(run.test_path, result)

@@ -20,6 +20,8 @@ from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.features import FeatureStore
+from automl_tl.search.metrics import interval
+from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, best_epoch, train_trial
 from automl_tl.trials import INTERRUPTED, STARTING_POINT
@@ -107,8 +109,13 @@ class Objective:
             self._finish(trial, params, "fail", None, reason)
             return float("nan")  # Optuna records NaN as a failed trial
         value = outcome.scores[self.objective]
+        store = ctx.stores[params.backbone]
+        assert outcome.predictions is not None
+        spread = interval(store.labels("validation").numpy(), outcome.predictions, ctx.n_classes, self.objective,
+                          [e.group for e in store.examples["validation"]])
         for key, attr in (("scores", outcome.scores), ("history", outcome.history),
-                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
+                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch),
+                          (PREDICTIONS, outcome.predictions.tolist()), ("interval", spread)):
             trial.set_user_attr(key, attr)
         earlier_best = best_completed(trial.study)
         if earlier_best is None or value > earlier_best:

@@ -1,0 +1,88 @@
+"""The search's one look at the test split: choose a configuration, refit it, test it once.
+
+The choice is `automl_tl.search.selection`'s (the simplest configuration within validation noise
+of the best). With ``refit`` (the default) it is retrained on train and validation together, for
+as many epochs as its best validation epoch: the final model then learns from every labelled
+example outside the test split, which matters most when groups are few (a speaker held out for
+validation is a speaker the model never heard). The test score is stored with its bootstrap
+interval, so a reader can see what difference the test split can resolve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import TrialState
+from rich.console import Console
+
+from automl_tl.backbone import Backbone
+from automl_tl.config import SearchConfig
+from automl_tl.rundir import RunDir, atomic_write, write_json
+from automl_tl.search.features import FeatureStore
+from automl_tl.search.metrics import detailed, interval
+from automl_tl.search.model import Tail
+from automl_tl.search.selection import choose
+from automl_tl.search.train import Compute, input_mode, predict, train_trial
+from automl_tl.splits import Splits
+from automl_tl.vocabulary import TrialParams
+
+
+@dataclass
+class FinalContext:
+    stores: dict[str, FeatureStore]
+    backbones: dict[str, Backbone]
+    splits: Splits
+    settings: SearchConfig
+    compute: Compute
+    console: Console
+
+
+def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
+    """Choose, refit and test once; a study that holds this choice's test result already is left as it is."""
+    splits, settings = ctx.splits, ctx.settings
+    index = {c: i for i, c in enumerate(splits.classes)}
+    labels = np.array([index[e.label] for e in splits.validation])
+    choice = choose(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), labels, len(splits.classes),
+                    settings.objective)
+    if choice is None:
+        return
+    chosen = choice.trial
+    existing = study.user_attrs.get("test")
+    if existing and existing.get("trial") == chosen.number:
+        return
+    ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
+    params = TrialParams(**chosen.user_attrs["params"])
+    store = ctx.stores[params.backbone]
+    tail = Tail(ctx.backbones[params.backbone], params, len(splits.classes))
+    if settings.refit:
+        refit_params = replace(params, epochs=int(chosen.user_attrs.get("best_epoch", params.epochs)))
+        with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
+            outcome = train_trial(
+                refit_params, store.merged(["train", "validation"]), len(splits.classes), settings.objective,
+                seed=settings.seed * 100_003 + chosen.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
+                compute=ctx.compute,
+            )
+        tail.load_state_dict(outcome.state)
+        atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
+    else:
+        weights = run.weights_path(chosen.number)
+        if not weights.exists():
+            ctx.console.print(f"[yellow]trial {chosen.number}'s weights are not in {run.root}[/] (another worker ran it, "
+                              "or only the best trial's are kept: refit = true tests any choice)")
+            return
+        tail.load_state_dict(torch.load(weights, weights_only=True))
+    with ctx.console.status("evaluating on the test split"):
+        predictions = predict(tail, store, "test", input_mode(params), params, ctx.compute)
+    truth = store.labels("test").numpy()
+    groups = [e.group for e in splits.test]
+    result = {
+        "trial": chosen.number, "best_trial": choice.best.number, "chosen": choice.reason,
+        "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "n": len(splits.test),
+        **detailed(truth, predictions, splits.classes),
+        "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
+    }
+    study.set_user_attr("test", result)
+    write_json(run.test_path, result)
