@@ -36,10 +36,16 @@ from automl_tl_vision import efficientnet_lite
 if TYPE_CHECKING:
     from automl_tl.backbone import Backbone
 
-__all__ = ["DEFAULT_RESOLUTION", "HUB_BACKBONES", "VisionOptions", "VisionPlugin"]
+__all__ = ["DEFAULT_RESOLUTION", "HUB_BACKBONES", "VisionOptions", "VisionPlugin", "fit_resolution"]
 
 DEFAULT_RESOLUTION = 160
-"""Input side in pixels unless the recipe's ``[options] resolution`` says otherwise (0: the backbone's own)."""
+"""Input side in pixels for images smaller than that: upscaling small images further gained nothing
+on the CIFAR subset (32 px) and costs the square of the side (plugins/vision/README.md)."""
+NATIVE_FROM = 224
+"""Images whose median short side is at least this are shown at the backbone's own training size:
+on larger photos the default 160 px cost points against 224 (plugins/vision/README.md)."""
+SIZE_SAMPLE = 64
+"""Training images whose header is read to learn the data's typical size."""
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 
 HUB_BACKBONES: tuple[tuple[str, str, str], ...] = (
@@ -55,12 +61,15 @@ HUB_BACKBONES: tuple[tuple[str, str, str], ...] = (
 class VisionOptions:
     """Options a recipe's ``[options]`` table may set for the vision modality."""
 
-    resolution: int = DEFAULT_RESOLUTION
-    """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size."""
+    resolution: int | None = None
+    """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size;
+    unset: decided from the images (`fit_resolution`)."""
 
     def __post_init__(self) -> None:
         """The range the type cannot check; the core has checked names and types."""
         resolution = self.resolution
+        if resolution is None:
+            return
         if isinstance(resolution, bool) or not isinstance(resolution, int):
             raise UserError(f"options.resolution must be a whole number of pixels, got {resolution!r}")
         if resolution != 0 and not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
@@ -68,6 +77,20 @@ class VisionOptions:
                 f"options.resolution {resolution} is out of range",
                 hint=f"use {MIN_RESOLUTION}–{MAX_RESOLUTION} pixels, or 0 for the backbone's own size",
             )
+
+
+def fit_resolution(median_side: int | None) -> int:
+    """The input side for images whose median short side is ``median_side`` (0: the backbone's own).
+
+    Small images are upscaled to `DEFAULT_RESOLUTION`, images between that and `NATIVE_FROM` are
+    shown at about their own size (a multiple of 16), larger ones at the backbone's training size.
+    Unknown (no data read yet): `DEFAULT_RESOLUTION`.
+    """
+    if median_side is None or median_side <= DEFAULT_RESOLUTION:
+        return DEFAULT_RESOLUTION
+    if median_side >= NATIVE_FROM:
+        return 0
+    return int(round(median_side / 16) * 16)
 
 
 class VisionPlugin(ModalityPlugin):
@@ -91,15 +114,27 @@ class VisionPlugin(ModalityPlugin):
             catalogue.append(BackboneInfo(repo_id, f"hf:{repo_id}", size, cached_offline(repo_id), description))
         return catalogue
 
+    def __init__(self) -> None:
+        self._median_side: int | None = None
+
     def load_data(self, request: DataRequest) -> LabelledData:
         from automl_tl_vision.data import load_images
+        from automl_tl_vision.images import median_side
 
-        return load_images(request)
+        data = load_images(request)
+        self._median_side = median_side([e.item for e in data.examples], SIZE_SAMPLE, request.seed)
+        options = request.options or VisionOptions()
+        if options.resolution is None and self._median_side is not None:
+            shown = fit_resolution(self._median_side)
+            data.description += (f"; images ~{self._median_side} px (median short side): shown to the backbone at "
+                                 + ("its own training size" if shown == 0 else f"{shown} px") + " (option resolution)")
+        return data
 
     def build_backbone(self, name: str, options: VisionOptions) -> Backbone:
         from automl_tl_vision.backbones import build
 
-        return build(name, options.resolution)
+        resolution = options.resolution if options.resolution is not None else fit_resolution(self._median_side)
+        return build(name, resolution)
 
     def search_space(self) -> Mapping[str, Any]:
         # Small batches: channels-last EfficientNet runs fastest at 4-8 images on a CPU. Up to 10
