@@ -31,6 +31,7 @@ from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
 from automl_tl.datahome import resolve_dataset
 from automl_tl.errors import TrialFailed, UserError
 from automl_tl.leaderboard import Leaderboard
+from automl_tl.model.source import record_backbones
 from automl_tl.progress import SearchDisplay, describe
 from automl_tl.registry import catalogue, check_data, expect, starting_points
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
@@ -161,6 +162,7 @@ class Search:
         space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
         backbones = {n: self._build(n) for n in space.choices("backbone")}
         shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+        record_backbones(run, self.plugin, backbones, cfg.options)
         study, created = self._study(run, name, space, cfg)
         if not resumed or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
