@@ -26,10 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_tl.hub import cached_offline
-from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
+from automl_tl.contract import BackboneInfo, DataRequest, Input, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl_vision import efficientnet_lite
 
@@ -80,6 +81,7 @@ class VisionPlugin(ModalityPlugin):
     default_backbone = "efficientnet-lite0"
     default_dataset = "CIFAR-10 subset (cifar10-small in the data home): 10 classes, 2,000 train + 1,000 test images"
     options_type = VisionOptions
+    pipeline_tag = "image-classification"
 
     def backbones(self) -> Sequence[BackboneInfo]:
         catalogue = [
@@ -106,6 +108,18 @@ class VisionPlugin(ModalityPlugin):
         from automl_tl_vision.backbones import build
 
         return build(name, resolution)
+
+    def read_inputs(self, path: Path, options: Mapping[str, Any]) -> Sequence[Input]:
+        """Images under a folder (recursively), the files a CSV/TSV manifest lists (labels optional), or the file itself."""
+        from automl_tl_vision.data import image_files, scan_manifest
+
+        if path.is_dir():
+            files = image_files(path)
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            files = [entry.path for entry in scan_manifest(path, labelled=False).entries]
+        else:
+            files = [path]
+        return [Input(str(f), f) for f in files]
 
     def search_space(self) -> Mapping[str, Any]:
         # Small batches: channels-last EfficientNet runs fastest at 4-8 images on a CPU. Up to 10
