@@ -194,3 +194,12 @@ def test_broken_bundles_and_runs_are_one_line_exit_2(toy_run, run_cli, tmp_path,
     assert_user_error(*run_cli("predict", tmp_path / "nowhere", inputs), "not a run directory or a model bundle")
     assert_user_error(*run_cli("export", toy_run, "--out", bundle), "already exists")
     assert_user_error(*run_cli("export", bundle, "--out", tmp_path / "again"), "already an exported bundle")
+
+
+def test_leaderboard_and_report_say_where_the_model_is(toy_run, run_cli, tmp_path):
+    code, out, err = run_cli("leaderboard", toy_run)
+    assert code == 0, err
+    assert f"Final model: {toy_run / 'final' / 'weights.pt'}" in out and f"automl-tl predict {toy_run} FILE..." in out
+    code, _, err = run_cli("report", toy_run, "--out", tmp_path / "r.md")
+    assert code == 0, err
+    assert f"automl-tl predict {toy_run} FILE..." in (tmp_path / "r.md").read_text()

@@ -9,10 +9,12 @@ from typing import Optional
 import optuna
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from automl_tl.cli.errors import handles_user_errors
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard, test_line
+from automl_tl.model.source import final_model_line
 from automl_tl.rundir import RunDir
 
 
@@ -42,12 +44,14 @@ def load_board(run_dir: Path, storage: str | None = None, importance: bool = Fal
     return Leaderboard.from_study(study, importance=importance)
 
 
-def print_board(console: Console, board: Leaderboard) -> None:
+def print_board(console: Console, board: Leaderboard, run_dir: Path | None = None) -> None:
     console.print(board.to_table())
     if board.test:
         console.print(f"[bold]{test_line(board)}[/]")
     elif board.best is None:
         console.print("no trial has completed yet")
+    if run_dir is not None and (line := final_model_line(run_dir)) is not None:
+        console.print(escape(line), highlight=False)
 
 
 @handles_user_errors
@@ -61,7 +65,7 @@ def leaderboard(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     board = load_board(run, storage, importance=format is Format.json).top(top)
     if format is Format.table:
-        print_board(Console(), board)
+        print_board(Console(), board, run)
     else:
         text = {"csv": board.to_csv, "json": board.to_json, "markdown": board.to_markdown}[format.value]()
         typer.echo(text, nl=not text.endswith("\n"))  # no blank last line: a CSV reader would see an empty row
