@@ -56,7 +56,7 @@ def predict(
     with _output(out) as stream:
         write = _write_jsonl if format is OutputFormat.jsonl else _write_csv
         write(stream, rows, top_k=min(top_k, len(model.labels)), classes=model.labels if probs else [])
-    failed = [row for row in rows if "error" in row]
+    failed = [row for row in rows if row["error"]]
     summary = f"{len(rows) - len(failed)} of {len(rows)} input(s) predicted" + (f" (written to {out})" if out else "")
     if failed:
         first = failed[0]
@@ -76,7 +76,7 @@ def _row(name: str, prediction: Any) -> dict[str, Any]:
     row = {"input": name, "label": prediction.label, "score": prediction.score, "top_k": prediction.top}
     if prediction.probs is not None:
         row["probs"] = prediction.probs
-    return row
+    return {**row, "error": None}
 
 
 def _write_jsonl(stream: TextIO, rows: Sequence[dict[str, Any]], top_k: int, classes: Sequence[str]) -> None:
