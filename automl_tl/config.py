@@ -207,6 +207,11 @@ def plugin_options(plugin: ModalityPlugin, options: Mapping[str, Any]) -> Any:
     return adapter.validate_python(dict(options)) if adapter is not None else plugin.options_type(**options)
 
 
+def options_record(options: Any) -> dict[str, Any]:
+    """An options object as the plain table a run or a bundle stores (the inverse of `plugin_options`)."""
+    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) and not isinstance(options, type) else {}
+
+
 def _adapter(options_type: type) -> TypeAdapter[Any] | None:
     try:
         return TypeAdapter(options_type)

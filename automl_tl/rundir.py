@@ -3,6 +3,7 @@
 Layout (``runs/<study>/`` by default)::
 
     config.json             resolved configuration and data summary (format version inside)
+    backbones.json          per backbone: the options that rebuild it without the data, its preprocessor
     study.db                Optuna storage, unless --storage points elsewhere
     trials/<n>/record.json  one trial: parameters, per-epoch scores, state, reason, wall time
     trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
@@ -101,6 +102,11 @@ class RunDir:
     def final_weights_path(self) -> Path:
         """The refit model's weights (best configuration trained on train + validation)."""
         return self.root / "final" / "weights.pt"
+
+    @property
+    def backbones_path(self) -> Path:
+        """What rebuilds each searched backbone for prediction (see `automl_tl.model.source.record_backbones`)."""
+        return self.root / "backbones.json"
 
     @property
     def test_path(self) -> Path:

@@ -77,7 +77,7 @@ def search(
         except KeyboardInterrupt:  # while loading, caching or refitting: nothing is half-written, finished trials are kept
             board = None
     if board is not None:
-        print_board(console, board)
+        print_board(console, board, run_dir or Path("runs") / board.study)
     if interrupted:
         console.print("[yellow]Interrupted.[/] Finished trials are saved and the running one is marked interrupted "
                       f"(it will be retried). To resume, run the same command again:\n  automl-tl {escape(shlex.join(sys.argv[1:]))}")

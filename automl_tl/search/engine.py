@@ -28,6 +28,7 @@ from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
+from automl_tl.model.source import record_backbones
 from automl_tl.progress import SearchDisplay
 from automl_tl.registry import catalogue, expect, starting_points
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
@@ -82,6 +83,7 @@ class SearchRun:
         space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
         backbones = {n: self._build(n) for n in space.choices("backbone")}
         shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+        record_backbones(run, self.plugin, backbones, cfg.options)
         study, created = self._study(run, name, space, cfg)
         if not resumed or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
