@@ -159,3 +159,34 @@ def test_failures_of_the_machine_become_one_line_and_bugs_do_not():
     gone = environment_failure(storage)
     assert gone is not None and gone.message == "the study storage failed: server closed the connection unexpectedly"
     assert environment_failure(OSError(errno.EBADF, "Bad file descriptor")) is None  # a bug: keeps its traceback
+
+
+@pytest.mark.parametrize("study", ["../../../escaped", "a/b", "..", "a\\b"])
+def test_a_study_name_that_is_a_path_is_refused(toy, run_cli, assert_user_error, tmp_path, study):
+    code, out, err = run_cli("search", "-m", "toy", "-n", "1", "--study", study)
+    assert_user_error(code, out, err, "study:", "is not a study name")
+    assert not (tmp_path.parent / "escaped").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "recipe", "message"),
+    [
+        (["--seed", "-5"], "", "search.seed: Input should be greater than or equal to 0"),
+        (["--seed", "4294967296"], "", "search.seed: Input should be less than or equal to 4294967295"),
+        ([], "seed = -1\n", "search.seed: Input should be greater than or equal to 0"),
+    ],
+    ids=["flag-negative", "flag-33-bits", "recipe-negative"],
+)
+def test_a_seed_outside_32_bits_is_refused_before_anything_is_made(
+    toy, run_cli, write_recipe, assert_user_error, tmp_path, flags, recipe, message
+):
+    path = write_recipe(FAST.replace("[search]\n", f"[search]\n{recipe}"))
+    code, out, err = run_cli("search", "-r", path, "-n", "1", *flags)
+    assert_user_error(code, out, err, message)
+    assert not (tmp_path / "runs").exists(), "a refused search leaves no half-made run behind"
+
+
+def test_the_largest_seed_searches(toy, run_cli, write_recipe):
+    """Optuna's samplers take 32-bit seeds; each trial's is derived from the seed and the trial number."""
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "2", "--seed", "4294967295", "--run-dir", "run")
+    assert code == 0, out + err
