@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import optuna
@@ -190,3 +191,46 @@ def test_the_largest_seed_searches(toy, run_cli, write_recipe):
     """Optuna's samplers take 32-bit seeds; each trial's is derived from the seed and the trial number."""
     code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "2", "--seed", "4294967295", "--run-dir", "run")
     assert code == 0, out + err
+
+
+SECRET_URL = "postgresql+psycopg2://user:s3cret@db-host/automl"
+
+
+def test_a_storage_password_is_never_shown_or_stored(toy, run_cli, write_recipe, assert_user_error, monkeypatch, tmp_path):
+    """Not in errors, config.json, the recorded command line, the leaderboard or the report; readers take it from the environment."""
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "1", "--storage", "postgresql+psycopg2://user:s3cret@127.0.0.1:1/db")
+    assert_user_error(code, out, err, "cannot open study storage postgresql+psycopg2://user:***@127.0.0.1:1/db")
+    assert "s3cret" not in out + err
+
+    # a database that answers: the run's SQLite file stands in for the server
+    import automl_tl.leaderboard
+    import automl_tl.search.engine
+    import automl_tl.storage
+
+    local = f"sqlite:///{tmp_path / 'stand-in.db'}"
+    real_open, real_load = automl_tl.storage.open_storage, automl_tl.storage.load_study
+    monkeypatch.setattr(automl_tl.search.engine, "open_storage", lambda url, *a: real_open(local if url == SECRET_URL else url, *a))
+    monkeypatch.setattr(automl_tl.leaderboard, "load_study", lambda url, name: real_load(local if url == SECRET_URL else url, name))
+    monkeypatch.setattr(sys, "argv", ["automl-tl", "search", "-n", "1", f"--storage={SECRET_URL}"])
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "1", "--run-dir", "run", "--storage", SECRET_URL)
+    assert code == 0, out + err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["storage"] == "postgresql+psycopg2://user:***@db-host/automl"
+    assert config["command"][-1] == "--storage=postgresql+psycopg2://user:***@db-host/automl"
+
+    code, out, err = run_cli("leaderboard", "run")  # the stored URL has no password: say where to give it
+    assert_user_error(code, out, err, "the run's study lives in postgresql+psycopg2://user:***@db-host/automl, whose password is not stored",
+                      "AUTOML_TL_STORAGE", "--storage")
+    monkeypatch.setenv("AUTOML_TL_STORAGE", SECRET_URL)
+    code, out, err = run_cli("leaderboard", "run", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["counts"]["complete"] == 1 and "s3cret" not in out
+    code, out, err = run_cli("report", "run", "--out", "report.html")
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert "user:***@db-host" in page and "s3cret" not in page
+
+    monkeypatch.setattr(sys, "argv", ["automl-tl", "search", "-n", "2"])  # the URL from the environment alone
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "2", "--run-dir", "run")
+    assert code == 0, out + err
+    assert "resuming study 'toy-default': 1 trial(s) already done" in out and "s3cret" not in out + err
