@@ -91,7 +91,7 @@ def search(
         print_board(console, board)
     if interrupted:
         args = redact_all(sys.argv[1:])
-        secret = f" (the password back where *** stands, or the URL in ${STORAGE_ENV})" if args != sys.argv[1:] else ""
+        secret = f" (with the password where *** stands, or with the URL in ${STORAGE_ENV} instead)" if args != sys.argv[1:] else ""
         console.print(f"[yellow]{'Stopped by SIGTERM' if sigterm.received else 'Interrupted'}.[/] Finished trials are saved and "
                       "the running one is marked interrupted (it will be retried). To resume, run the same command again"
                       f"{escape(secret)}:\n  automl-tl {escape(shlex.join(args))}")
