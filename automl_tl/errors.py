@@ -26,3 +26,7 @@ class DataError(UserError):
 
 class TrialFailed(Exception):
     """A trial that cannot go on (NaN loss, a bad configuration): recorded as failed, search goes on."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, systemd, Docker, a job scheduler) stopped the search: handled exactly as Ctrl-C is."""

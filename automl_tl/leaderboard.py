@@ -21,13 +21,16 @@ from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.table import Table
 
+from automl_tl.config import SearchConfig
 from automl_tl.errors import UserError
 from automl_tl.rundir import RunDir
-from automl_tl.storage import load_study
-from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted
+from automl_tl.storage import load_study, reader_url
+from automl_tl.trials import RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
 from automl_tl.vocabulary import STRATEGIES, cell, columns, describe_strategy
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
+HEARTBEAT = SearchConfig.model_fields["heartbeat"].default
+"""The heartbeat of a run that recorded none: a running trial silent for its grace reads as interrupted."""
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Row:
     trainable_params: int | None
     seconds: float | None
     reason: str | None
+    """Why it ended so: a failure's reason, a pruned trial's last epoch, a complete one cut short by the time budget."""
     params: dict[str, Any] = field(default_factory=dict)
     """The trial's configuration, one value per search dimension (`automl_tl.vocabulary.DIMENSIONS`)."""
     history: list[dict[str, float]] = field(default_factory=list)
@@ -84,10 +88,11 @@ class Leaderboard:
     def from_study(cls, study: optuna.Study, importance: bool = False) -> Leaderboard:
         """The leaderboard of ``study``; ``importance`` adds hyperparameter importances (a little slower)."""
         run = study.user_attrs.get("run", {})
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state in STATE_ORDER]
+        every = as_read(study, run.get("config", {}).get("search", {}).get("heartbeat", HEARTBEAT))
+        trials = [t for t in every if t.state in STATE_ORDER]
         trials.sort(key=lambda t: (STATE_ORDER[t.state], -(_score(t) if _score(t) is not None else -1.0), t.number))
         rows = [_row(rank, t) for rank, t in enumerate(trials, start=1)]
-        retries = {t.user_attrs[RETRY_OF]: t.number for t in study.get_trials(deepcopy=False) if RETRY_OF in t.user_attrs}
+        retries = {t.user_attrs[RETRY_OF]: t.number for t in every if RETRY_OF in t.user_attrs}
         for row in rows:
             if row.trial in retries:
                 row.reason = f"{row.reason}; retried as trial {retries[row.trial]}"
@@ -110,7 +115,7 @@ class Leaderboard:
         saved = RunDir(run_dir).load_config()
         if saved is None:
             raise UserError(f"{run_dir} is not a run directory (no config.json)", hint="pass the folder a search wrote, e.g. runs/speech-default")
-        url = storage or saved.get("storage") or RunDir(run_dir).default_storage
+        url = storage or reader_url(saved.get("storage")) or RunDir(run_dir).default_storage
         return cls.from_study(load_study(url, saved["study"]), importance=importance)
 
     @property
@@ -252,7 +257,7 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         if trial.datetime_complete and trial.datetime_start and not is_interrupted(trial)
         else None  # an interrupted trial ends when a worker notices, maybe hours later
     )
-    reason = fail_reason(trial)
+    reason = attrs.get(STOPPED) if trial.state == TrialState.COMPLETE else fail_reason(trial)
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
         reason = f"after epoch {max(trial.intermediate_values)}"
     return Row(

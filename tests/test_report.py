@@ -311,3 +311,28 @@ def _browse(browser: str, url: str, screenshot: Path, width: int = 1280, height:
         "failed": of("Network.loadingFailed"),
         "errors": [e["entry"] for e in of("Log.entryAdded") if e["entry"]["level"] == "error"],
     }
+
+
+HOSTILE_LABELS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[click](javascript:alert(1))",
+                  "costs $5 or $\\frac{x", "a rather long label " * 12]
+
+
+@pytest.mark.filterwarnings("error")  # matplotlib warns when a long tick label leaves the plot no room
+def test_labels_are_text_in_every_format_and_long_ones_fit_the_plots(synthetic, tmp_path):
+    from automl_tl.report import write_report
+
+    study = synthetic()
+    n = len(HOSTILE_LABELS)
+    study.set_user_attr("run", {**study.user_attrs["run"], "data": {"classes": HOSTILE_LABELS}})
+    per_class = {label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2} for label in HOSTILE_LABELS}
+    study.set_user_attr("test", {"trial": 4, "accuracy": 0.5, "macro_f1": 0.5, "n": 2 * n, "refit": True,
+                                 "confusion": [[1 if i == j else 0 for j in range(n)] for i in range(n)], "per_class": per_class})
+    board = Leaderboard.from_study(study)
+    write_report([("run", board)], tmp_path / "report.md", "markdown")
+    write_report([("run", board)], tmp_path / "report.html", "html")
+    markdown = (tmp_path / "report.md").read_text()
+    for page in (markdown, (tmp_path / "report.html").read_text()):
+        assert "<script" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert HOSTILE_LABELS[-1].strip() in page.replace("\\", ""), "the whole label is in the per-class table"
+    assert "\\[click\\](javascript:" in markdown and "[click](" not in markdown, "a label is never a link"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from automl_tl import __version__
-from automl_tl.cli import leaderboard, plugins, report, search
+from automl_tl.cli import export, leaderboard, plugins, predict, report, search
 
 app = typer.Typer(
     name="automl-tl",
@@ -18,6 +18,8 @@ app.add_typer(plugins.app, name="plugins")
 app.command("search", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(search.search)
 app.command("leaderboard")(leaderboard.leaderboard)
 app.command("report")(report.report)
+app.command("predict")(predict.predict)
+app.command("export")(export.export)
 
 
 def _version(value: bool) -> None:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from automl_tl import __version__
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import COLUMNS, NUMERIC, Leaderboard, Row, cells, test_line
-from automl_tl.vocabulary import describe
+from automl_tl.model.source import final_model_line
 from automl_tl.report import plots
 from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
+from automl_tl.vocabulary import describe
 
 ENVIRONMENT_LABELS = {
     "automl_tl": "automl-tl", "python": "Python", "torch": "PyTorch", "optuna": "Optuna",
@@ -51,7 +52,7 @@ def _run_sections(label: str, board: Leaderboard) -> list[Section]:
         Section("How the search went", [plots.score_over_trials(board), plots.score_over_time(board)]),
         Section("What mattered", [plots.score_by_strategy(board), plots.score_by_freeze_depth(board),
                                   plots.learning_rate_vs_score(board), plots.importance(board)]),
-        Section("Best model on the test split", _test_blocks(board, classes)),
+        Section("Best model on the test split", _test_blocks(board, classes) + _use_blocks(label)),
         Section("Environment and reproducibility", [_environment(label, board)]),
     ]
 
@@ -118,6 +119,12 @@ def _leaderboard_caption(board: Leaderboard) -> str:
         parts.append(f"Baseline: trial {board.baseline.trial}.")
     parts.append("Pruned and failed trials stay listed; their state says why.")
     return " ".join(parts)
+
+
+def _use_blocks(label: str) -> list[Block]:
+    """Where the final model is and how to predict with it, when the run directory is at hand."""
+    line = final_model_line(Path(label))
+    return [Paragraph(line)] if line else []
 
 
 def _test_blocks(board: Leaderboard, classes: Sequence[str]) -> list[Block]:

@@ -26,6 +26,7 @@ from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
+from automl_tl.model.source import record_backbones
 from automl_tl.progress import SearchDisplay
 from automl_tl.registry import catalogue, expect, starting_points
 from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
@@ -39,7 +40,7 @@ from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, resolve_bf16
 from automl_tl.splits import Splits
-from automl_tl.storage import open_storage, open_study
+from automl_tl.storage import has_study, open_storage, open_study, redact
 from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
 from automl_tl.vocabulary import STRATEGIES, BackboneShape
 
@@ -48,7 +49,7 @@ WAIT_POLL_SECONDS = 5
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped the trials: the running one is marked interrupted and queued again; ``board`` shows the rest."""
+    """Ctrl-C or SIGTERM stopped the trials: the running one is marked interrupted and queued again; ``board`` shows the rest."""
 
     def __init__(self, board: Leaderboard) -> None:
         super().__init__("interrupted")
@@ -79,6 +80,7 @@ class SearchRun:
         space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
         backbones = {n: self._build(n) for n in space.choices("backbone")}
         shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+        record_backbones(run, self.plugin, backbones, cfg.options)
         study, created = self._study(run, name, space, cfg)
         if not resumed or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
@@ -104,9 +106,10 @@ class SearchRun:
         with display:
             self._warm_up(stores, space)
             if (remaining_time is None or remaining_time > 0) and budget.room(study):
+                deadline = None if remaining_time is None else time.monotonic() + remaining_time
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
-                                                   self.compute, budget, display, self.worker))
-                interrupted = self._optimize(study, run, objective, budget, remaining_time)
+                                                   self.compute, budget, display, self.worker, deadline))
+                interrupted = self._optimize(study, run, objective, budget)
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
@@ -136,15 +139,19 @@ class SearchRun:
         run = RunDir(self.request.run_dir or Path("runs") / name)
         run.create()
         key = fingerprint(self.config, prepared.splits)
-        saved = run.load_config()
-        if saved is not None and saved.get("fingerprint") != key:
-            raise UserError(
-                f"run directory {run.root} holds a search with different data or settings",
-                hint="re-run with the original settings to resume, or pass a new --study / --run-dir",
-            )
         meta = self._meta(prepared, key)
-        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
-        return run, name, meta, saved is not None
+
+        def check(saved: dict[str, Any]) -> None:
+            if saved.get("fingerprint") != key:
+                raise UserError(f"run directory {run.root} holds a search with different data or settings",
+                                hint="re-run with the original settings to resume, or pass a new --study / --run-dir")
+            if saved.get("study") != name:  # one study per directory: their trial records would share names
+                raise UserError(f"run directory {run.root} holds study {saved.get('study')!r}, not {name!r}",
+                                hint=f"pass --study {saved.get('study')} to resume it, or a new --run-dir")
+
+        storage = None if self.request.storage is None else redact(self.request.storage)
+        resumed = run.claim({"format_version": FORMAT_VERSION, "study": name, "storage": storage, **meta}, check)
+        return run, name, meta, resumed
 
     def _stores(
         self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits, display: SearchDisplay
@@ -169,8 +176,8 @@ class SearchRun:
                 store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
                 store.pooled("validation")
 
-    def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget, timeout: float | None) -> bool:
-        """Run trials until the budget is spent; True when Ctrl-C stopped them.
+    def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget) -> bool:
+        """Run trials until the budget is spent; True when Ctrl-C or SIGTERM stopped them.
 
         Ctrl-C, or a user error such as a full disk, stops the search; the running trial is
         recorded as interrupted and queued again. A worker that stalled longer than the heartbeat
@@ -178,9 +185,9 @@ class SearchRun:
         up for dead and queued it again; Optuna then refuses the late result. That trial stays
         interrupted, its record says so, and the worker goes on with the next one.
         """
-        started = time.monotonic()
+        deadline = objective.context.deadline  # a trial still training then stops after its epoch (`Objective`)
         while True:
-            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run)])
                 return False
@@ -224,6 +231,10 @@ class SearchRun:
         url = self.request.storage or run.default_storage
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
         storage = open_storage(url, cfg.search.heartbeat, lambda study, trial: record_interrupted(study, run, trial))
+        if run.recorded_trials() and not has_study(storage, name):  # a deleted study.db, or the wrong --storage
+            raise UserError(f"run directory {run.root} holds trial records but the storage {redact(url)} has no study {name!r}",
+                            hint="restore the study's database (study.db) or pass the --storage that holds it; "
+                                 "to start afresh, pass a new --run-dir")
         n_trials = cfg.search.n_trials or 50
         sampler = PerTrialSeed(
             lambda seed: optuna.samplers.TPESampler(

@@ -1,12 +1,14 @@
 """The function Optuna calls for each trial: sample a configuration, train it, record whatever happens.
 
-Every outcome is recorded, in the trial's record file and the study: completed, pruned, failed by
-its own error (NaN loss, out of memory), or interrupted (Ctrl-C, a full disk). A crashing trial
+Every outcome is recorded, in the trial's record file and the study: completed (or cut short by the
+time budget, with its best epoch so far), pruned, failed by its own error (NaN loss, out of
+memory), or interrupted (Ctrl-C, SIGTERM, a full disk). A crashing trial
 never ends the search; a user error stops it after marking the trial interrupted, so it is retried.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,7 +17,7 @@ import torch
 from optuna.trial import TrialState
 
 from automl_tl.config import SearchConfig
-from automl_tl.errors import TrialFailed, UserError
+from automl_tl.errors import Terminated, TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
@@ -23,8 +25,8 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import interval
 from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, best_epoch, train_trial
-from automl_tl.trials import INTERRUPTED, STARTING_POINT
+from automl_tl.search.train import Compute, StopTraining, best_epoch, train_trial
+from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 
 
@@ -43,6 +45,9 @@ class TrialContext:
     display: SearchDisplay
     worker: str
     """``host:pid``: a trial that names its worker can be found abandoned when that process is gone."""
+    deadline: float | None = None
+    """When this session's time budget runs out (``time.monotonic()``): a trial still training then
+    stops after its epoch, so ``--timeout`` bounds a long trial too, not only when the next one starts."""
 
 
 class Objective:
@@ -66,7 +71,7 @@ class Objective:
         try:
             return self._run(trial)
         except (KeyboardInterrupt, UserError) as exc:
-            why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
+            why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
             trial.set_user_attr("fail_reason", f"{INTERRUPTED} ({why})")
             raise
 
@@ -89,6 +94,10 @@ class Objective:
             # after the last epoch there is nothing left to save: the trial is complete, not pruned
             if prunable and epoch < params.epochs and trial.should_prune():
                 raise optuna.TrialPruned()
+            # out of time: the trial completes with its best epoch so far, and says why it is short
+            if epoch < params.epochs and ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+                trial.set_user_attr(STOPPED, f"stopped by the time budget after epoch {epoch} of {params.epochs}")
+                raise StopTraining()
 
         try:
             outcome = train_trial(
@@ -120,7 +129,7 @@ class Objective:
         earlier_best = best_completed(trial.study)
         if earlier_best is None or value > earlier_best:
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
-        self._finish(trial, params, "complete", value)
+        self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
 
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:

@@ -65,7 +65,11 @@ LP_EPOCHS = 20
 EpochCallback = Callable[[dict[str, float]], None]
 """Called after each validated epoch with its history entry (epoch, train loss, every validation
 metric, seconds); may raise `optuna.TrialPruned`, so a pruned trial keeps the same record of its
-epochs as a completed one."""
+epochs as a completed one, or `StopTraining`."""
+
+
+class StopTraining(Exception):
+    """Raised by an `EpochCallback` to end training after that epoch: the outcome is the best epoch so far."""
 BatchCallback = Callable[[int, int], None]
 
 
@@ -227,7 +231,10 @@ def _fit(
         history.append(entry)
         chosen.add(metrics, copy.deepcopy(tail.state_dict()), predictions)
         if on_epoch is not None:
-            on_epoch(dict(entry))
+            try:
+                on_epoch(dict(entry))
+            except StopTraining:
+                break
     if best is None:  # trained with validation: the best smoothed epoch, not the last
         best = chosen.outcome()
     best.history = history

@@ -25,11 +25,12 @@ EfficientNet-Lite0, the image processor's size for Hugging Face models).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_tl.hub import cached_offline
-from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
+from automl_tl.contract import BackboneInfo, DataRequest, Input, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl_vision import efficientnet_lite
 
@@ -99,6 +100,7 @@ class VisionPlugin(ModalityPlugin):
     default_backbone = "efficientnet-lite0"
     default_dataset = "CIFAR-10 subset (cifar10-small in the data home): 10 classes, 2,000 train + 1,000 test images"
     options_type = VisionOptions
+    pipeline_tag = "image-classification"
 
     def backbones(self) -> Sequence[BackboneInfo]:
         catalogue = [
@@ -135,6 +137,24 @@ class VisionPlugin(ModalityPlugin):
 
         resolution = options.resolution if options.resolution is not None else fit_resolution(self._median_side)
         return build(name, resolution)
+
+    def inference_options(self, backbone: Backbone, options: VisionOptions) -> VisionOptions:
+        # the side the images were shown at, whatever chose it
+        return replace(options, resolution=backbone.preprocessor.resolution)  # type: ignore[attr-defined]
+
+    def read_inputs(self, path: Path, options: VisionOptions) -> Sequence[Input]:
+        """Images under a folder (recursively), the files a CSV/TSV manifest lists (labels optional), or the file itself."""
+        from automl_tl.datafiles import data_files
+        from automl_tl_vision.data import scan_manifest
+        from automl_tl_vision.images import IMAGE_SUFFIXES
+
+        if path.is_dir():
+            files = data_files(path, IMAGE_SUFFIXES)
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            files = [entry.path for entry in scan_manifest(path, labelled=False).entries]
+        else:
+            files = [path]
+        return [Input(str(f), f) for f in files]
 
     def search_space(self) -> Mapping[str, Any]:
         # Small batches: channels-last EfficientNet runs fastest at 4-8 images on a CPU. Up to 10
