@@ -29,7 +29,7 @@ from automl_tl.leaderboard import Leaderboard
 from automl_tl.model.source import record_backbones
 from automl_tl.progress import SearchDisplay
 from automl_tl.registry import catalogue, expect, starting_points
-from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
+from automl_tl.rundir import FORMAT_VERSION, RunDir
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore

@@ -6,20 +6,12 @@ only reads the catalogue. Data reading lives in `automl_tl_vision.data`, network
 
 Resolution
 ----------
-Every image is resized to ``resolution × resolution`` (option ``resolution``, default 160). The
-pretrained backbones were trained at 224 px, but the core runs on the CPU, where compute grows
-with the square of the side (32 px CIFAR images upscaled to 224 cost ~50× their native size).
-Measured for EfficientNet-Lite0 on the CIFAR-10 subset (linear probe on the pooled features,
-2,000 train / 1,000 test images; CPU speed with 2 threads, channels-last, best batch size):
-
-    resolution          64     96    128    160    192    224
-    probe accuracy    0.61   0.72   0.73   0.76   0.76   0.76
-    inference img/s      -    422    247    148      -     84
-    training img/s       -      -     61      -      -     17
-
-160 px reaches the 224 px accuracy plateau at ~1.8× the speed; 128 px is ~1.7× faster again
-but ~3 points lower. ``resolution = 0`` uses each backbone's own training size (224 for
-EfficientNet-Lite0, the image processor's size for Hugging Face models).
+Every image is resized to ``resolution × resolution`` (option ``resolution``). The pretrained
+backbones were trained at 224 px, but on a CPU compute grows with the square of the side, so
+small images (CIFAR's 32 px) are upscaled only to 160 px, where the linear-probe accuracy already
+reached its 224 px plateau, while photos larger than the backbone's input are shown at its own
+size, where 160 px cost points (`fit_resolution`; the measurements are in plugins/vision/README.md).
+``resolution = 0`` uses each backbone's own training size.
 """
 
 from __future__ import annotations
