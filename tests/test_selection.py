@@ -86,3 +86,38 @@ def test_the_paired_difference_of_a_model_with_itself_is_zero():
     gain, low, high = paired_difference(LABELS, predictions(0.99, 4), predictions(0.6, 5), 4, "accuracy")
     assert 0 < low <= gain <= high
     assert gain == pytest.approx(np.mean(predictions(0.99, 4) == LABELS) - np.mean(predictions(0.6, 5) == LABELS))
+
+
+def test_folds_hold_each_example_out_once_and_keep_groups_whole():
+    from automl_tl.contract import Example
+    from automl_tl.search.crossval import fold_indices
+
+    grouped = [Example(i, "ab"[i % 2], f"g{i % 7}") for i in range(70)]
+    folds = fold_indices(grouped, 5, seed=0)
+    assert sorted(i for fold in folds for i in fold) == list(range(70))
+    for fold in folds:  # a group never straddles two folds
+        groups = {grouped[i].group for i in fold}
+        assert all(grouped[i].group not in groups for other in folds if other is not fold for i in other)
+    plain = [Example(i, "abc"[i % 3]) for i in range(30)]
+    folds = fold_indices(plain, 5, seed=0)
+    assert sorted(i for fold in folds for i in fold) == list(range(30))
+    assert all({plain[i].label for i in fold} == {"a", "b", "c"} for fold in folds)  # stratified
+
+
+def test_a_tiny_validation_split_is_cross_validated_before_the_choice(toy_modules, register_plugin, run_cli, write_recipe, tmp_path):
+    """Six validation examples cannot choose: the candidates are re-scored on folds of train + validation."""
+    import json
+
+    register_plugin("toy-modality", {"toy": "toy_modality:ToyPlugin"})
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
+    (tmp_path / "small.json").write_text(json.dumps(rows))
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", "small.json", "-n", "4", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    folds = test["cross_validation"]
+    assert folds["folds"] == 5 and folds["examples"] == 24  # train + validation: every labelled example outside test
+    assert str(test["trial"]) in folds["scores"] and "folds of train + validation" in test["chosen"]
+    assert "chosen:" in " ".join(out.split())

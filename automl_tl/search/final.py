@@ -1,7 +1,8 @@
 """The search's one look at the test split: choose a configuration, refit it, test it once.
 
 The choice is `automl_tl.search.selection`'s (the simplest configuration within validation noise
-of the best). With ``refit`` (the default) it is retrained on train and validation together, for
+of the best), made again on cross-validation folds when the validation split is too small to tell
+configurations apart (`automl_tl.search.crossval`). With ``refit`` (the default) it is retrained on train and validation together, for
 as many epochs as its best validation epoch: the final model then learns from every labelled
 example outside the test split, which matters most when groups are few (a speaker held out for
 validation is a speaker the model never heard). The test score is stored with its bootstrap
@@ -11,6 +12,7 @@ interval, so a reader can see what difference the test split can resolve.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import optuna
@@ -21,10 +23,11 @@ from rich.console import Console
 from automl_tl.backbone import Backbone
 from automl_tl.config import SearchConfig
 from automl_tl.rundir import RunDir, atomic_write, write_json
+from automl_tl.search import crossval
 from automl_tl.search.features import FeatureStore
-from automl_tl.search.metrics import detailed, interval
+from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
-from automl_tl.search.selection import choose
+from automl_tl.search.selection import Choice, choose
 from automl_tl.search.train import Compute, input_mode, predict, train_trial
 from automl_tl.splits import Splits
 from automl_tl.vocabulary import TrialParams
@@ -49,6 +52,9 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
                     settings.objective)
     if choice is None:
         return
+    folds: dict[str, Any] | None = None
+    if crossval.needed(choice.best):
+        choice, folds = _cross_validated(choice, ctx)
     chosen = choice.trial
     existing = study.user_attrs.get("test")
     if existing and existing.get("trial") == chosen.number:
@@ -83,6 +89,27 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "n": len(splits.test),
         **detailed(truth, predictions, splits.classes),
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
+        **({"cross_validation": folds} if folds else {}),
     }
     study.set_user_attr("test", result)
     write_json(run.test_path, result)
+
+
+def _cross_validated(choice: Choice, ctx: FinalContext) -> tuple[Choice, dict[str, Any]]:
+    """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`)."""
+    settings, n_classes = ctx.settings, len(ctx.splits.classes)
+    trials = crossval.candidates(choice.within)
+    merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
+    with ctx.console.status(f"the validation split cannot tell {len(choice.within)} trial(s) apart: "
+                            f"cross-validating {len(trials)} on {crossval.FOLDS} folds of train + validation"):
+        predictions = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], n_classes,
+                                                      settings.objective, settings.seed, ctx.compute) for t in trials}
+    store = next(iter(merged.values()))
+    labels = store.labels("train").numpy()
+    where = f"{crossval.FOLDS} folds of train + validation"
+    again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
+    assert again is not None
+    record = {"folds": crossval.FOLDS, "examples": len(labels), "why": f"the best trial's 95 % validation interval is wider "
+              f"than {crossval.WIDER_THAN:.2f}", "scores": {str(n): score_of(labels, p, n_classes, settings.objective)
+                                                            for n, p in predictions.items()}}
+    return again, record

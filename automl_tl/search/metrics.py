@@ -64,7 +64,7 @@ def interval(
     values = np.empty(BOOTSTRAP_SAMPLES)
     for i in range(BOOTSTRAP_SAMPLES):
         index = _resample(units, rng, len(y_true))
-        values[i] = _metric(y_true[index], y_pred[index], n_classes, metric)
+        values[i] = score_of(y_true[index], y_pred[index], n_classes, metric)
     low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
     return {"low": float(low), "high": float(high), "level": level, "unit": "groups" if units else "examples"}
 
@@ -72,7 +72,7 @@ def interval(
 def paired_difference(
     y_true: np.ndarray, a: np.ndarray, b: np.ndarray, n_classes: int, metric: str, level: float = 0.95, seed: int = 0,
 ) -> tuple[float, float, float]:
-    """``metric(a) - metric(b)`` on the same examples, and its percentile bootstrap interval.
+    """``metric`` of ``a`` minus that of ``b`` on the same examples, and its percentile bootstrap interval.
 
     Paired: each resample scores both predictions on the same examples, so what the two models
     get right together does not count as noise.
@@ -81,16 +81,17 @@ def paired_difference(
     diffs = np.empty(BOOTSTRAP_SAMPLES)
     for i in range(BOOTSTRAP_SAMPLES):
         index = rng.integers(0, len(y_true), len(y_true))
-        diffs[i] = _metric(y_true[index], a[index], n_classes, metric) - _metric(y_true[index], b[index], n_classes, metric)
+        diffs[i] = score_of(y_true[index], a[index], n_classes, metric) - score_of(y_true[index], b[index], n_classes, metric)
     low, high = np.percentile(diffs, [50 * (1 - level), 50 * (1 + level)])
-    observed = _metric(y_true, a, n_classes, metric) - _metric(y_true, b, n_classes, metric)
+    observed = score_of(y_true, a, n_classes, metric) - score_of(y_true, b, n_classes, metric)
     return float(observed), float(low), float(high)
 
 
-def _metric(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, metric: str) -> float:
-    if metric == "accuracy":
+def score_of(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, name: str) -> float:
+    """One metric (``accuracy`` or ``macro_f1``) of predictions."""
+    if name == "accuracy":
         return float(np.mean(y_true == y_pred)) if len(y_true) else 0.0
-    return scores(y_true, y_pred, n_classes)[metric]
+    return scores(y_true, y_pred, n_classes)[name]
 
 
 def _units(groups: Sequence[str | None] | None) -> list[np.ndarray]:

@@ -11,12 +11,13 @@ probe, whenever the fine-tunes do not beat it by more than the noise. The output
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 from optuna.trial import FrozenTrial
 
-from automl_tl.search.metrics import paired_difference
+from automl_tl.search.metrics import paired_difference, score_of
 from automl_tl.vocabulary import describe_strategy
 
 PREDICTIONS = "validation_predictions"
@@ -28,37 +29,44 @@ class Choice:
     trial: FrozenTrial
     """The configuration refit and tested."""
     best: FrozenTrial
-    """The highest validation score."""
+    """The highest score."""
+    within: list[FrozenTrial]
+    """The trials the scores cannot tell from the best (the best first)."""
     reason: str
     """One line for the output, `test.json` and the report."""
 
 
-def choose(completed: list[FrozenTrial], labels: np.ndarray, n_classes: int, objective: str) -> Choice | None:
-    """The simplest completed trial within validation noise of the best one (None before any completed)."""
+def choose(
+    completed: list[FrozenTrial], labels: np.ndarray, n_classes: int, objective: str,
+    predictions: Mapping[int, np.ndarray] | None = None, where: str = "validation",
+) -> Choice | None:
+    """The simplest trial within noise of the best one (None before any completed).
+
+    ``predictions`` (by trial number, for ``labels``) default to each trial's validation
+    predictions; cross-validation passes out-of-fold ones, ``where`` says which in the reason.
+    """
     if not completed:
         return None
-    best = max(completed, key=lambda t: (t.value or 0.0, -t.number))
-    if PREDICTIONS not in best.user_attrs:  # a study recorded before predictions were kept
-        return Choice(best, best, f"trial {best.number}: the best validation {objective}")
-    within = [best]
-    for trial in completed:
-        if trial is best or PREDICTIONS not in trial.user_attrs:
-            continue
-        _, low, _ = paired_difference(labels, np.asarray(best.user_attrs[PREDICTIONS]),
-                                      np.asarray(trial.user_attrs[PREDICTIONS]), n_classes, objective)
-        if low <= 0:
-            within.append(trial)
+    if predictions is None:
+        predictions = {t.number: np.asarray(t.user_attrs[PREDICTIONS]) for t in completed if PREDICTIONS in t.user_attrs}
+    scored = [t for t in completed if t.number in predictions]
+    if not scored:  # a study recorded before predictions were kept
+        best = max(completed, key=lambda t: (t.value or 0.0, -t.number))
+        return Choice(best, best, [best], f"trial {best.number}: the best {where} {objective}")
+    score = {t.number: score_of(labels, predictions[t.number], n_classes, objective) for t in scored}
+    best = max(scored, key=lambda t: (score[t.number], -t.number))
+    within = [best] + [t for t in scored if t is not best
+                       and paired_difference(labels, predictions[best.number], predictions[t.number], n_classes, objective)[1] <= 0]
     chosen = min(within, key=_simplicity)
     if chosen is best:
         others = len(within) - 1
         tied = f"; {others} other trial(s) within noise of it have more trainable parameters" if others else ""
-        return Choice(best, best, f"trial {best.number}: the best validation {objective}{tied}")
-    gain, low, high = paired_difference(labels, np.asarray(best.user_attrs[PREDICTIONS]),
-                                        np.asarray(chosen.user_attrs[PREDICTIONS]), n_classes, objective)
-    what = f"{_name(chosen)}, {_parameters(chosen)}"
-    return Choice(chosen, best, (
-        f"trial {chosen.number} ({what}): the best, trial {best.number} ({_name(best)}), is {gain:+.4f} {objective} "
-        f"above it on validation, within noise (95 % interval {low:+.4f} … {high:+.4f}); the simpler model is kept"
+        return Choice(best, best, within, f"trial {best.number}: the best {where} {objective}{tied}")
+    gain, low, high = paired_difference(labels, predictions[best.number], predictions[chosen.number], n_classes, objective)
+    return Choice(chosen, best, within, (
+        f"trial {chosen.number} ({_name(chosen)}, {_parameters(chosen)}): the best, trial {best.number} ({_name(best)}), "
+        f"is {gain:+.4f} {objective} above it on {where}, within noise (95 % interval {low:+.4f} … {high:+.4f}); "
+        "the simpler model is kept"
     ))
 
 
