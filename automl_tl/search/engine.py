@@ -95,7 +95,8 @@ class SearchRun:
             again = f"; {tally.interrupted} interrupted, not counted" if tally.interrupted else ""
             self.console.print(f"resuming study {name!r}: {tally.spent_trials} trial(s) already done{again}")
 
-        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective)
+        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective,
+                                str(run.root))
         budget = Budget(
             cfg.search.n_trials, cfg.search.timeout, reap=lambda s: reap(s, run, cfg.search.heartbeat),
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
