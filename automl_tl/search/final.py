@@ -35,6 +35,8 @@ from automl_tl.vocabulary import TrialParams
 
 @dataclass
 class FinalContext:
+    """What the final evaluation reuses from the search: its feature stores, backbones, splits and settings."""
+
     stores: dict[str, FeatureStore]
     backbones: dict[str, Backbone]
     splits: Splits
