@@ -31,12 +31,12 @@ BUDGET_FLAGS = {"--n-trials", "-n", "--timeout", "-t"}
 
 def search(args: list[str], run_dir: Path, seed: int) -> dict[str, Any]:
     """One `automl-tl search` in a fresh run directory: its test.json and wall time."""
-    command = [sys.executable, "-m", "automl_tl.cli.app", "search", *args, "--seed", str(seed), "--run-dir", str(run_dir)]
+    command = [str(Path(sys.executable).with_name("automl-tl")), "search", *args, "--seed", str(seed), "--run-dir", str(run_dir)]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"search failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-2000:]}")
+    if done.returncode != 0 or not (run_dir / "test.json").is_file():
+        raise SystemExit(f"search failed ({done.returncode}, no test evaluation): {' '.join(command)}\n{done.stderr[-2000:]}")
     return {"wall_s": wall, "test": json.loads((run_dir / "test.json").read_text())}
 
 
