@@ -29,7 +29,8 @@ from automl_tl.contract import ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.progress import SearchDisplay
-from automl_tl.registry import catalogue, expect, starting_points
+from automl_tl.provenance import Provenance
+from automl_tl.registry import backbone_builder, catalogue, expect, provenance, starting_points
 from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
@@ -42,7 +43,7 @@ from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 from automl_tl.splits import Splits
-from automl_tl.storage import open_storage, open_study
+from automl_tl.storage import delete_if_unstarted, open_storage, open_study
 from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
 from automl_tl.vocabulary import STRATEGIES, BackboneShape, TrialParams
 
@@ -70,6 +71,8 @@ class SearchRun:
         settings = request.config.search
         self.compute = Compute(cached=settings.cache, bf16=resolve_bf16(settings.precision))
         """How every trial, the refit and the test evaluation compute (resolved once: ``auto`` asks the CPU)."""
+        self.provenance: dict[str, Provenance] = {"": provenance(plugin)}
+        """The plugin code behind the run: the modality's (key "") and each backbone's builder."""
 
     def run(self) -> Leaderboard:
         """Load the data, search until the budget is spent (or resume), then test the best once."""
@@ -78,34 +81,43 @@ class SearchRun:
         splits = prepared.splits
         self._show_data(prepared)
         run, name, meta, resumed = self._open_run(prepared)
+        study: optuna.Study | None = None
+        try:  # until the first trial: a start that fails leaves nothing behind that blocks the next one
+            space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
+            backbones = {n: self._build(n) for n in space.choices("backbone")}
+            self._preflight(backbones, splits)
+            meta["plugins"] = [p.as_dict() for p in sorted(set(self.provenance.values()), key=lambda p: p.distribution)]
+            shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+            study, created = self._study(run, name, space, cfg)
+            if not resumed or "run" not in study.user_attrs:
+                study.set_user_attr("run", meta)
+            if created:
+                self._queue_first_trials(study, space, shapes)
+            reap(study, run, cfg.search.heartbeat)
+            keep_best_weights(study, run)
+            tally = Tally.of(study.get_trials(deepcopy=False))
+            display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective)
+            stores = self._stores(run, backbones, space, splits, display)
+            with display:
+                self._warm_up(stores, space)
+        except BaseException:
+            if not resumed and study is not None:
+                delete_if_unstarted(study)
+            raise
+        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
 
-        space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
-        backbones = {n: self._build(n) for n in space.choices("backbone")}
-        shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
-        study, created = self._study(run, name, space, cfg)
-        if not resumed or "run" not in study.user_attrs:
-            study.set_user_attr("run", meta)
-        if created:
-            self._queue_first_trials(study, space, shapes)
-        reap(study, run, cfg.search.heartbeat)
-        keep_best_weights(study, run)
-
-        tally = Tally.of(study.get_trials(deepcopy=False))
         remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - tally.spent_seconds
         if tally.spent_trials or tally.interrupted:
             again = f"; {tally.interrupted} interrupted, not counted" if tally.interrupted else ""
             self.console.print(f"resuming study {name!r}: {tally.spent_trials} trial(s) already done{again}")
 
-        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective)
         budget = Budget(
             cfg.search.n_trials, cfg.search.timeout, reap=lambda s: reap(s, run, cfg.search.heartbeat),
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
-        stores = self._stores(run, backbones, space, splits, display)
         interrupted = False
         with display:
-            self._warm_up(stores, space)
             if (remaining_time is None or remaining_time > 0) and budget.room(study):
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
                                                    self.compute, budget, display, self.worker))
@@ -133,7 +145,8 @@ class SearchRun:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
 
         A run directory written with other data or settings is refused rather than resumed: its
-        trials would not be comparable with the new ones.
+        trials would not be comparable with the new ones. Its ``config.json`` is written by `run`
+        once the start has succeeded, so a failed start never leaves one behind.
         """
         name = study_name(self.config, prepared.name)
         run = RunDir(self.request.run_dir or Path("runs") / name)
@@ -145,9 +158,19 @@ class SearchRun:
                 f"run directory {run.root} holds a search with different data or settings",
                 hint="re-run with the original settings to resume, or pass a new --study / --run-dir",
             )
-        meta = self._meta(prepared, key)
-        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
-        return run, name, meta, saved is not None
+        return run, name, self._meta(prepared, key), saved is not None
+
+    def _preflight(self, backbones: dict[str, Backbone], splits: Splits) -> None:
+        """The plugin kit's cheap checks (layout, widths, masks on two examples): a plugin breaking them
+        would fail every trial, or let a prefix cached from padded batches change the results."""
+        from automl_tl.testing.network import preflight
+
+        items = [example.item for example in splits.train]
+        for name, backbone in backbones.items():
+            problem = preflight(backbone, items)
+            if problem is not None:
+                raise UserError(f"plugin {self.plugin.name!r}, backbone {name!r}: {problem}",
+                                hint=f"`automl-tl plugins check {self.plugin.name}` runs every check of the plugin kit")
 
     def _stores(
         self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits, display: SearchDisplay
@@ -156,7 +179,8 @@ class SearchRun:
         disk = DiskCache(run.cache_dir) if self.config.search.cache else None
         stores = {
             n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
-                            splits.classes, progress=display.stage, disk=disk)
+                            splits.classes, progress=display.stage, disk=disk,
+                            code=" ".join(sorted({self.provenance[""].label(), self.provenance[n].label()})))
             for n, b in backbones.items()
         }
         for store in stores.values():
@@ -208,9 +232,15 @@ class SearchRun:
         return [default] + [b for b in available if b != default] if default in available else available or [default]
 
     def _build(self, name: str) -> Backbone:
-        self.console.print(f"[bold]backbone[/]: loading {name}")
+        """Backbone ``name`` from whichever plugin handles it; its notes are shown, its plugin's identity kept."""
+        self.console.print(f"[bold]backbone[/]: loading {escape(name)}")
         options = plugin_options(self.plugin, self.config.options)
-        return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, options), Backbone)
+        builder = backbone_builder(self.plugin, name)
+        backbone = expect(builder, "build_backbone()", builder.build_backbone(name, options), Backbone)
+        for note in backbone.notes:
+            self.console.print(f"[yellow]note[/]: {escape(note)}")
+        self.provenance[name] = provenance(builder)
+        return backbone
 
     def _queue_first_trials(self, study: optuna.Study, space: SearchSpace, shapes: dict[str, BackboneShape]) -> None:
         """A fresh study's first trials: the linear-probe baseline, then the plugin's starting points."""
