@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_tl.hub import cached_offline
@@ -57,6 +58,9 @@ class VisionOptions:
 
     resolution: int = DEFAULT_RESOLUTION
     """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size."""
+    weights: Path | None = None
+    """A local weights file (a ``.pth``/``.pt``/``.safetensors`` state dict) for a backbone that is
+    built from an architecture name: backbone plugins' ones, such as ``timm:resnet18``."""
 
     def __post_init__(self) -> None:
         """The range the type cannot check; the core has checked names and types."""
@@ -68,6 +72,8 @@ class VisionOptions:
                 f"options.resolution {resolution} is out of range",
                 hint=f"use {MIN_RESOLUTION}–{MAX_RESOLUTION} pixels, or 0 for the backbone's own size",
             )
+        if self.weights is not None and not Path(self.weights).expanduser().is_file():
+            raise UserError(f"options.weights: {self.weights} is not a file", hint="pass a .pth or .safetensors state dict")
 
 
 class VisionPlugin(ModalityPlugin):
@@ -99,6 +105,9 @@ class VisionPlugin(ModalityPlugin):
     def build_backbone(self, name: str, options: VisionOptions) -> Backbone:
         from automl_tl_vision.backbones import build
 
+        if options.weights is not None:
+            raise UserError(f"--weights does not apply to backbone {name!r}: it has its own weights",
+                            hint="--weights goes with an architecture name from a backbone plugin, e.g. timm:resnet18")
         return build(name, options.resolution)
 
     def search_space(self) -> Mapping[str, Any]:
