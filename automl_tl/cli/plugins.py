@@ -89,3 +89,19 @@ def check(
         console.print(f"[red]{len(report.problems)} problem(s)[/] in plugin {name!r}")
         raise typer.Exit(1)
     console.print(f"plugin {name!r} passed every check")
+
+
+@app.command("new")
+@handles_user_errors
+def new(
+    name: str = typer.Argument(..., help="The modality's name, e.g. sensors (a lowercase identifier)."),
+    modality_like: str = typer.Option("blank", "--modality-like", help="The template to start from (blank)."),
+    into: Path = typer.Option(Path("."), "--into", help="Folder to write automl-tl-NAME/ in."),
+) -> None:
+    """Write an installable plugin package that passes `plugins check` and a search as generated."""
+    from automl_tl.scaffold import write_plugin
+
+    target = write_plugin(name, modality_like, into)
+    Console(highlight=False).print(
+        f"wrote {escape(str(target))}\nnext: pip install -e {escape(str(target))} && automl-tl plugins check {name}"
+    )
