@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import tomllib
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def fresh_sensors_modules(monkeypatch):
+    """Both tests import a package named automl_tl_sensors, from different folders."""
+    for module in [m for m in sys.modules if m.startswith("automl_tl_sensors")]:
+        monkeypatch.delitem(sys.modules, module)
 
 
 def test_a_new_plugin_passes_the_kit_and_a_two_trial_search(run_cli, register_plugin, monkeypatch, tmp_path):
@@ -37,3 +47,16 @@ def test_a_bad_name_or_template_is_one_line(run_cli, assert_user_error, tmp_path
     assert_user_error(*run_cli("plugins", "new", "My-Plugin", "--into", tmp_path), "not a lowercase Python identifier")
     assert_user_error(*run_cli("plugins", "new", "eeg", "--modality-like", "speech", "--into", tmp_path),
                       "no template 'speech'", "available: blank")
+
+
+def test_the_worked_example_in_examples_passes_the_kit(register_plugin, monkeypatch):
+    from pathlib import Path
+
+    from automl_tl.registry import get_plugin
+    from automl_tl.testing import check_plugin
+
+    package = Path(__file__).parents[1] / "examples" / "automl-tl-sensors"
+    project = tomllib.loads((package / "pyproject.toml").read_text())
+    register_plugin(project["project"]["name"], project["project"]["entry-points"]["automl_tl.modalities"])
+    monkeypatch.syspath_prepend(str(package))
+    check_plugin(get_plugin("sensors"))
