@@ -88,6 +88,7 @@ def test_a_plugin_failing_at_import_says_where_and_debug_shows_the_traceback(reg
     code, out, err = run_cli("search", "-m", "broken")
     assert_user_error(code, out, err, "RuntimeError: this plugin is broken on purpose", "broken_modality.py, line 3",
                       "AUTOML_TL_DEBUG=1")
+    monkeypatch.setenv("AUTOML_TL_DEBUG", "0")  # restored after the test: --debug sets it for the process
     code, out, err = run_cli("--debug", "search", "-m", "broken")
     assert code == 2 and "Traceback (most recent call last)" in err and 'broken_modality.py", line 3' in err
     assert err.strip().splitlines()[-1].startswith("Error: plugin 'broken'")

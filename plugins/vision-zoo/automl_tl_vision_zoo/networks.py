@@ -64,7 +64,7 @@ def build_timm(model_name: str, resolution: int, weights: Path | None) -> Backbo
     import timm
 
     try:
-        model = timm.create_model(model_name, pretrained=False, num_classes=0, **_dynamic_size(timm, model_name))
+        model = timm.create_model(model_name, pretrained=False, num_classes=0, **_dynamic_size(model_name))
     except RuntimeError as exc:  # timm's "Unknown model"
         raise UserError(f"timm has no model {model_name!r}: {exc}", hint="see timm.list_models()") from None
     if weights is not None:
@@ -115,7 +115,7 @@ def _backbone(model: nn.Module, stem: nn.Module, blocks: list[nn.Module], head: 
                     block_widths=widths, fingerprint=fingerprint)
 
 
-def _dynamic_size(timm: Any, model_name: str) -> dict[str, Any]:
+def _dynamic_size(model_name: str) -> dict[str, Any]:
     """ViTs interpolate their position embeddings to any input size; other families take any size anyway."""
     return {"dynamic_img_size": True} if "vit" in model_name or "deit" in model_name else {}
 
@@ -220,6 +220,6 @@ def _timm_cache(timm: Any, model: nn.Module, model_name: str) -> str:
     if not hub_id or not cached_offline(hub_id):
         raise UserError(f"no weights for timm:{model_name} on this machine (not in the Hugging Face cache)",
                         hint="pass a state dict with --weights FILE")
-    pretrained = timm.create_model(model_name, pretrained=True, num_classes=0, **_dynamic_size(timm, model_name))
+    pretrained = timm.create_model(model_name, pretrained=True, num_classes=0, **_dynamic_size(model_name))
     model.load_state_dict(pretrained.state_dict())
     return f"hf:{hub_id}"
