@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "automl_tl.modalities"
 """Entry-point group every modality plugin, built-in or third-party, registers under."""
+BACKBONE_ENTRY_POINT_GROUP = "automl_tl.backbones"
+"""Entry-point group of `BackbonePlugin`s: backbones added to a modality some other distribution owns."""
 
 
 @dataclass(frozen=True)
@@ -170,3 +172,35 @@ class ModalityPlugin(ABC):
         that ``build_backbone(name, inference_options(...))`` preprocesses as the search did.
         """
         return options
+
+
+class BackbonePlugin(ABC):
+    """Backbones for a modality that another distribution owns, without forking it.
+
+    Register the class under the entry-point group ``automl_tl.backbones`` (the entry point's
+    name must equal ``name``). The core lists its catalogue under ``modality`` in
+    ``automl-tl plugins list`` and hands it every backbone name it `handles`; every other name
+    goes to the modality plugin. It receives the modality's data and options unchanged, so its
+    preprocessing must produce what that modality's examples load into. Like a modality plugin,
+    the module the entry point names must be cheap to import.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    """The modality plugin's name (``vision``...) whose backbones this adds to."""
+    description: ClassVar[str]
+
+    @abstractmethod
+    def backbones(self) -> Sequence[BackboneInfo]:
+        """The catalogue, shown under the modality; must not load weights."""
+
+    def handles(self, name: str) -> bool:
+        """Whether ``name`` is one of this plugin's backbones (default: a catalogue name).
+
+        Override it to accept a family of names the catalogue cannot list, e.g. any ``timm:<model>``.
+        """
+        return any(info.name == name for info in self.backbones())
+
+    @abstractmethod
+    def build_backbone(self, name: str, options: Any) -> Backbone:
+        """Build backbone ``name``; ``options`` is the modality's options object (``options_type``)."""

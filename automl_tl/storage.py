@@ -159,3 +159,13 @@ def _first_line(exc: BaseException) -> str:
     """The first line of an error, with any password in it hidden (SQLAlchemy quotes a URL it cannot parse)."""
     lines = str(exc).strip().splitlines()
     return redact(lines[0]) if lines else type(exc).__name__
+
+
+def delete_if_unstarted(study: optuna.Study) -> None:
+    """Delete a study no trial of which ever started: what a fresh run's failed start leaves.
+
+    Only trials that start queued may be in it then; once another worker has started one, the
+    study is kept.
+    """
+    if all(t.state == optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+        optuna.delete_study(study_name=study.study_name, storage=study._storage)

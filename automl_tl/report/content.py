@@ -17,6 +17,7 @@ from automl_tl import __version__
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import COLUMNS, NUMERIC, Leaderboard, Row, cells, test_line
 from automl_tl.model.source import final_model_line
+from automl_tl.provenance import Provenance
 from automl_tl.report import plots
 from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
 from automl_tl.vocabulary import describe
@@ -154,6 +155,7 @@ def _environment(label: str, board: Leaderboard) -> Facts:
         ("Command", shlex.join([PurePath(command[0]).name, *command[1:]]) if command else None),
         ("Seed", str(run["seed"]) if "seed" in run else None),
         ("Search settings", ", ".join(f"{k}={v}" for k, v in search.items()) or None),
+        ("Plugins", ", ".join(Provenance(**p).label() for p in run.get("plugins", [])) or None),
         *[(ENVIRONMENT_LABELS.get(k, k.replace("_", " ")), str(v)) for k, v in environment.items()],
         ("Total compute", f"{_duration(board.compute_seconds)} summed over {len(board.rows)} trial(s)"),
         ("Wall clock", f"{min(starts)[:16].replace('T', ' ')} to {max(ends)[:16].replace('T', ' ')}" if starts and ends else None),

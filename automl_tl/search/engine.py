@@ -28,8 +28,9 @@ from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.model.source import record_backbones
 from automl_tl.progress import SearchDisplay
-from automl_tl.registry import catalogue, expect, starting_points
-from automl_tl.rundir import FORMAT_VERSION, RunDir
+from automl_tl.provenance import Provenance
+from automl_tl.registry import backbone_builder, catalogue, expect, provenance, starting_points
+from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
@@ -40,7 +41,7 @@ from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, resolve_bf16
 from automl_tl.splits import Splits
-from automl_tl.storage import has_study, open_storage, open_study, redact
+from automl_tl.storage import delete_if_unstarted, has_study, open_storage, open_study, redact
 from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
 from automl_tl.vocabulary import STRATEGIES, BackboneShape
 
@@ -68,6 +69,8 @@ class SearchRun:
         settings = request.config.search
         self.compute = Compute(cached=settings.cache, bf16=resolve_bf16(settings.precision))
         """How every trial, the refit and the test evaluation compute (resolved once: ``auto`` asks the CPU)."""
+        self.provenance: dict[str, Provenance] = {"": provenance(plugin)}
+        """The plugin code behind the run: the modality's (key "") and each backbone's builder."""
 
     def run(self) -> Leaderboard:
         """Load the data, search until the budget is spent (or resume), then test the best once."""
@@ -76,36 +79,47 @@ class SearchRun:
         splits = prepared.splits
         self._show_data(prepared)
         run, name, meta, resumed = self._open_run(prepared)
+        study: optuna.Study | None = None
+        try:  # until the first trial: a start that fails leaves nothing behind that blocks the next one
+            space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
+            backbones = {n: self._build(n) for n in space.choices("backbone")}
+            self._preflight(backbones, splits)
+            meta["plugins"] = [p.as_dict() for p in sorted(set(self.provenance.values()), key=lambda p: p.distribution)]
+            shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+            record_backbones(run, self.plugin, backbones, cfg.options)
+            study, created = self._study(run, name, space, cfg)
+            if not resumed or "run" not in study.user_attrs:
+                study.set_user_attr("run", meta)
+            if created:
+                self._queue_first_trials(study, space, shapes)
+            reap(study, run, cfg.search.heartbeat)
+            keep_best_weights(study, run)
+            tally = Tally.of(study.get_trials(deepcopy=False))
+            display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials,
+                                    cfg.search.objective, str(run.root))
+            stores = self._stores(run, backbones, space, splits, display)
+            with display:
+                self._warm_up(stores, space)
+        except BaseException:
+            if not resumed:  # this search made the run: leave the directory as it found it
+                if study is not None:
+                    delete_if_unstarted(study)
+                run.config_path.unlink(missing_ok=True)
+            raise
+        write_json(run.config_path, self._config_record(name, meta))  # now with the plugins that built the backbones
 
-        space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
-        backbones = {n: self._build(n) for n in space.choices("backbone")}
-        shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
-        record_backbones(run, self.plugin, backbones, cfg.options)
-        study, created = self._study(run, name, space, cfg)
-        if not resumed or "run" not in study.user_attrs:
-            study.set_user_attr("run", meta)
-        if created:
-            self._queue_first_trials(study, space, shapes)
-        reap(study, run, cfg.search.heartbeat)
-        keep_best_weights(study, run)
-
-        tally = Tally.of(study.get_trials(deepcopy=False))
         remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - tally.spent_seconds
         if tally.spent_trials or tally.interrupted:
             again = f"; {tally.interrupted} interrupted, not counted" if tally.interrupted else ""
             self.console.print(f"resuming study {name!r}: {tally.spent_trials} trial(s) already done{again}")
 
-        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective,
-                                str(run.root))
         budget = Budget(
             cfg.search.n_trials, cfg.search.timeout, reap=lambda s: reap(s, run, cfg.search.heartbeat),
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
-        stores = self._stores(run, backbones, space, splits, display)
         interrupted = False
         with display:
-            self._warm_up(stores, space)
             if (remaining_time is None or remaining_time > 0) and budget.room(study):
                 deadline = None if remaining_time is None else time.monotonic() + remaining_time
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
@@ -134,7 +148,9 @@ class SearchRun:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
 
         A run directory written with other data or settings is refused rather than resumed: its
-        trials would not be comparable with the new ones.
+        trials would not be comparable with the new ones. The directory is claimed here, under a
+        lock (`RunDir.claim`); `run` takes the claim back if the start fails before the first
+        trial, so a failed start never leaves anything that blocks the corrected command.
         """
         name = study_name(self.config, prepared.name)
         run = RunDir(self.request.run_dir or Path("runs") / name)
@@ -150,9 +166,25 @@ class SearchRun:
                 raise UserError(f"run directory {run.root} holds study {saved.get('study')!r}, not {name!r}",
                                 hint=f"pass --study {saved.get('study')} to resume it, or a new --run-dir")
 
-        storage = None if self.request.storage is None else redact(self.request.storage)
-        resumed = run.claim({"format_version": FORMAT_VERSION, "study": name, "storage": storage, **meta}, check)
+        resumed = run.claim(self._config_record(name, meta), check)
         return run, name, meta, resumed
+
+    def _config_record(self, name: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """``config.json``: the run's metadata, the study's name and where it lives (its password hidden)."""
+        storage = None if self.request.storage is None else redact(self.request.storage)
+        return {"format_version": FORMAT_VERSION, "study": name, "storage": storage, **meta}
+
+    def _preflight(self, backbones: dict[str, Backbone], splits: Splits) -> None:
+        """The plugin kit's cheap checks (layout, widths, masks on two examples): a plugin breaking them
+        would fail every trial, or let a prefix cached from padded batches change the results."""
+        from automl_tl.testing.network import preflight
+
+        items = [example.item for example in splits.train]
+        for name, backbone in backbones.items():
+            problem = preflight(backbone, items)
+            if problem is not None:
+                raise UserError(f"plugin {self.plugin.name!r}, backbone {name!r}: {problem}",
+                                hint=f"`automl-tl plugins check {self.plugin.name}` runs every check of the plugin kit")
 
     def _stores(
         self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits, display: SearchDisplay
@@ -161,7 +193,8 @@ class SearchRun:
         disk = DiskCache(run.cache_dir) if self.config.search.cache else None
         stores = {
             n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
-                            splits.classes, progress=display.stage, disk=disk)
+                            splits.classes, progress=display.stage, disk=disk,
+                            code=" ".join(sorted({self.provenance[""].label(), self.provenance[n].label()})))
             for n, b in backbones.items()
         }
         for store in stores.values():
@@ -213,9 +246,15 @@ class SearchRun:
         return [default] + [b for b in available if b != default] if default in available else available or [default]
 
     def _build(self, name: str) -> Backbone:
-        self.console.print(f"[bold]backbone[/]: loading {name}")
+        """Backbone ``name`` from whichever plugin handles it; its notes are shown, its plugin's identity kept."""
+        self.console.print(f"[bold]backbone[/]: loading {escape(name)}")
         options = plugin_options(self.plugin, self.config.options)
-        return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, options), Backbone)
+        builder = backbone_builder(self.plugin, name)
+        backbone = expect(builder, "build_backbone()", builder.build_backbone(name, options), Backbone)
+        for note in backbone.notes:
+            self.console.print(f"[yellow]note[/]: {escape(note)}")
+        self.provenance[name] = provenance(builder)
+        return backbone
 
     def _queue_first_trials(self, study: optuna.Study, space: SearchSpace, shapes: dict[str, BackboneShape]) -> None:
         """A fresh study's first trials: the linear-probe baseline, then the plugin's starting points."""

@@ -65,8 +65,12 @@ class FeatureStore:
         progress: ProgressFn | None = None,
         batch_size: int = 32,
         disk: DiskCache | None = None,
+        code: str = "",
     ) -> None:
         self.backbone = backbone
+        self.code = code
+        """The plugin code that built the backbone (`automl_tl.provenance`): part of every disk cache key,
+        since a plugin's fix rarely changes the fingerprints its author wrote."""
         self.examples = splits
         self.class_index = {c: i for i, c in enumerate(classes)}
         self.progress = progress or (lambda what, done, total: None)
@@ -89,7 +93,7 @@ class FeatureStore:
         splits = {name: examples for name, examples in self.examples.items() if name not in parts}
         splits[into] = [e for part in parts for e in self.examples[part]]
         splits.setdefault("validation", [])
-        store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size)
+        store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size, code=self.code)
         store.cached_depths, store.has_mask = self.cached_depths, self.has_mask
         for name in splits:
             store._cache[name] = self._cache[name] if name in self._cache and name not in parts else _SplitCache()
@@ -194,7 +198,7 @@ class FeatureStore:
     def _key(self, split: str, what: str) -> str:
         if split not in self._data_keys:
             self._data_keys[split] = data_fingerprint(self.examples[split])
-        return cache_key(self.backbone.fingerprint, self.backbone.preprocessor.fingerprint, self._data_keys[split], what)
+        return cache_key(self.code, self.backbone.fingerprint, self.backbone.preprocessor.fingerprint, self._data_keys[split], what)
 
     def _load_pooled(self, split: str) -> bool:
         arrays = self.disk.load(self._key(split, "pooled")) if self.disk is not None else None

@@ -57,6 +57,9 @@ class VisionOptions:
     resolution: int | None = None
     """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size;
     unset: decided from the images (`fit_resolution`)."""
+    weights: Path | None = None
+    """A local weights file (a ``.pth``/``.pt``/``.safetensors`` state dict) for a backbone that is
+    built from an architecture name: backbone plugins' ones, such as ``timm:resnet18``."""
 
     def __post_init__(self) -> None:
         """The range the type cannot check; the core has checked names and types."""
@@ -70,6 +73,8 @@ class VisionOptions:
                 f"options.resolution {resolution} is out of range",
                 hint=f"use {MIN_RESOLUTION}–{MAX_RESOLUTION} pixels, or 0 for the backbone's own size",
             )
+        if self.weights is not None and not Path(self.weights).expanduser().is_file():
+            raise UserError(f"options.weights: {self.weights} is not a file", hint="pass a .pth or .safetensors state dict")
 
 
 def fit_resolution(median_side: int | None) -> int:
@@ -127,6 +132,9 @@ class VisionPlugin(ModalityPlugin):
     def build_backbone(self, name: str, options: VisionOptions) -> Backbone:
         from automl_tl_vision.backbones import build
 
+        if options.weights is not None:
+            raise UserError(f"--weights does not apply to backbone {name!r}: it has its own weights",
+                            hint="--weights goes with an architecture name from a backbone plugin, e.g. timm:resnet18")
         resolution = options.resolution if options.resolution is not None else fit_resolution(self._median_side)
         return build(name, resolution)
 
