@@ -205,7 +205,7 @@ COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val sco
 TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "±", "params", "time", "state"]
 """Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column,
 ``±`` is half the width of the validation score's 95 % interval."""
-MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6}
+MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6, "pooling": 7}
 NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "±", "trainable", "params", "time",
            *(d.column for d in columns() if d.numeric and d.column)}
 
