@@ -189,8 +189,8 @@ class Leaderboard:
             rates = (row.params.get("backbone_lr"), row.params.get("head_lr"))
             terminal = {**named, "#": named["rank"], "strategy": describe_strategy(row.params),
                         "lr bb/head": "/".join(format(r, ".0e") for r in rates if r is not None),
-                        "val": named["val score"], "params": named["trainable"],
-                        "±": format((row.interval["high"] - row.interval["low"]) / 2, ".3f") if row.interval else ""}
+                        "val": named["val score"] + (f"\n±{(row.interval['high'] - row.interval['low']) / 2:.3f}" if row.interval else ""),
+                        "params": named["trainable"]}
             table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
@@ -202,11 +202,11 @@ TEXT_FORMATS: dict[str, Callable[[Leaderboard], str]] = {
 
 COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "val 95% interval", "trainable", "time", "state"]
 """CSV and Markdown columns: the search dimensions that have a column (`automl_tl.vocabulary`), then the outcome."""
-TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "±", "params", "time", "state"]
+TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "params", "time", "state"]
 """Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column,
-``±`` is half the width of the validation score's 95 % interval."""
+and under each validation score ``±`` is half the width of its 95 % interval."""
 MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6, "pooling": 7}
-NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "±", "trainable", "params", "time",
+NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "trainable", "params", "time",
            *(d.column for d in columns() if d.numeric and d.column)}
 
 
