@@ -52,7 +52,7 @@ def probe_args(args: list[str], recipe: Path | None, work: Path) -> list[str]:
     for arg in args:  # the probe's budget is its one trial
         if skip:
             skip = False
-        elif arg in BUDGET_FLAGS:
+        elif arg in BUDGET_FLAGS | {"--recipe", "-r"}:
             skip = True
         elif arg.split("=", 1)[0] not in BUDGET_FLAGS | {"--recipe"}:
             kept.append(arg)
