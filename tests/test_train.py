@@ -15,7 +15,8 @@ from automl_tl.search.kernels import MATH_ATTENTION_UP_TO, attention_kernel
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import Compute, _BestEpoch, best_epoch, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.epochs import BestEpoch, best_epoch
+from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 
 
 def make_store(backbone: Backbone, toy_modality) -> FeatureStore:
@@ -109,7 +110,7 @@ def test_best_epochs_weights_reproduce_its_validation_score(toy_modules):
     ],
 )
 def test_the_best_epoch_is_chosen_on_the_smoothed_curve_with_its_own_weights(curve, best) -> None:
-    chosen = _BestEpoch("accuracy")
+    chosen = BestEpoch("accuracy")
     for epoch, score in enumerate(curve, start=1):
         chosen.add({"accuracy": score}, {"epoch": torch.tensor(epoch)})
     outcome = chosen.outcome()
