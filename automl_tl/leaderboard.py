@@ -21,11 +21,13 @@ from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.table import Table
 
+from automl_tl.domains import Candidate, choose, source_floor
 from automl_tl.errors import UserError
 from automl_tl.rundir import RunDir
 from automl_tl.storage import load_study
 from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted
 from automl_tl.vocabulary import STRATEGIES, cell, columns, describe_strategy
+from automl_tl.vocabulary.adaptations import SOURCE_ONLY, VALIDATORS, describe_adaptation
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 
@@ -50,6 +52,10 @@ class Row:
     finished: str | None = None
     baseline: str | None = None
     """Set when the engine ran this trial as the reference to beat (e.g. ``"linear probe"``)."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """Every metric of its best epoch: the source's, and with a target each validator's (`VALIDATORS`)."""
+    target_test: dict[str, float] | None = None
+    """Its scores on the labelled target test set: evaluation only, never read to choose."""
 
     @property
     def strategy(self) -> str | None:
@@ -77,6 +83,8 @@ class Leaderboard:
     """Why `importance` is missing, in a sentence a reader can act on."""
     interrupted: int = 0
     """How many failed trials were interrupted (killed, Ctrl-C...): they spend no budget and are retried once."""
+    chosen: int | None = None
+    """The trial the search settles on (`automl_tl.domains.choose`): the best, unless the source guard ruled it out."""
 
     @classmethod
     def from_study(cls, study: optuna.Study, importance: bool = False) -> Leaderboard:
@@ -90,6 +98,7 @@ class Leaderboard:
             if row.trial in retries:
                 row.reason = f"{row.reason}; retried as trial {retries[row.trial]}"
         counts = {state.name.lower(): sum(1 for t in trials if t.state == state) for state in STATE_ORDER}
+        chosen = _guard(rows, run.get("selection") or {})
         return cls(
             study=study.study_name,
             objective=run.get("objective", "score"),
@@ -99,6 +108,7 @@ class Leaderboard:
             counts=counts,
             compute_seconds=sum(r.seconds or 0.0 for r in rows),
             interrupted=sum(1 for t in trials if is_interrupted(t)),
+            chosen=chosen,
             **(_importance(study) if importance else {}),
         )
 
@@ -113,7 +123,41 @@ class Leaderboard:
 
     @property
     def best(self) -> Row | None:
+        if self.chosen is not None:
+            return next((r for r in self.rows if r.trial == self.chosen), None)
         return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
+
+    @property
+    def chosen_by(self) -> str:
+        """What the trials were ranked by, in words: ``macro_f1 on validation``, ``snd on the unlabelled target``."""
+        if self.adapting and self.objective in VALIDATORS and self.objective != "source":
+            return f"{self.objective} on the unlabelled target"
+        return f"{self.objective} on validation"
+
+    @property
+    def adapting(self) -> bool:
+        """The run had a target domain: the leaderboard then shows the adaptation columns."""
+        return "target" in self.run.get("data", {})
+
+    @property
+    def columns(self) -> list[str]:
+        """`COLUMNS`, with a target the method and the source validation score beside the validator's value,
+        and the target test score where one was measured."""
+        if not self.adapting:
+            return COLUMNS
+        extra = ["adaptation", "source val"] + (["target test (eval only)"] if any(r.target_test for r in self.rows) else [])
+        at = COLUMNS.index("val score")
+        return [*COLUMNS[:at], *extra, *COLUMNS[at:]]
+
+    def cells(self, row: Row, plain: bool) -> list[str]:
+        """One row's `columns` as text."""
+        named = dict(zip(COLUMNS, cells(row, plain), strict=True))
+        source = row.scores.get(self.run.get("selection", {}).get("source_metric", "macro_f1"))
+        test = (row.target_test or {}).get(self.run.get("selection", {}).get("source_metric", "macro_f1"))
+        named.update({"adaptation": describe_adaptation(row.params) if row.params else "",
+                      "source val": "" if source is None else format(source, ".4f"),
+                      "target test (eval only)": "" if test is None else format(test, ".4f")})
+        return [named[c] for c in self.columns]
 
     @property
     def baseline(self) -> Row | None:
@@ -139,18 +183,18 @@ class Leaderboard:
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(COLUMNS)
+        writer.writerow(self.columns)
         for row in self.rows:
-            writer.writerow(cells(row, plain=True))
+            writer.writerow(self.cells(row, plain=True))
         return out.getvalue()
 
     def to_markdown(self) -> str:
-        lines = [f"## {self.study}: {self.objective} on validation", ""]
+        lines = [f"## {self.study}: {self.chosen_by}", ""]
         lines += [_summary(self), ""]
-        lines.append("| " + " | ".join(COLUMNS) + " |")
-        lines.append("|" + "---|" * len(COLUMNS))
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "---|" * len(self.columns))
         for row in self.rows:
-            lines.append("| " + " | ".join(cells(row, plain=False)) + " |")
+            lines.append("| " + " | ".join(self.cells(row, plain=False)) + " |")
         if self.test:
             lines += ["", test_line(self)]
         return "\n".join(lines) + "\n"
@@ -159,17 +203,20 @@ class Leaderboard:
         """The terminal view: the columns of `COLUMNS`, folded to stay readable in 80 columns."""
         backbones = {r.params["backbone"] for r in self.rows if r.params.get("backbone")}
         single = next(iter(backbones)) if len(backbones) == 1 else None
-        title = f"{self.study} — {self.objective} on validation" + (f" — {single}" if single else "")
+        title = f"{self.study} — {self.chosen_by}" + (f" — {single}" if single else "")
         table = Table(title=title, caption=_summary(self), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         columns = [c for c in TERMINAL_COLUMNS if c != "backbone" or single is None]
+        if self.adapting:
+            at = columns.index("val")
+            columns[at:at] = [c for c in self.columns if c in ("adaptation", "source val", "target test (eval only)")]
         for column in columns:
             table.add_column(column, justify="right" if column in NUMERIC else "left",
                              min_width=MIN_WIDTH.get(column), overflow="fold")
         for row in self.rows:
             style = {"complete": None, "running": "italic", "pruned": "dim", "fail": "dim red"}[row.state]
-            if row.rank == 1 and row.state == "complete":
+            if row is self.best:
                 style = "bold green"
-            named = dict(zip(COLUMNS, cells(row, plain=False), strict=True))
+            named = dict(zip(self.columns, self.cells(row, plain=False), strict=True))
             rates = (row.params.get("backbone_lr"), row.params.get("head_lr"))
             terminal = {**named, "#": named["rank"], "strategy": describe_strategy(row.params),
                         "lr bb/head": "/".join(format(r, ".0e") for r in rates if r is not None),
@@ -189,17 +236,23 @@ TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr
 """Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column."""
 MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6}
 NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "trainable", "params", "time",
+           "source val", "target test (eval only)",
            *(d.column for d in columns() if d.numeric and d.column)}
 
 
 def test_line(board: Leaderboard) -> str:
     test = board.test or {}
     how = "refit on train+validation, " if test.get("refit") else ""
-    return (
+    line = (
         f"Held-out test (trial {test.get('trial')}'s configuration, {how}evaluated once after the search): "
         f"accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f} "
         f"on {test.get('n', '?')} examples"
     )
+    target = test.get("target")
+    if target:
+        line += (f"; target test (labelled, evaluation only): accuracy {target['accuracy']:.4f}, "
+                 f"macro-F1 {target['macro_f1']:.4f} on {target['n']} examples")
+    return line
 
 
 def _summary(board: Leaderboard) -> str:
@@ -246,6 +299,8 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         started=trial.datetime_start.isoformat() if trial.datetime_start else None,
         finished=trial.datetime_complete.isoformat() if trial.datetime_complete else None,
         baseline=attrs.get("baseline"),
+        scores=scores,
+        target_test=attrs.get("target_test"),
     )
 
 
@@ -289,3 +344,20 @@ def _human(n: int) -> str:
         if n >= size:
             return f"{n / size:.1f}{unit}"
     return str(n)
+
+
+def _guard(rows: list[Row], selection: dict[str, Any]) -> int | None:
+    """The chosen trial under the run's source guard, noting on each adapted trial it ruled out why;
+    None where the run had no guard (the best value is chosen)."""
+    margin = selection.get("margin")
+    if margin is None:
+        return None
+    metric = selection.get("source_metric", "macro_f1")
+    candidates = [Candidate(r.trial, r.score, r.params.get("adaptation", SOURCE_ONLY), r.scores.get(metric))
+                  for r in rows if r.state == "complete" and r.score is not None]
+    floor = source_floor(candidates, margin)
+    for row, candidate in zip((r for r in rows if r.state == "complete" and r.score is not None), candidates):
+        if floor is not None and candidate.adaptation != SOURCE_ONLY and (candidate.source or 0.0) < floor:
+            row.reason = f"not chosen: source val {candidate.source or 0.0:.4f} below {floor:.4f}"
+    chosen = choose(candidates, margin)
+    return None if chosen is None else chosen.trial

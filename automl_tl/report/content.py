@@ -15,7 +15,7 @@ from typing import Any
 
 from automl_tl import __version__
 from automl_tl.errors import UserError
-from automl_tl.leaderboard import COLUMNS, NUMERIC, Leaderboard, Row, cells, test_line
+from automl_tl.leaderboard import NUMERIC, Leaderboard, Row, test_line
 from automl_tl.vocabulary import describe
 from automl_tl.report import plots
 from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
@@ -104,7 +104,7 @@ def _leaderboard_table(board: Leaderboard) -> Table:
             kinds.append("baseline")
         else:
             kinds.append({"complete": ""}.get(row.state, row.state))
-    return Table(list(COLUMNS), [cells(r, plain=False) for r in board.rows], kinds, frozenset(NUMERIC) & set(COLUMNS))
+    return Table(board.columns, [board.cells(r, plain=False) for r in board.rows], kinds, frozenset(NUMERIC) & set(board.columns))
 
 
 def _leaderboard_caption(board: Leaderboard) -> str:

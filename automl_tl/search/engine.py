@@ -26,6 +26,7 @@ from rich.markup import escape
 from automl_tl.backbone import Backbone
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import ModalityPlugin
+from automl_tl.domains import TargetSplits, selection
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.progress import SearchDisplay
@@ -37,7 +38,7 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
 from automl_tl.search.metrics import detailed
 from automl_tl.search.model import Tail
-from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
+from automl_tl.search.objective import Objective, TrialContext, chosen_trial, keep_best_weights
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
@@ -81,14 +82,15 @@ class SearchRun:
 
         space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
         backbones = {n: self._build(n) for n in space.choices("backbone")}
-        shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+        shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm(), prepared.target is not None)
+                  for n, b in backbones.items()}
         study, created = self._study(run, name, space, cfg)
         if not resumed or "run" not in study.user_attrs:
             study.set_user_attr("run", meta)
         if created:
             self._queue_first_trials(study, space, shapes)
         reap(study, run, cfg.search.heartbeat)
-        keep_best_weights(study, run)
+        keep_best_weights(study, run, self.config)
 
         tally = Tally.of(study.get_trials(deepcopy=False))
         remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - tally.spent_seconds
@@ -102,13 +104,13 @@ class SearchRun:
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
-        stores = self._stores(run, backbones, space, splits, display)
+        stores = self._stores(run, backbones, space, splits, prepared.target, display)
         interrupted = False
         with display:
             self._warm_up(stores, space)
             if (remaining_time is None or remaining_time > 0) and budget.room(study):
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
-                                                   self.compute, budget, display, self.worker))
+                                                   self.compute, budget, display, self.worker, *selection(cfg)))
                 interrupted = self._optimize(study, run, objective, budget, remaining_time)
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
@@ -128,6 +130,10 @@ class SearchRun:
             f"[bold]splits[/]: {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test, "
             f"{len(splits.classes)} classes ({escape(splits.description)})"
         )
+        if prepared.target is not None:
+            chosen, margin = selection(self.config)
+            guard = f", adapted trials kept within {margin} of source-only source validation" if margin is not None else ""
+            self.console.print(f"[bold]target[/]: {escape(prepared.target.description)}; trials chosen by {chosen}{guard}")
 
     def _open_run(self, prepared: PreparedData) -> tuple[RunDir, str, dict[str, Any], bool]:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
@@ -138,7 +144,7 @@ class SearchRun:
         name = study_name(self.config, prepared.name)
         run = RunDir(self.request.run_dir or Path("runs") / name)
         run.create()
-        key = fingerprint(self.config, prepared.splits)
+        key = fingerprint(self.config, prepared.splits, prepared.target)
         saved = run.load_config()
         if saved is not None and saved.get("fingerprint") != key:
             raise UserError(
@@ -150,13 +156,15 @@ class SearchRun:
         return run, name, meta, saved is not None
 
     def _stores(
-        self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits, display: SearchDisplay
+        self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits,
+        target: TargetSplits | None, display: SearchDisplay,
     ) -> dict[str, FeatureStore]:
         """One feature store per backbone, disk-backed in the run directory unless caching is off."""
         disk = DiskCache(run.cache_dir) if self.config.search.cache else None
+        parts = {"train": splits.train, "validation": splits.validation, "test": splits.test,
+                 **(target.splits() if target else {})}
         stores = {
-            n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
-                            splits.classes, progress=display.stage, disk=disk)
+            n: FeatureStore(b, parts, splits.classes, progress=display.stage, disk=disk)
             for n, b in backbones.items()
         }
         for store in stores.values():
@@ -166,11 +174,13 @@ class SearchRun:
     def _warm_up(self, stores: dict[str, FeatureStore], space: SearchSpace) -> None:
         """Decode every file now, so a bad one stops the run before any trial; then the one frozen pass."""
         for store in stores.values():
-            for split in ("train", "validation", "test"):
+            for split in store.examples:
                 store.raws(split)
             if self.config.search.cache and any(STRATEGIES[s].cached for s in space.choices("strategy")):
-                store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
-                store.pooled("validation")
+                # one pass serves every feature-extraction trial and planned prefix
+                for split in ("train", "validation", "target", "target_validation"):
+                    if split in store.examples:
+                        store.pooled(split)
 
     def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget, timeout: float | None) -> bool:
         """Run trials until the budget is spent; True when Ctrl-C stopped them.
@@ -185,7 +195,7 @@ class SearchRun:
         while True:
             left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
             try:
-                study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run)])
+                study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run, self.config)])
                 return False
             except ValueError:
                 late = None if objective.current is None else study._storage.get_trial(objective.current)
@@ -252,7 +262,8 @@ class SearchRun:
         splits = prepared.splits
         return {
             "modality": self.config.modality,
-            "objective": self.config.search.objective,
+            "objective": selection(self.config)[0],
+            "selection": {"source_metric": self.config.search.objective, "margin": selection(self.config)[1]},
             "seed": self.config.search.seed,
             "data": {
                 "name": prepared.name,
@@ -261,6 +272,7 @@ class SearchRun:
                 "sizes": splits.sizes(),
                 "classes": splits.classes,
                 "group_name": prepared.data.group_name,
+                **({"target": prepared.target.description} if prepared.target else {}),
             },
             "config": self.config.model_dump(mode="json"),
             "command": self.request.command,
@@ -278,10 +290,9 @@ class SearchRun:
         then learns from every labelled example outside the test split, which matters most when
         groups are few (a speaker held out for validation is a speaker the model never heard).
         """
-        completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not completed:
+        best = chosen_trial(study, self.config)
+        if best is None:
             return
-        best = max(completed, key=lambda t: t.value or 0.0)
         existing = study.user_attrs.get("test")
         if existing and existing.get("trial") == best.number:
             return
@@ -309,5 +320,11 @@ class SearchRun:
             predictions = predict(tail, store, "test", input_mode(params), params, self.compute)
         result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
                   "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
+        if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
+            with self.console.status("evaluating on the target test set"):
+                predictions = predict(tail, store, "target_test", input_mode(params), params, self.compute)
+            result["target"] = {"n": len(store.examples["target_test"]),
+                                **detailed(store.labels("target_test").numpy(), predictions, splits.classes)}
         study.set_user_attr("test", result)
         write_json(run.test_path, result)
+

@@ -14,14 +14,18 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from automl_tl.config import SearchConfig
+from automl_tl.config import RunConfig, SearchConfig
+from automl_tl.domains import Candidate, choose, selection
 from automl_tl.errors import TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.features import FeatureStore
+from automl_tl.search.metrics import scores
+from automl_tl.search.model import Tail
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, best_epoch, train_trial
+from automl_tl.search.epochs import best_epoch
+from automl_tl.search.train import Compute, input_mode, predict, train_trial
 from automl_tl.trials import INTERRUPTED, STARTING_POINT
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 
@@ -41,6 +45,11 @@ class TrialContext:
     display: SearchDisplay
     worker: str
     """``host:pid``: a trial that names its worker can be found abandoned when that process is gone."""
+    selection: str
+    """The metric trials are chosen by (`automl_tl.domains.selection`): the objective, or a validator."""
+    margin: float | None = None
+    """The source guard's margin when adapting without target labels; then every trial's weights are
+    saved, as the trial finally chosen need not be the one with the best value."""
 
 
 class Objective:
@@ -48,7 +57,7 @@ class Objective:
 
     def __init__(self, context: TrialContext) -> None:
         self.context = context
-        self.objective = context.settings.objective
+        self.objective = context.selection
         self.current: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -110,8 +119,10 @@ class Objective:
         for key, attr in (("scores", outcome.scores), ("history", outcome.history),
                           ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
             trial.set_user_attr(key, attr)
+        if "target_test" in ctx.stores[params.backbone].examples:
+            trial.set_user_attr("target_test", target_test(params, ctx, outcome.state))
         earlier_best = best_completed(trial.study)
-        if earlier_best is None or value > earlier_best:
+        if earlier_best is None or value > earlier_best or ctx.margin is not None:
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
         self._finish(trial, params, "complete", value)
         return value
@@ -130,14 +141,32 @@ def best_completed(study: optuna.Study) -> float | None:
     return max(values) if values else None
 
 
-def keep_best_weights(study: optuna.Study, run: RunDir) -> None:
-    """Keep the weights of the best completed trial and of the trials still running, nothing else."""
-    trials = study.get_trials(deepcopy=False)
-    keep = {t.number for t in trials if t.state == TrialState.RUNNING}
-    completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if completed:
-        keep.add(max(completed, key=lambda t: t.value or 0.0).number)
+def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> None:
+    """Keep the weights of the chosen completed trial and of the trials still running, nothing else."""
+    keep = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    chosen = chosen_trial(study, config)
+    if chosen is not None:
+        keep.add(chosen.number)
     run.prune_weights(keep)
+
+
+def chosen_trial(study: optuna.Study, config: RunConfig) -> optuna.trial.FrozenTrial | None:
+    """The completed trial the search settles on: the best value (`automl_tl.domains.choose`), guarded when adapting."""
+    completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    best = choose([Candidate(t.number, float(t.value or 0.0), t.user_attrs.get("params", {}).get("adaptation", "none"),
+                             t.user_attrs.get("scores", {}).get(config.search.objective)) for t in completed],
+                  selection(config)[1])
+    return next((t for t in completed if best is not None and t.number == best.trial), None)
+
+
+def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A trial's scores on the labelled target test set, for evaluation only: recorded, never read to
+    choose, so docs/adaptation.md can measure how well each validator tracks them."""
+    store = ctx.stores[params.backbone]
+    tail = Tail(store.backbone, params, ctx.n_classes)
+    tail.load_state_dict(state)
+    predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
+    return scores(store.labels("target_test").numpy(), predicted, ctx.n_classes)
 
 
 def failure_reason(exc: BaseException) -> str:
