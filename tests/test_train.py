@@ -137,15 +137,15 @@ def test_batchnorm_statistics_stay_frozen_unless_the_trial_adapts_them(toy_modul
 def test_nan_loss_fails_the_trial_with_a_reason_and_the_search_goes_on(toy, run_cli, write_recipe, monkeypatch, tmp_path):
     from automl_tl.search import objective, train
 
-    real_train_trial, real_logits = objective.train_trial, train._logits
+    real_train_trial, real_features = objective.train_trial, train._features
     calls: list[int] = []
 
     def poisoned(*args, **kwargs):
-        return real_logits(*args, **kwargs) * float("nan")
+        return real_features(*args, **kwargs) * float("nan")
 
     def second_trial_diverges(*args, **kwargs):
         calls.append(1)
-        monkeypatch.setattr(train, "_logits", poisoned if len(calls) == 2 else real_logits)
+        monkeypatch.setattr(train, "_features", poisoned if len(calls) == 2 else real_features)
         return real_train_trial(*args, **kwargs)
 
     monkeypatch.setattr(objective, "train_trial", second_trial_diverges)
@@ -256,19 +256,24 @@ def _flash_allowed_in_tail_blocks(run) -> set[bool]:
     """
     seen: set[bool] = set()
     tail_blocks: set[int] = set()
+    features = Tail.features
 
-    def hook(module, args, output):
-        if isinstance(module, Tail):
-            tail_blocks.update(id(b) for b in module.blocks)
-        elif id(module) in tail_blocks:
+    def noting_blocks(tail, *args, **kwargs):  # training reads the head's input through Tail.features
+        tail_blocks.update(id(b) for b in tail.blocks)
+        return features(tail, *args, **kwargs)
+
+    def hook(module, args):
+        if id(module) in tail_blocks:
             seen.add(torch.backends.cuda.flash_sdp_enabled())
 
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: hook(m, a, None))
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+    Tail.features = noting_blocks
     try:
         run()
         return seen
     finally:
         handle.remove()
+        Tail.features = features
 
 
 @pytest.mark.parametrize(("bf16", "flash"), [(True, False), (False, True)])
