@@ -67,8 +67,12 @@ class SearchConfig(_Strict):
     """Seconds of search, counting earlier sessions of a resumed run."""
     seed: int = 0
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"
-    validator: Literal["im", "snd", "bnm", "source"] = "snd"
-    """What scores a trial when the target has no labels (`automl_tl.vocabulary.adaptations.VALIDATORS`)."""
+    validator: Literal["im", "snd", "bnm", "source"] = "im"
+    """What scores a trial when the target has no labels (`automl_tl.vocabulary.adaptations.VALIDATORS`).
+
+    Information maximisation by default: SND rewards near-uniform predictions when classes are few
+    (every probability vector is then every other's neighbour), which docs/adaptation.md shows on
+    the two-class text pair."""
     source_margin: float = Field(0.02, ge=0, le=1)
     """How far below the best source-only trial's source validation score an adapted trial may be and
     still be chosen: an unsupervised validator alone can prefer a model that has forgotten the task."""
