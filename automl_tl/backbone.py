@@ -58,6 +58,7 @@ class Backbone(nn.Module):
         width: int,
         block_widths: Sequence[int] | None = None,
         fingerprint: str,
+        notes: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if not blocks:
@@ -69,7 +70,9 @@ class Backbone(nn.Module):
         self.width = width
         self.block_widths = list(block_widths) if block_widths is not None else [width] * len(blocks)
         self.fingerprint = fingerprint
-        """Identifies the weights (name, source, file size...), for cache keys."""
+        """Identifies the weights (name, source, a hash of a local file's bytes...), for cache keys."""
+        self.notes = list(notes)
+        """What the user should know about how it was built, e.g. a fallback taken; shown when it loads."""
 
     @property
     def depth(self) -> int:

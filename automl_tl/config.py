@@ -23,6 +23,8 @@ from automl_tl.vocabulary import DIMENSIONS, Dimension
 
 GRACE_BEATS = 4
 """Heartbeats a running trial may miss before other workers treat its worker as gone."""
+SEED_MAX = 2**32 - 1
+"""The largest seed: NumPy's generators (and so Optuna's samplers) take nothing wider than 32 bits."""
 
 
 class _Strict(BaseModel):
@@ -65,7 +67,8 @@ class SearchConfig(_Strict):
     """Trials in all, counting a resumed run's; None with a timeout: as many as fit."""
     timeout: float | None = Field(None, gt=0)
     """Seconds of search, counting earlier sessions of a resumed run."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    """Seeds the splits, the sampler and training; checked here, before anything loads or a run directory is made."""
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"
     validator: Literal["im", "snd", "bnm", "source"] = "im"
     """What scores a trial when the target has no labels (`automl_tl.vocabulary.adaptations.VALIDATORS`).
@@ -116,6 +119,14 @@ class RunConfig(_Strict):
         if self.data.target_path is None and any(k in self.space for k in ("adaptation", "adaptation_weight", "pseudo_threshold")):
             raise ValueError("space.adaptation needs a target domain (data.target_path, --target)")
         return self
+
+    @field_validator("study")
+    @classmethod
+    def _a_name(cls, study: str | None) -> str | None:
+        """A study name names the run's folder (``runs/<study>``), so it must not lead out of it."""
+        if study is not None and (not study.strip() or ".." in study or study == "." or any(c in study for c in "/\\\0")):
+            raise ValueError(f"{study!r} is not a study name: no path separators, '.' or '..' (use --run-dir for where the run goes)")
+        return study
 
     @field_validator("space")
     @classmethod
@@ -230,6 +241,11 @@ def plugin_options(plugin: ModalityPlugin, options: Mapping[str, Any]) -> Any:
         return None
     adapter = _adapter(plugin.options_type)
     return adapter.validate_python(dict(options)) if adapter is not None else plugin.options_type(**options)
+
+
+def options_record(options: Any) -> dict[str, Any]:
+    """An options object as the plain table a run or a bundle stores (the inverse of `plugin_options`)."""
+    return dataclasses.asdict(options) if dataclasses.is_dataclass(options) and not isinstance(options, type) else {}
 
 
 def _adapter(options_type: type) -> TypeAdapter[Any] | None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 ENTRY_POINT_GROUP = "automl_tl.modalities"
 """Entry-point group every modality plugin, built-in or third-party, registers under."""
+BACKBONE_ENTRY_POINT_GROUP = "automl_tl.backbones"
+"""Entry-point group of `BackbonePlugin`s: backbones added to a modality some other distribution owns."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,16 @@ class LabelledData:
 
 
 @dataclass(frozen=True)
+class Input:
+    """One example to predict, read from what the user pointed `automl-tl predict` at."""
+
+    name: str
+    """How the output row names it: the file's path, or the text itself."""
+    item: Any
+    """What the preprocessor's ``load`` takes, as an `Example.item` would be."""
+
+
+@dataclass(frozen=True)
 class DataRequest:
     """Where the user's data is and how to read it."""
 
@@ -96,6 +108,10 @@ class ModalityPlugin(ABC):
     """One line describing the data used when the user gives none."""
     options_type: ClassVar[type | None] = None
     """A dataclass of plugin options a recipe's ``[options]`` table may set (None: no options)."""
+    pipeline_tag: ClassVar[str] = "other"
+    """The Hugging Face task of this modality's models (``audio-classification``...), for model cards."""
+    stdin_examples: ClassVar[bool] = False
+    """True when a line of standard input is itself an example (a text); False when it names a file."""
 
     @abstractmethod
     def backbones(self) -> Sequence[BackboneInfo]:
@@ -129,3 +145,62 @@ class ModalityPlugin(ABC):
     def default_recipe(self) -> Mapping[str, Any]:
         """Recipe values used when the user gives none (e.g. split by speaker for the demo data)."""
         return {}
+
+    def read_inputs(self, path: Path, options: Any) -> Sequence[Input]:
+        """The examples to predict that ``path`` holds, for `automl-tl predict` (labels not needed).
+
+        A folder gives every file under it the plugin can read, recursively; a manifest in the
+        plugin's own data format (CSV, JSONL...) gives the examples it lists; any other file is
+        one example. ``options`` are the trained model's, so a manifest is read as the training
+        data was (the same text column...). Unreadable files are still listed: loading them
+        fails per example, so one bad file costs one row, not the run. Raise `DataError` when
+        ``path`` itself cannot be read (a broken manifest). The default lists files as they are
+        (each real file once: symlink loops are not followed). ``options`` is the `options_type` object.
+        """
+        if path.is_dir():
+            from automl_tl.datafiles import data_files  # it reads the contract's types: imported when used
+
+            return [Input(str(p), p) for p in data_files(path, None)]
+        return [Input(str(path), path)]
+
+    def inference_options(self, backbone: Backbone, options: Any) -> Any:
+        """The options object that rebuilds ``backbone`` exactly, without the training data.
+
+        A trained model is used later (predicted with, exported) from its run's record, where
+        the training data may be gone. A plugin whose `build_backbone` fits something to the
+        data it loaded (a maximum text length, an image size) returns it here as an option, so
+        that ``build_backbone(name, inference_options(...))`` preprocesses as the search did.
+        """
+        return options
+
+
+class BackbonePlugin(ABC):
+    """Backbones for a modality that another distribution owns, without forking it.
+
+    Register the class under the entry-point group ``automl_tl.backbones`` (the entry point's
+    name must equal ``name``). The core lists its catalogue under ``modality`` in
+    ``automl-tl plugins list`` and hands it every backbone name it `handles`; every other name
+    goes to the modality plugin. It receives the modality's data and options unchanged, so its
+    preprocessing must produce what that modality's examples load into. Like a modality plugin,
+    the module the entry point names must be cheap to import.
+    """
+
+    name: ClassVar[str]
+    modality: ClassVar[str]
+    """The modality plugin's name (``vision``...) whose backbones this adds to."""
+    description: ClassVar[str]
+
+    @abstractmethod
+    def backbones(self) -> Sequence[BackboneInfo]:
+        """The catalogue, shown under the modality; must not load weights."""
+
+    def handles(self, name: str) -> bool:
+        """Whether ``name`` is one of this plugin's backbones (default: a catalogue name).
+
+        Override it to accept a family of names the catalogue cannot list, e.g. any ``timm:<model>``.
+        """
+        return any(info.name == name for info in self.backbones())
+
+    @abstractmethod
+    def build_backbone(self, name: str, options: Any) -> Backbone:
+        """Build backbone ``name``; ``options`` is the modality's options object (``options_type``)."""

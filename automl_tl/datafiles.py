@@ -76,10 +76,20 @@ def scan_class_folders(root: Path, suffixes: Collection[str]) -> FolderScan:
     return walk.scan
 
 
+def data_files(folder: Path, suffixes: Collection[str] | None) -> list[Path]:
+    """Every data file under ``folder`` (None: every file), recursively: each real file once, symlink loops not followed.
+
+    For unlabelled inputs (files to predict): the same walk as `scan_class_folders`, one label for all.
+    """
+    walk = _Walk(folder, frozenset(suffixes) if suffixes is not None else None)
+    walk.read(folder, "")
+    return [path for path, _ in walk.scan.files]
+
+
 class _Walk:
     """One walk's state: real paths already met, and what was left out, by kind."""
 
-    def __init__(self, root: Path, suffixes: frozenset[str]) -> None:
+    def __init__(self, root: Path, suffixes: frozenset[str] | None) -> None:
         self.root = root
         self.suffixes = suffixes
         self.scan = FolderScan()
@@ -107,7 +117,7 @@ class _Walk:
             if entry.is_dir():
                 if entry.name.startswith(SKIPPED_FOLDER_PREFIXES):
                     continue
-                if path.suffix.lower() in self.suffixes:
+                if self.suffixes is not None and path.suffix.lower() in self.suffixes:
                     self.named_like_data.append(path)
                 else:
                     self.enter(path, real, label)
@@ -131,7 +141,7 @@ class _Walk:
             self.read(path, label)
 
     def _file(self, path: Path, label: str) -> None:
-        if path.suffix.lower() not in self.suffixes:
+        if self.suffixes is not None and path.suffix.lower() not in self.suffixes:
             self.scan.others.append((path, label))
             return
         real = os.path.realpath(path)

@@ -7,9 +7,10 @@ the user asked for by name: ``target_labelled`` examples per class for validatio
 test set evaluated once after the search. A test shuffles the target's labels and gets the same
 search, which is what "dropped" means here.
 
-`choose` is the rule that picks the final trial: an unsupervised validator can prefer a model
+`guard` is the rule an adapting run's choice obeys: an unsupervised validator can prefer a model
 that has collapsed onto a few confident classes, so an adapted trial is chosen over the source-only
-ones only if its source validation score stays within ``margin`` of theirs.
+ones only if its source validation score stays within ``margin`` of theirs. `adapted_choice` feeds
+the trials it lets through to the search's one choice step (`automl_tl.search.selection`).
 
 Torch-free: the leaderboard applies the same rule to a study it only reads.
 """
@@ -21,9 +22,13 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+from optuna.trial import FrozenTrial
+
 from automl_tl.config import RunConfig
 from automl_tl.contract import Example, LabelledData
 from automl_tl.errors import DataError
+from automl_tl.search.selection import Choice, choose
 from automl_tl.vocabulary.adaptations import SOURCE_ONLY, TARGET_PREFIX
 
 UNLABELLED = ""
@@ -104,7 +109,7 @@ def _labelled(
 
 @dataclass(frozen=True)
 class Candidate:
-    """A completed trial as `choose` sees it."""
+    """A completed trial as the source guard sees it."""
 
     trial: int
     value: float
@@ -113,19 +118,21 @@ class Candidate:
     source: float | None
     """Its source validation score (the run's objective metric)."""
 
+    @classmethod
+    def of(cls, trial: FrozenTrial, source_metric: str) -> Candidate:
+        return cls(trial.number, float(trial.value or 0.0), trial.user_attrs.get("params", {}).get("adaptation", SOURCE_ONLY),
+                   trial.user_attrs.get("scores", {}).get(source_metric))
 
-def choose(candidates: Sequence[Candidate], margin: float | None) -> Candidate | None:
-    """The final trial: the best value among the source-only trials and the adapted trials whose
-    source validation score is at most ``margin`` below the best source-only trial's.
+
+def guard(candidates: Sequence[Candidate], margin: float | None) -> tuple[list[Candidate], float | None]:
+    """The candidates a choice may take: the source-only trials and the adapted trials whose source
+    validation score is at most ``margin`` below the best source-only trial's; and that floor.
 
     ``margin`` None (no target, or labelled target validation, which measures the target itself)
-    is the plain best value.
+    lets every candidate through.
     """
-    if not candidates:
-        return None
     floor = source_floor(candidates, margin)
-    eligible = [c for c in candidates if floor is None or c.adaptation == SOURCE_ONLY or (c.source or 0.0) >= floor]
-    return max(eligible, key=lambda c: c.value)
+    return [c for c in candidates if floor is None or c.adaptation == SOURCE_ONLY or (c.source or 0.0) >= floor], floor
 
 
 def source_floor(candidates: Sequence[Candidate], margin: float | None) -> float | None:
@@ -137,8 +144,45 @@ def source_floor(candidates: Sequence[Candidate], margin: float | None) -> float
     return None if reference.source is None else reference.source - margin
 
 
+def eligible(completed: Sequence[FrozenTrial], config: RunConfig) -> list[FrozenTrial]:
+    """The completed trials the run's source guard lets through (all of them without a guard)."""
+    kept, _ = guard([Candidate.of(t, config.search.objective) for t in completed], selection(config)[1])
+    numbers = {c.trial for c in kept}
+    return [t for t in completed if t.number in numbers]
+
+
+def adapted_choice(completed: Sequence[FrozenTrial], config: RunConfig) -> Choice | None:
+    """The choice of a run that ranks trials on the target (`selection` is not the source objective).
+
+    `automl_tl.search.selection.choose` among the trials the guard lets through, ranked by the
+    selection metric's value: a validator scores the target as a whole, not example by example,
+    and source validation measures the wrong domain, so there is no paired comparison to make.
+    The reason says which metric ranked and what the guard ruled out; cross-validation on source
+    folds is not made (`automl_tl.search.final`), as it would measure the source again.
+    """
+    metric, margin = selection(config)
+    kept = eligible(completed, config)
+    choice = choose(kept, np.empty(0, dtype=np.int64), 0, metric, predictions={})
+    if choice is None:
+        return None
+    if config.data.target_labelled is not None:
+        why = f"the best {metric} on the {config.data.target_labelled} labelled target examples per class"
+    else:
+        why = f"the best value of the {metric} validator on the unlabelled target (no target label is read)"
+    candidates = [Candidate.of(t, config.search.objective) for t in completed]
+    floor = source_floor(candidates, margin)
+    if floor is not None and margin is not None:
+        why += (f"; adapted trials count only with source validation {config.search.objective} within {margin} "
+                f"of the best source-only trial's ({floor + margin:.4f})")
+        allowed = {t.number for t in kept}
+        ruled = [c for c in candidates if c.trial not in allowed]
+        if ruled:
+            why += ", which ruled out " + ", ".join(f"trial {c.trial} ({c.adaptation}, source {c.source or 0.0:.4f})" for c in ruled)
+    return replace(choice, reason=f"trial {choice.trial.number}: {why}")
+
+
 def selection(config: RunConfig) -> tuple[str, float | None]:
-    """The metric a search chooses trials (and their best epochs) by, and `choose`'s margin (None: no guard).
+    """The metric a search chooses trials (and their best epochs) by, and `guard`'s margin (None: no guard).
 
     Without a target, the objective on source validation; with labelled target examples, the
     objective on them; else the chosen validator, guarded by the source validation score.

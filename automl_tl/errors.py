@@ -7,6 +7,16 @@ a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
+
+DEBUG_VARIABLE = "AUTOML_TL_DEBUG"
+"""Set to 1 (or pass ``--debug``) to see the full traceback behind a plugin's error."""
+
+
+def debugging() -> bool:
+    """Whether the user asked for tracebacks behind one-line errors (a plugin author's switch)."""
+    return os.environ.get(DEBUG_VARIABLE, "") not in ("", "0")
+
 
 class UserError(Exception):
     """A mistake the user can fix: the message says what is wrong, `hint` says how to fix it."""
@@ -26,3 +36,7 @@ class DataError(UserError):
 
 class TrialFailed(Exception):
     """A trial that cannot go on (NaN loss, a bad configuration): recorded as failed, search goes on."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, systemd, Docker, a job scheduler) stopped the search: handled exactly as Ctrl-C is."""

@@ -21,15 +21,19 @@ from optuna.trial import FrozenTrial, TrialState
 from rich import box
 from rich.table import Table
 
-from automl_tl.domains import Candidate, choose, source_floor
+from automl_tl.config import SearchConfig
 from automl_tl.errors import UserError
+from automl_tl.leaderboard_columns import (
+    ADAPTATION_COLUMNS, COLUMNS, MIN_WIDTH, NUMERIC, TERMINAL_COLUMNS, adaptation_cells, cells, guarded_best, ranked_by, with_adaptation,
+)
 from automl_tl.rundir import RunDir
-from automl_tl.storage import load_study
-from automl_tl.trials import RETRY_OF, fail_reason, is_interrupted
-from automl_tl.vocabulary import STRATEGIES, cell, columns, describe_strategy
-from automl_tl.vocabulary.adaptations import SOURCE_ONLY, VALIDATORS, describe_adaptation
+from automl_tl.storage import load_study, reader_url
+from automl_tl.trials import RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
+from automl_tl.vocabulary import STRATEGIES, describe_strategy
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
+HEARTBEAT = SearchConfig.model_fields["heartbeat"].default
+"""The heartbeat of a run that recorded none: a running trial silent for its grace reads as interrupted."""
 
 
 @dataclass
@@ -41,9 +45,12 @@ class Row:
     """Validation objective at the best epoch (best by the curve smoothed over neighbouring epochs; for a pruned trial, the best before it was stopped)."""
     accuracy: float | None
     macro_f1: float | None
+    interval: dict[str, Any] | None
+    """The score's 95 % bootstrap interval on the validation split (``low``, ``high``), for completed trials."""
     trainable_params: int | None
     seconds: float | None
     reason: str | None
+    """Why it ended so: a failure's reason, a pruned trial's last epoch, a complete one cut short by the time budget."""
     params: dict[str, Any] = field(default_factory=dict)
     """The trial's configuration, one value per search dimension (`automl_tl.vocabulary.DIMENSIONS`)."""
     history: list[dict[str, float]] = field(default_factory=list)
@@ -83,22 +90,23 @@ class Leaderboard:
     """Why `importance` is missing, in a sentence a reader can act on."""
     interrupted: int = 0
     """How many failed trials were interrupted (killed, Ctrl-C...): they spend no budget and are retried once."""
-    chosen: int | None = None
-    """The trial the search settles on (`automl_tl.domains.choose`): the best, unless the source guard ruled it out."""
+    guarded: int | None = None
+    """With a source guard (`automl_tl.domains.guard`), the best trial it lets through; None without one."""
 
     @classmethod
     def from_study(cls, study: optuna.Study, importance: bool = False) -> Leaderboard:
         """The leaderboard of ``study``; ``importance`` adds hyperparameter importances (a little slower)."""
         run = study.user_attrs.get("run", {})
-        trials = [t for t in study.get_trials(deepcopy=False) if t.state in STATE_ORDER]
+        every = as_read(study, run.get("config", {}).get("search", {}).get("heartbeat", HEARTBEAT))
+        trials = [t for t in every if t.state in STATE_ORDER]
         trials.sort(key=lambda t: (STATE_ORDER[t.state], -(_score(t) if _score(t) is not None else -1.0), t.number))
         rows = [_row(rank, t) for rank, t in enumerate(trials, start=1)]
-        retries = {t.user_attrs[RETRY_OF]: t.number for t in study.get_trials(deepcopy=False) if RETRY_OF in t.user_attrs}
+        retries = {t.user_attrs[RETRY_OF]: t.number for t in every if RETRY_OF in t.user_attrs}
         for row in rows:
             if row.trial in retries:
                 row.reason = f"{row.reason}; retried as trial {retries[row.trial]}"
         counts = {state.name.lower(): sum(1 for t in trials if t.state == state) for state in STATE_ORDER}
-        chosen = _guard(rows, run.get("selection") or {})
+        guarded = guarded_best(rows, run.get("selection") or {})
         return cls(
             study=study.study_name,
             objective=run.get("objective", "score"),
@@ -108,7 +116,7 @@ class Leaderboard:
             counts=counts,
             compute_seconds=sum(r.seconds or 0.0 for r in rows),
             interrupted=sum(1 for t in trials if is_interrupted(t)),
-            chosen=chosen,
+            guarded=guarded,
             **(_importance(study) if importance else {}),
         )
 
@@ -118,21 +126,29 @@ class Leaderboard:
         saved = RunDir(run_dir).load_config()
         if saved is None:
             raise UserError(f"{run_dir} is not a run directory (no config.json)", hint="pass the folder a search wrote, e.g. runs/speech-default")
-        url = storage or saved.get("storage") or RunDir(run_dir).default_storage
+        url = storage or reader_url(saved.get("storage")) or RunDir(run_dir).default_storage
         return cls.from_study(load_study(url, saved["study"]), importance=importance)
 
     @property
+    def chosen(self) -> Row | None:
+        """The configuration the search handed on: the one it tested, else the best so far.
+
+        Not always the best score: within validation noise the simpler model is kept (`automl_tl.search.selection`).
+        """
+        tested = (self.test or {}).get("trial")
+        return next((r for r in self.rows if r.trial == tested), None) if tested is not None else self.best
+
+    @property
     def best(self) -> Row | None:
-        if self.chosen is not None:
-            return next((r for r in self.rows if r.trial == self.chosen), None)
+        """The highest completed score, among the trials the source guard lets through when there is one."""
+        if self.guarded is not None:
+            return next((r for r in self.rows if r.trial == self.guarded), None)
         return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
 
     @property
     def chosen_by(self) -> str:
-        """What the trials were ranked by, in words: ``macro_f1 on validation``, ``snd on the unlabelled target``."""
-        if self.adapting and self.objective in VALIDATORS and self.objective != "source":
-            return f"{self.objective} on the unlabelled target"
-        return f"{self.objective} on validation"
+        """What the trials were ranked by, in words (`automl_tl.leaderboard_columns.ranked_by`)."""
+        return ranked_by(self.objective, self.adapting)
 
     @property
     def adapting(self) -> bool:
@@ -143,20 +159,13 @@ class Leaderboard:
     def columns(self) -> list[str]:
         """`COLUMNS`, with a target the method and the source validation score beside the validator's value,
         and the target test score where one was measured."""
-        if not self.adapting:
-            return COLUMNS
-        extra = ["adaptation", "source val"] + (["target test (eval only)"] if any(r.target_test for r in self.rows) else [])
-        at = COLUMNS.index("val score")
-        return [*COLUMNS[:at], *extra, *COLUMNS[at:]]
+        return with_adaptation(COLUMNS, self.rows, before="val score") if self.adapting else COLUMNS
 
     def cells(self, row: Row, plain: bool) -> list[str]:
         """One row's `columns` as text."""
         named = dict(zip(COLUMNS, cells(row, plain), strict=True))
-        source = row.scores.get(self.run.get("selection", {}).get("source_metric", "macro_f1"))
-        test = (row.target_test or {}).get(self.run.get("selection", {}).get("source_metric", "macro_f1"))
-        named.update({"adaptation": describe_adaptation(row.params) if row.params else "",
-                      "source val": "" if source is None else format(source, ".4f"),
-                      "target test (eval only)": "" if test is None else format(test, ".4f")})
+        if self.adapting:
+            named.update(adaptation_cells(row, self.run.get("selection", {}).get("source_metric", "macro_f1")))
         return [named[c] for c in self.columns]
 
     @property
@@ -208,7 +217,7 @@ class Leaderboard:
         columns = [c for c in TERMINAL_COLUMNS if c != "backbone" or single is None]
         if self.adapting:
             at = columns.index("val")
-            columns[at:at] = [c for c in self.columns if c in ("adaptation", "source val", "target test (eval only)")]
+            columns[at:at] = [c for c in self.columns if c in ADAPTATION_COLUMNS]
         for column in columns:
             table.add_column(column, justify="right" if column in NUMERIC else "left",
                              min_width=MIN_WIDTH.get(column), overflow="fold")
@@ -220,7 +229,8 @@ class Leaderboard:
             rates = (row.params.get("backbone_lr"), row.params.get("head_lr"))
             terminal = {**named, "#": named["rank"], "strategy": describe_strategy(row.params),
                         "lr bb/head": "/".join(format(r, ".0e") for r in rates if r is not None),
-                        "val": named["val score"], "params": named["trainable"]}
+                        "val": named["val score"], "params": named["trainable"],
+                        "±": format((row.interval["high"] - row.interval["low"]) / 2, ".3f") if row.interval else ""}
             table.add_row(*(terminal[c] for c in columns), style=style)
         return table
 
@@ -230,23 +240,26 @@ TEXT_FORMATS: dict[str, Callable[[Leaderboard], str]] = {
 }
 """Every text rendering of a leaderboard by the name ``--format`` takes (the terminal's is `Leaderboard.to_table`)."""
 
-COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "trainable", "time", "state"]
-"""CSV and Markdown columns: the search dimensions that have a column (`automl_tl.vocabulary`), then the outcome."""
-TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "params", "time", "state"]
-"""Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column."""
-MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6}
-NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "trainable", "params", "time",
-           "source val", "target test (eval only)",
-           *(d.column for d in columns() if d.numeric and d.column)}
 
 
 def test_line(board: Leaderboard) -> str:
+    """The one test evaluation in a sentence, each score with its 95 % bootstrap interval."""
     test = board.test or {}
     how = "refit on train+validation, " if test.get("refit") else ""
+    intervals = test.get("intervals", {})
+
+    def score(metric: str, name: str) -> str:
+        text = f"{name} {test.get(metric, float('nan')):.4f}"
+        if metric in intervals:
+            spread = intervals[metric]
+            text += f" (95 % interval {spread['low']:.3f}–{spread['high']:.3f})"
+        return text
+
+    unit = next(iter(intervals.values()), {}).get("unit")
+    over = f"; intervals resample {unit}" if unit else ""
     line = (
         f"Held-out test (trial {test.get('trial')}'s configuration, {how}evaluated once after the search): "
-        f"accuracy {test.get('accuracy', float('nan')):.4f}, macro-F1 {test.get('macro_f1', float('nan')):.4f} "
-        f"on {test.get('n', '?')} examples"
+        f"{score('accuracy', 'accuracy')}, {score('macro_f1', 'macro-F1')} on {test.get('n', '?')} examples{over}"
     )
     target = test.get("target")
     if target:
@@ -281,7 +294,7 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         if trial.datetime_complete and trial.datetime_start and not is_interrupted(trial)
         else None  # an interrupted trial ends when a worker notices, maybe hours later
     )
-    reason = fail_reason(trial)
+    reason = attrs.get(STOPPED) if trial.state == TrialState.COMPLETE else fail_reason(trial)
     if trial.state == TrialState.PRUNED and trial.intermediate_values:
         reason = f"after epoch {max(trial.intermediate_values)}"
     return Row(
@@ -291,6 +304,7 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         score=_score(trial),
         accuracy=scores.get("accuracy"),
         macro_f1=scores.get("macro_f1"),
+        interval=attrs.get("interval"),
         trainable_params=attrs.get("trainable_params"),
         seconds=seconds,
         reason=reason,
@@ -319,45 +333,3 @@ def _importance(study: optuna.Study) -> dict[str, Any]:
     if not values:
         return {"importance_note": "Hyperparameter importance: no parameter varied across every completed trial."}
     return {"importance": {name: float(value) for name, value in values.items()}}
-
-
-def cells(row: Row, plain: bool) -> list[str]:
-    """One row's `COLUMNS` as text: ``plain`` for machines (CSV), else rounded for people."""
-
-    def num(value: float | None, fmt: str) -> str:
-        return "" if value is None else format(value, fmt)
-
-    state = {"fail": "failed"}.get(row.state, row.state) + (f": {row.reason}" if row.reason else "")
-    return [
-        str(row.rank),
-        str(row.trial),
-        *(cell(d, row.params) for d in columns()),
-        num(row.score, ".4f"),
-        "" if row.trainable_params is None else (str(row.trainable_params) if plain else _human(row.trainable_params)),
-        num(row.seconds, ".1f") if plain else (num(row.seconds, ".0f") + " s" if row.seconds is not None else ""),
-        state,
-    ]
-
-
-def _human(n: int) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
-
-
-def _guard(rows: list[Row], selection: dict[str, Any]) -> int | None:
-    """The chosen trial under the run's source guard, noting on each adapted trial it ruled out why;
-    None where the run had no guard (the best value is chosen)."""
-    margin = selection.get("margin")
-    if margin is None:
-        return None
-    metric = selection.get("source_metric", "macro_f1")
-    candidates = [Candidate(r.trial, r.score, r.params.get("adaptation", SOURCE_ONLY), r.scores.get(metric))
-                  for r in rows if r.state == "complete" and r.score is not None]
-    floor = source_floor(candidates, margin)
-    for row, candidate in zip((r for r in rows if r.state == "complete" and r.score is not None), candidates):
-        if floor is not None and candidate.adaptation != SOURCE_ONLY and (candidate.source or 0.0) < floor:
-            row.reason = f"not chosen: source val {candidate.source or 0.0:.4f} below {floor:.4f}"
-    chosen = choose(candidates, margin)
-    return None if chosen is None else chosen.trial

@@ -9,14 +9,19 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.markup import escape
 from rich.table import Table
 
 
 class SearchDisplay:
     """What the user watches during `automl-tl search`; every method is cheap and safe to call often."""
 
-    def __init__(self, console: Console, n_trials: int | None, timeout: float | None, done: int, objective: str) -> None:
+    def __init__(self, console: Console, n_trials: int | None, timeout: float | None, done: int, objective: str,
+                 run_dir: str = "RUN") -> None:
         self.console = console
+        self.run_dir = run_dir
+        self.usable: int | None = None
+        """The trial whose weights the run directory holds as its best model so far (usable before the search ends)."""
         self.objective = objective
         self.timeout = timeout
         self.started = time.monotonic()
@@ -47,6 +52,8 @@ class SearchDisplay:
         if self.timeout:
             budget += f" (trials may use {self.timeout:.0f} s in all)"
         header = f"best {self.objective} so far: [bold green]{best}[/]   {budget}"
+        if self.usable is not None:  # the search may be stopped at any moment: say what it leaves
+            header += f"\nusable model: trial {self.usable} (automl-tl predict {escape(self.run_dir)} FILE...)"
         table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
         for column in ("trial", "configuration", "val", "state"):
             table.add_column(column)
@@ -69,6 +76,8 @@ class SearchDisplay:
 
     def trial_finished(self, number: int, summary: str, score: float | None, state: str, best: float | None) -> None:
         self.best = best
+        if state == "complete" and score is not None and score == best:
+            self.usable = number
         shown = "" if score is None else f"{score:.4f}"
         self.recent.appendleft((number, summary, shown, state))
         self.progress.advance(self.trials)

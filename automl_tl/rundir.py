@@ -3,6 +3,8 @@
 Layout (``runs/<study>/`` by default)::
 
     config.json             resolved configuration and data summary (format version inside)
+    backbones.json          per backbone: the options that rebuild it without the data, its preprocessor
+    .lock                   held while a search claims the directory (see `RunDir.claim`)
     study.db                Optuna storage, unless --storage points elsewhere
     trials/<n>/record.json  one trial: parameters, per-epoch scores, state, reason, wall time
     trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
@@ -17,6 +19,7 @@ half-written file where a reader expects a whole one.
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import tempfile
@@ -103,6 +106,11 @@ class RunDir:
         return self.root / "final" / "weights.pt"
 
     @property
+    def backbones_path(self) -> Path:
+        """What rebuilds each searched backbone for prediction (see `automl_tl.model.source.record_backbones`)."""
+        return self.root / "backbones.json"
+
+    @property
     def test_path(self) -> Path:
         return self.root / "test.json"
 
@@ -137,6 +145,33 @@ class RunDir:
                 hint="use a new --run-dir or --study",
             )
         return saved
+
+    def claim(self, config: dict[str, Any], check: Callable[[dict[str, Any]], None]) -> bool:
+        """Write ``config`` as the run's ``config.json``; True when one was there (a resume or a fellow worker).
+
+        An existing configuration is passed to ``check`` first, which raises when this search may
+        not take the directory (other data or settings). The read, the check and the write hold an
+        exclusive lock on ``.lock``: of two searches started at once on a new directory, the second
+        reads what the first wrote, so different searches cannot both take it (and overwrite each
+        other's records and weights), while workers of the same search, whose check passes, share it.
+        """
+        lock = self.root / ".lock"
+        try:
+            handle = open(lock, "a")
+        except OSError as exc:
+            raise UserError(f"cannot write to run directory {self.root}: {exc.strerror or exc}",
+                            hint="pass --run-dir to a writable folder") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+            saved = self.load_config()
+            if saved is not None:
+                check(saved)
+            write_json(self.config_path, config)
+        return saved is not None
+
+    def recorded_trials(self) -> int:
+        """How many trial records the run directory holds."""
+        return sum(1 for _ in (self.root / "trials").glob("*/record.json"))
 
     def write_record(
         self, number: int, state: str, params: dict[str, Any], score: float | None, reason: str | None,

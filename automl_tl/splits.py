@@ -63,7 +63,7 @@ def make_splits(data: LabelledData, config: DataConfig, seed: int) -> Splits:
         notes.append(f"test: {data.group_name}s {', '.join(held)} held out")
     else:
         pool, test = _stratified(pool, config.test_fraction, rng)
-        notes.append(f"test: stratified {config.test_fraction:.0%}")
+        notes.append(_stratified_note("test", test, len(examples), len(examples), config.test_fraction))
     if data.validation is not None:
         validation = list(data.validation)
         notes.append("validation: the dataset's own split")
@@ -73,11 +73,33 @@ def make_splits(data: LabelledData, config: DataConfig, seed: int) -> Splits:
         )
         notes.append(f"validation: {data.group_name}s {', '.join(held)} held out")
     else:
+        before = len(pool)
         pool, validation = _stratified(pool, config.validation_fraction, rng)
-        notes.append(f"validation: stratified {config.validation_fraction:.0%}")
+        if not validation:
+            most = max(Counter(e.label for e in pool).values())
+            raise DataError(
+                f"the validation split is empty: after the test split every class has at most {most} example(s) left, "
+                "and a stratified split keeps one of each for training",
+                hint="add examples (3 or more of each class), or pass a separate test file with --test",
+            )
+        notes.append(_stratified_note("validation", validation, before, len(examples), config.validation_fraction))
     splits = Splits(pool, validation, test, sorted({e.label for e in examples} | {e.label for e in test}), "; ".join(notes))
-    _check(splits)
+    _check(splits, data)
     return splits
+
+
+def _stratified_note(split: str, held: list[Example], pool: int, total: int, fraction: float) -> str:
+    """How much a stratified hold-out took, as a share of all examples.
+
+    It is rarely the fraction asked for: each class holds out a whole number of its examples, at
+    least one and never its last, so with few examples per class the share is far from it (3 per
+    class hold out 1 for test: 33 %, not 20 %). Then the note says so, and why.
+    """
+    note = f"{split}: stratified {len(held) / total:.0%}"
+    if abs(len(held) / pool - fraction) >= 0.02:
+        note += (f" ({split}_fraction = {fraction:g}{' of the rest' if pool < total else ''}; "
+                 "every class holds out at least one example and keeps one for training)")
+    return note
 
 
 def _hold_out_groups(
@@ -113,16 +135,23 @@ def _stratified(pool: list[Example], fraction: float, rng: random.Random) -> tup
     return keep, held
 
 
-def _check(splits: Splits) -> None:
-    train_counts = Counter(e.label for e in splits.train)
+def _check(splits: Splits, data: LabelledData) -> None:
+    """What no split can fix: one class, a label only the dataset's own test or validation split has, an empty one."""
     if len(splits.classes) < 2:
         raise DataError(f"only one class ({splits.classes[0]!r}) in the data; a classifier needs at least two")
-    missing = [c for c in splits.classes if train_counts[c] == 0]
-    if missing:
+    trained = {e.label for e in data.examples}
+    for name, own in (("test", data.test), ("validation", data.validation)):
+        where = "the test file (--test)" if name == "test" else "the dataset's own validation split"
+        unseen = sorted({e.label for e in own or []} - trained)
+        if unseen:
+            raise DataError(f"label(s) {', '.join(map(repr, unseen[:5]))} appear only in {where}, never in the data to train on",
+                            hint="a model cannot learn a class it never sees: add examples of it, or remove it from there")
+        if own is not None and not own:
+            raise DataError(f"{where} holds no examples")
+    in_train = {e.label for e in splits.train}
+    missing = [c for c in splits.classes if c not in in_train]
+    if missing:  # a stratified split keeps one of each class: only held-out groups can take a class whole
         raise DataError(
-            f"class(es) {', '.join(map(repr, missing[:5]))} have no training example after splitting",
-            hint="every class needs at least 2 examples (3 or more for a useful validation split)",
+            f"class(es) {', '.join(map(repr, missing[:5]))} have no training example: all their examples are in held-out groups",
+            hint="add examples of them from other groups, or name test_groups / validation_groups that leave some to train on",
         )
-    for name in ("validation", "test"):
-        if not getattr(splits, name):
-            raise DataError(f"the {name} split is empty", hint="add data or lower the split fractions")

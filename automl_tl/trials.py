@@ -16,6 +16,7 @@ No torch here: the leaderboard (and so ``automl-tl leaderboard``) reads this too
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.config import GRACE_BEATS
 from automl_tl.rundir import RunDir
+from automl_tl.storage import silent_trial_ids
 
 INTERRUPTED = "interrupted"
 """Start of the ``fail_reason`` of every trial that did not end by itself."""
@@ -36,6 +38,8 @@ STARTING_POINT = "starting_point"
 """User attribute of a trial queued from a plugin's starting points (the plugin's name); never pruned."""
 KEPT_ON_RETRY = ("baseline", STARTING_POINT)
 """User attributes a trial was queued with (not ones its run wrote), carried over to its retry."""
+STOPPED = "stopped"
+"""User attribute of a completed trial that the time budget cut short: why, in words (the leaderboard shows it)."""
 
 
 def is_interrupted(trial: FrozenTrial) -> bool:
@@ -106,22 +110,14 @@ def reap(study: optuna.Study, run: RunDir, heartbeat: int) -> None:
     """Fail the running trials whose worker is gone, and record and re-queue each.
 
     Optuna's heartbeat check finds a worker on any machine once it has been silent for the
-    grace period (the storage's callback is `record_interrupted`). Two cases need no such wait: a
-    trial of a process on this machine that is no longer alive, and a trial that never said which
-    worker runs it (killed as it was created, before its first heartbeat, so the heartbeat check
-    would never see it) once a grace period has passed.
+    grace period (the storage's callback is `record_interrupted`); `abandoned` finds the trials
+    that need no such wait, or that the heartbeat check would never see.
     """
     optuna.storages.fail_stale_trials(study)
-    host = socket.gethostname()
     grace = timedelta(seconds=GRACE_BEATS * heartbeat)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker", "")
-        worker_host, _, pid = worker.rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-            reason = f"{INTERRUPTED} (its process ended)"
-        elif not worker and trial.datetime_start is not None and datetime.now() - trial.datetime_start > grace:
-            reason = f"{INTERRUPTED} (its worker stopped before it began)"
-        else:
+        reason = abandoned(trial, grace)
+        if reason is None:
             continue
         # the record first: a kill before the storage says FAIL repeats all of this next time
         run.write_record(trial.number, "fail", trial.user_attrs.get("params", {}), None, reason, trial.user_attrs)
@@ -137,6 +133,44 @@ def reap(study: optuna.Study, run: RunDir, heartbeat: int) -> None:
     for trial in trials:
         if retry_due(trial, trials) and trial.datetime_complete and datetime.now() - trial.datetime_complete > grace:
             requeue(study, trial)
+
+
+def abandoned(trial: FrozenTrial, grace: timedelta) -> str | None:
+    """Why a running trial is known to be abandoned without asking its heartbeat, or None.
+
+    A trial of a process on this machine that is no longer alive; a trial that never said which
+    worker runs it (killed as it was created, before its first heartbeat) once ``grace`` has passed.
+    """
+    worker = trial.user_attrs.get("worker", "")
+    worker_host, _, pid = worker.rpartition(":")
+    if worker_host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return f"{INTERRUPTED} (its process ended)"
+    if not worker and trial.datetime_start is not None and datetime.now() - trial.datetime_start > grace:
+        return f"{INTERRUPTED} (its worker stopped before it began)"
+    return None
+
+
+def as_read(study: optuna.Study, heartbeat: int) -> list[FrozenTrial]:
+    """The study's trials as a reader shows them: a running trial whose worker is gone reads as interrupted.
+
+    Only a search fails such a trial in the storage (the next one to start), so a leaderboard or
+    report of a search nobody resumes would show it running forever. Readers write nothing (they
+    may not own the run): the trial is shown as the next search will record it. Gone means silent
+    for the heartbeat grace, or, on this machine, a process that has ended.
+    """
+    grace = GRACE_BEATS * heartbeat
+    silent = silent_trial_ids(study, grace)
+    shown = []
+    for trial in study.get_trials(deepcopy=False):
+        reason = None
+        if trial.state == TrialState.RUNNING:
+            reason = abandoned(trial, timedelta(seconds=grace)) or (STALE_REASON if trial._trial_id in silent else None)
+        if reason is not None:
+            trial = copy.copy(trial)
+            trial.state = TrialState.FAIL
+            trial.user_attrs = {**trial.user_attrs, "fail_reason": reason}
+        shown.append(trial)
+    return shown
 
 
 def _alive(pid: int) -> bool:

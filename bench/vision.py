@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("without the search there is no wall time to match: give --scratch-seconds")
     search = maybe_search(args, RECIPE)
     bench = load_bench(RECIPE, args.limit)
-    resolution = parse_options(bench.options).resolution or efficientnet_lite.RESOLUTION
+    resolution = bench.options.resolution or efficientnet_lite.RESOLUTION
     print(f"resolution: {resolution} px (the recipe's [options] resolution, which the search uses)")
     budget = args.scratch_seconds if args.scratch_seconds is not None else search_wall_s(search)
     baselines = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from automl_tl.domains import UNLABELLED, Candidate, choose
+from automl_tl.domains import UNLABELLED, Candidate, guard
 from automl_tl.search.adaptation import ADAPTERS, DomainShift, coral
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.space import TrialParams
@@ -56,7 +56,8 @@ def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_i
                              "--target-test", domains["target_test"], "-n", "6", "--run-dir", tmp_path / "run")
     assert code == 0, err + out
     assert "labels dropped before training and selection" in out
-    assert "target test (labelled, evaluation only)" in out
+    assert "target test (labelled, evaluation only)" in " ".join(out.split())  # the test line wraps in the terminal
+    assert "chosen: trial" in out and "the im validator on the unlabelled target" in out
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert test["target"]["n"] == 36
     records = [json.loads(p.read_text()) for p in sorted((tmp_path / "run").glob("trials/*/record.json"))]
@@ -64,6 +65,28 @@ def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_i
     assert {r["params"]["adaptation"] for r in records} > {"none"}
     header = next(line for line in out.splitlines() if "source val" in line and "state" in line)
     assert "adaptation" in header and "target test (eval only)" in header
+
+
+def test_a_model_adapted_by_statistics_predicts_and_exports_for_the_target(toy, run_cli, write_recipe, domains, tmp_path):
+    """The model package maps target features as the search's target evaluation did: same accuracy, ONNX included."""
+    recipe = write_recipe(RECIPE.replace('strategy = ["feature_extraction", "partial"]', 'strategy = "feature_extraction"')
+                          + 'adaptation = ["statistics"]\n')
+    code, out, err = run_cli("search", "-r", recipe, "--data", domains["source"], "--target", domains["target"],
+                             "--target-test", domains["target_test"], "-n", "2", "--run-dir", tmp_path / "run")
+    assert code == 0, err + out
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    record = json.loads((tmp_path / "run" / "trials" / f"{test['trial']:04d}" / "record.json").read_text())
+    assert record["params"]["adaptation"] == "statistics"
+    rows = json.loads(domains["target_test"].read_text())
+    (tmp_path / "inputs").mkdir()
+    for i, row in enumerate(rows):
+        (tmp_path / "inputs" / f"{i:03d}.json").write_text(json.dumps({"x": row["x"]}))
+    code, out, err = run_cli("predict", tmp_path / "run", tmp_path / "inputs")
+    assert code == 0, err
+    labels = [json.loads(line)["label"] for line in out.splitlines()]
+    assert sum(p == r["label"] for p, r in zip(labels, rows, strict=True)) / len(rows) == pytest.approx(test["target"]["accuracy"])
+    code, out, err = run_cli("export", tmp_path / "run", "--out", tmp_path / "bundle", "--format", "onnx")
+    assert code == 0, err
 
 
 def _outcome(run: Path) -> list:
@@ -198,10 +221,10 @@ def test_an_adapted_trial_is_chosen_only_within_the_source_margin():
     baseline = Candidate(0, value=0.50, adaptation="none", source=0.80)
     collapsed = Candidate(1, value=0.90, adaptation="entropy", source=0.60)
     kept = Candidate(2, value=0.70, adaptation="coral", source=0.79)
-    assert choose([baseline, collapsed, kept], margin=0.02) == kept
-    assert choose([baseline, collapsed], margin=0.02) == baseline
-    assert choose([baseline, collapsed], margin=None) == collapsed
-    assert choose([], margin=0.02) is None
+    assert guard([baseline, collapsed, kept], margin=0.02) == ([baseline, kept], pytest.approx(0.78))
+    assert guard([baseline, collapsed], margin=0.02)[0] == [baseline]
+    assert guard([baseline, collapsed], margin=None) == ([baseline, collapsed], None)
+    assert guard([collapsed], margin=0.02) == ([collapsed], None)  # no source-only trial to measure against
 
 
 def test_validators_prefer_confident_diverse_predictions_to_uniform_or_collapsed_ones():

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import sqlite3
+import sys
 from pathlib import Path
 
 import optuna
@@ -190,3 +191,77 @@ def test_failures_of_the_machine_become_one_line_and_bugs_do_not():
     gone = environment_failure(storage)
     assert gone is not None and gone.message == "the study storage failed: server closed the connection unexpectedly"
     assert environment_failure(OSError(errno.EBADF, "Bad file descriptor")) is None  # a bug: keeps its traceback
+
+
+@pytest.mark.parametrize("study", ["../../../escaped", "a/b", "..", "a\\b"])
+def test_a_study_name_that_is_a_path_is_refused(toy, run_cli, assert_user_error, tmp_path, study):
+    code, out, err = run_cli("search", "-m", "toy", "-n", "1", "--study", study)
+    assert_user_error(code, out, err, "study:", "is not a study name")
+    assert not (tmp_path.parent / "escaped").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "recipe", "message"),
+    [
+        (["--seed", "-5"], "", "search.seed: Input should be greater than or equal to 0"),
+        (["--seed", "4294967296"], "", "search.seed: Input should be less than or equal to 4294967295"),
+        ([], "seed = -1\n", "search.seed: Input should be greater than or equal to 0"),
+    ],
+    ids=["flag-negative", "flag-33-bits", "recipe-negative"],
+)
+def test_a_seed_outside_32_bits_is_refused_before_anything_is_made(
+    toy, run_cli, write_recipe, assert_user_error, tmp_path, flags, recipe, message
+):
+    path = write_recipe(FAST.replace("[search]\n", f"[search]\n{recipe}"))
+    code, out, err = run_cli("search", "-r", path, "-n", "1", *flags)
+    assert_user_error(code, out, err, message)
+    assert not (tmp_path / "runs").exists(), "a refused search leaves no half-made run behind"
+
+
+def test_the_largest_seed_searches(toy, run_cli, write_recipe):
+    """Optuna's samplers take 32-bit seeds; each trial's is derived from the seed and the trial number."""
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "2", "--seed", "4294967295", "--run-dir", "run")
+    assert code == 0, out + err
+
+
+SECRET_URL = "postgresql+psycopg2://user:s3cret@db-host/automl"
+
+
+def test_a_storage_password_is_never_shown_or_stored(toy, run_cli, write_recipe, assert_user_error, monkeypatch, tmp_path):
+    """Not in errors, config.json, the recorded command line, the leaderboard or the report; readers take it from the environment."""
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "1", "--storage", "postgresql+psycopg2://user:s3cret@127.0.0.1:1/db")
+    assert_user_error(code, out, err, "cannot open study storage postgresql+psycopg2://user:***@127.0.0.1:1/db")
+    assert "s3cret" not in out + err
+
+    # a database that answers: the run's SQLite file stands in for the server
+    import automl_tl.leaderboard
+    import automl_tl.search.engine
+    import automl_tl.storage
+
+    local = f"sqlite:///{tmp_path / 'stand-in.db'}"
+    real_open, real_load = automl_tl.storage.open_storage, automl_tl.storage.load_study
+    monkeypatch.setattr(automl_tl.search.engine, "open_storage", lambda url, *a: real_open(local if url == SECRET_URL else url, *a))
+    monkeypatch.setattr(automl_tl.leaderboard, "load_study", lambda url, name: real_load(local if url == SECRET_URL else url, name))
+    monkeypatch.setattr(sys, "argv", ["automl-tl", "search", "-n", "1", f"--storage={SECRET_URL}"])
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "1", "--run-dir", "run", "--storage", SECRET_URL)
+    assert code == 0, out + err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["storage"] == "postgresql+psycopg2://user:***@db-host/automl"
+    assert config["command"][-1] == "--storage=postgresql+psycopg2://user:***@db-host/automl"
+
+    code, out, err = run_cli("leaderboard", "run")  # the stored URL has no password: say where to give it
+    assert_user_error(code, out, err, "the run's study lives in postgresql+psycopg2://user:***@db-host/automl, whose password is not stored",
+                      "AUTOML_TL_STORAGE", "--storage")
+    monkeypatch.setenv("AUTOML_TL_STORAGE", SECRET_URL)
+    code, out, err = run_cli("leaderboard", "run", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["counts"]["complete"] == 1 and "s3cret" not in out
+    code, out, err = run_cli("report", "run", "--out", "report.html")
+    assert code == 0, err
+    page = (tmp_path / "report.html").read_text()
+    assert "user:***@db-host" in page and "s3cret" not in page
+
+    monkeypatch.setattr(sys, "argv", ["automl-tl", "search", "-n", "2"])  # the URL from the environment alone
+    code, out, err = run_cli("search", "-r", write_recipe(FAST), "-n", "2", "--run-dir", "run")
+    assert code == 0, out + err
+    assert "resuming study 'toy-default': 1 trial(s) already done" in out and "s3cret" not in out + err

@@ -52,7 +52,9 @@ def test_html_report_of_a_real_run(html_report, toy_run):
     assert "toy classification into 3 classes: a, b, c" in page
     assert f"{sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test" in page
     assert f"accuracy {test['accuracy']:.3f} and macro-F1 {test['macro_f1']:.3f}" in page
-    assert f"accuracy {test['accuracy']:.4f}, macro-F1 {test['macro_f1']:.4f} on {test['n']} examples" in page
+    spread = test["intervals"]["accuracy"]
+    assert f"accuracy {test['accuracy']:.4f} (95 % interval {spread['low']:.3f}–{spread['high']:.3f})" in page
+    assert spread["low"] <= test["accuracy"] <= spread["high"]
     # the engine runs a linear probe first, as the baseline the headline compares the best model with
     assert re.search(r"<dt>Baseline</dt><dd>(the best model is itself the simplest baseline|linear probe, trial 0: )", page)
 
@@ -141,7 +143,7 @@ def test_a_test_score_of_an_earlier_trial_is_not_credited_to_the_best(synthetic)
                                  "per_class": {c: {"precision": 0.75, "recall": 0.75, "f1": 0.75, "support": 4} for c in "ab"}})
     page = html.render(build([("synthetic", Leaderboard.from_study(study))]))
     assert "The test split was last evaluated for trial 3; the search has found a better trial since." in page
-    assert "it scores accuracy" not in page
+    assert "Chosen model: trial 3 (" in page  # the score is credited to the trial that was tested
     assert "trial 3&#x27;s configuration, refit on train+validation" in page
 
 
@@ -309,3 +311,28 @@ def _browse(browser: str, url: str, screenshot: Path, width: int = 1280, height:
         "failed": of("Network.loadingFailed"),
         "errors": [e["entry"] for e in of("Log.entryAdded") if e["entry"]["level"] == "error"],
     }
+
+
+HOSTILE_LABELS = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "[click](javascript:alert(1))",
+                  "costs $5 or $\\frac{x", "a rather long label " * 12]
+
+
+@pytest.mark.filterwarnings("error")  # matplotlib warns when a long tick label leaves the plot no room
+def test_labels_are_text_in_every_format_and_long_ones_fit_the_plots(synthetic, tmp_path):
+    from automl_tl.report import write_report
+
+    study = synthetic()
+    n = len(HOSTILE_LABELS)
+    study.set_user_attr("run", {**study.user_attrs["run"], "data": {"classes": HOSTILE_LABELS}})
+    per_class = {label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2} for label in HOSTILE_LABELS}
+    study.set_user_attr("test", {"trial": 4, "accuracy": 0.5, "macro_f1": 0.5, "n": 2 * n, "refit": True,
+                                 "confusion": [[1 if i == j else 0 for j in range(n)] for i in range(n)], "per_class": per_class})
+    board = Leaderboard.from_study(study)
+    write_report([("run", board)], tmp_path / "report.md", "markdown")
+    write_report([("run", board)], tmp_path / "report.html", "html")
+    markdown = (tmp_path / "report.md").read_text()
+    for page in (markdown, (tmp_path / "report.html").read_text()):
+        assert "<script" not in page and "<img src=x" not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert HOSTILE_LABELS[-1].strip() in page.replace("\\", ""), "the whole label is in the per-class table"
+    assert "\\[click\\](javascript:" in markdown and "[click](" not in markdown, "a label is never a link"

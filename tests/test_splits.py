@@ -123,3 +123,34 @@ def test_empty_data_is_an_error():
 def test_empty_validation_split_is_an_error():
     with pytest.raises(DataError, match="validation split is empty"):
         make_splits(ungrouped({"a": 2, "b": 2}), DataConfig(), seed=0)
+
+
+def test_two_examples_a_class_say_why_validation_is_empty():
+    """Lowering the fractions cannot help (each class holds out at least one): the message says what can."""
+    for fractions in ({}, {"test_fraction": 0.05, "validation_fraction": 0.05}):
+        with pytest.raises(DataError) as caught:
+            make_splits(ungrouped({f"c{i}": 2 for i in range(200)}), DataConfig(**fractions), seed=0)
+        assert str(caught.value) == (
+            "the validation split is empty: after the test split every class has at most 1 example(s) left, and a "
+            "stratified split keeps one of each for training (add examples (3 or more of each class), or pass a "
+            "separate test file with --test)"
+        )
+
+
+def test_the_split_description_gives_the_shares_taken_not_the_ones_asked():
+    splits = make_splits(ungrouped({f"c{i}": 3 for i in range(100)}), DataConfig(), seed=0)
+    assert splits.sizes() == {"train": 100, "validation": 100, "test": 100}
+    assert splits.description == (
+        "test: stratified 33% (test_fraction = 0.2; every class holds out at least one example and keeps one for training); "
+        "validation: stratified 33% (validation_fraction = 0.15 of the rest; every class holds out at least one example "
+        "and keeps one for training)"
+    )
+    plenty = make_splits(ungrouped({"a": 40, "b": 40}), DataConfig(), seed=0)
+    assert plenty.description == "test: stratified 20%; validation: stratified 12%"  # 15 % of the 80 % left
+
+
+def test_a_label_only_in_the_test_file_is_named_as_such():
+    data = ungrouped({"a": 10, "b": 10})
+    data.test = [Example("t1", "a"), Example("t2", "zebra")]
+    with pytest.raises(DataError, match=r"label\(s\) 'zebra' appear only in the test file \(--test\), never in the data to train on"):
+        make_splits(data, DataConfig(), seed=0)

@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,11 +113,12 @@ def test_best_epochs_weights_reproduce_its_validation_score(toy_modules):
 def test_the_best_epoch_is_chosen_on_the_smoothed_curve_with_its_own_weights(curve, best) -> None:
     chosen = BestEpoch("accuracy")
     for epoch, score in enumerate(curve, start=1):
-        chosen.add({"accuracy": score}, {"epoch": torch.tensor(epoch)})
+        chosen.add({"accuracy": score}, {"epoch": torch.tensor(epoch)}, np.array([epoch]))
     outcome = chosen.outcome()
     assert outcome.best_epoch == best
     assert outcome.scores == {"accuracy": curve[best - 1]}  # the raw score of that epoch is the trial's value
     assert int(outcome.state["epoch"]) == best
+    assert outcome.predictions is not None and list(outcome.predictions) == [best]  # that epoch's predictions
     assert best_epoch(curve) == best - 1  # what a pruned trial's partial curve is judged by
 
 

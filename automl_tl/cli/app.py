@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import typer
 
+import os
+
 from automl_tl import __version__
-from automl_tl.cli import leaderboard, plugins, report, search
+from automl_tl.cli import export, leaderboard, plugins, predict, report, search
+from automl_tl.errors import DEBUG_VARIABLE
 
 app = typer.Typer(
     name="automl-tl",
@@ -18,6 +21,8 @@ app.add_typer(plugins.app, name="plugins")
 app.command("search", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(search.search)
 app.command("leaderboard")(leaderboard.leaderboard)
 app.command("report")(report.report)
+app.command("predict")(predict.predict)
+app.command("export")(export.export)
 
 
 def _version(value: bool) -> None:
@@ -29,8 +34,11 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help=f"Show the traceback behind a plugin's error (as {DEBUG_VARIABLE}=1 does)."),
 ) -> None:
     """automl-tl: plugin-based transfer-learning AutoML."""
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"
 
 
 def main() -> None:

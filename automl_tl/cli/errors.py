@@ -1,6 +1,7 @@
 """The CLI's single error formatter.
 
 A `UserError` becomes one line on stderr and exit code 2; plugin warnings become one line each.
+With ``AUTOML_TL_DEBUG=1`` (or ``--debug``) the traceback of what a plugin raised comes first.
 So do failures of the machine rather than of the code: a full disk or a read-only folder, a study
 storage whose server went away. Anything else is a bug and keeps its traceback.
 """
@@ -8,6 +9,7 @@ storage whose server went away. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,7 +19,7 @@ from optuna.exceptions import StorageInternalError
 from rich.console import Console
 from rich.markup import escape
 
-from automl_tl.errors import UserError
+from automl_tl.errors import UserError, debugging
 from automl_tl.registry import PluginWarning
 from automl_tl.rundir import UNWRITABLE
 
@@ -27,6 +29,9 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_error(exc: UserError) -> None:
+    cause = exc.__cause__
+    if cause is not None and debugging():
+        stderr.print("".join(traceback.format_exception(cause)), markup=False, highlight=False, emoji=False)
     # escaped: messages quote user input, and rich would swallow "[low, high]" as a markup tag
     hint = f" — {exc.hint}" if exc.hint else ""
     stderr.print(f"[bold red]Error:[/] {escape(exc.message + hint)}", markup=True, emoji=False)

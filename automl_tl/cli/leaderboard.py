@@ -9,20 +9,26 @@ from typing import Optional
 import optuna
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from automl_tl.cli.errors import handles_user_errors
 from automl_tl.leaderboard import TEXT_FORMATS, Leaderboard, test_line
+from automl_tl.model.source import final_model_line
 
 Format = Enum("Format", {name: name for name in ("table", *TEXT_FORMATS)}, type=str)  # type: ignore[misc]
 """``--format``: the terminal table, or any text rendering the leaderboard declares."""
 
 
-def print_board(console: Console, board: Leaderboard) -> None:
+def print_board(console: Console, board: Leaderboard, run_dir: Path | None = None) -> None:
     console.print(board.to_table())
     if board.test:
-        console.print(f"[bold]{test_line(board)}[/]")
+        if board.test.get("chosen"):
+            console.print(f"chosen: {escape(board.test['chosen'])}")
+        console.print(f"[bold]{escape(test_line(board))}[/]")
     elif board.best is None:
         console.print("no trial has completed yet")
+    if run_dir is not None and (line := final_model_line(run_dir)) is not None:
+        console.print(escape(line), highlight=False)
 
 
 @handles_user_errors
@@ -36,7 +42,7 @@ def leaderboard(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     board = Leaderboard.of_run(run, storage, importance=format.value == "json").top(top)
     if format.value == "table":
-        print_board(Console(), board)
+        print_board(Console(), board, run)
     else:
         text = TEXT_FORMATS[format.value](board)
         typer.echo(text, nl=not text.endswith("\n"))  # no blank last line: a CSV reader would see an empty row

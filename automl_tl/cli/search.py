@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Optional
+from types import FrameType
+from typing import Any, Optional
 
 import optuna
 import typer
@@ -18,8 +21,14 @@ from automl_tl.cli.errors import handles_user_errors, stderr
 from automl_tl.cli.leaderboard import print_board
 from automl_tl.config import drop_none, read_recipe, resolve
 from automl_tl.datahome import data_home
-from automl_tl.errors import UserError
+from automl_tl.errors import Terminated, UserError
 from automl_tl.registry import get_plugin
+from automl_tl.storage import STORAGE_ENV, redact_all
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C: 128 + SIGINT, as a shell reports it."""
+EXIT_SIGTERM = 143
+"""Exit code after SIGTERM: 128 + SIGTERM, so a job scheduler sees the job was terminated, not failed."""
 
 
 @handles_user_errors
@@ -41,7 +50,8 @@ def search(
     skip_bad_files: Optional[bool] = typer.Option(None, "--skip-bad-files/--no-skip-bad-files", help="Skip unreadable files (counted and reported) instead of stopping."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Reuse frozen-backbone outputs across trials and resumed runs (default on)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run lives (default runs/<study>)."),
-    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL (default: SQLite in the run directory)."),
+    storage: Optional[str] = typer.Option(None, "--storage", envvar=STORAGE_ENV, show_envvar=True,
+                                          help="Optuna storage URL (default: SQLite in the run directory); its password is never shown or stored."),
     study: Optional[str] = typer.Option(None, "--study", help="Study name (default <modality>-<data>); same name resumes."),
     data_home_opt: Optional[Path] = typer.Option(None, "--data-home", help="Folder of named datasets (default $AUTOML_TL_DATA)."),
 ) -> None:
@@ -69,29 +79,63 @@ def search(
     from automl_tl.search.engine import Interrupted, SearchRequest, SearchRun  # torch loads only when a search runs
 
     console = Console()
-    request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage, command=sys.argv)
+    request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage,
+                            command=redact_all(sys.argv))
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live display and the leaderboard say it all
     interrupted = True
-    with warnings.catch_warnings():  # the engine silences Optuna's experimental-feature notices; keep that local
+    # the engine silences Optuna's experimental-feature notices; keep that local
+    with warnings.catch_warnings(), TerminateAsInterrupt() as sigterm:
         try:
             board = SearchRun(request, plugin, console).run()
             interrupted = False
-        except Interrupted as stop:  # Ctrl-C during the trials
+        except Interrupted as stop:  # Ctrl-C or SIGTERM during the trials
             board = stop.board
         except KeyboardInterrupt:  # while loading, caching or refitting: nothing is half-written, finished trials are kept
             board = None
     if board is not None:
-        print_board(console, board)
+        print_board(console, board, run_dir or Path("runs") / board.study)
     if interrupted:
-        console.print("[yellow]Interrupted.[/] Finished trials are saved and the running one is marked interrupted "
-                      f"(it will be retried). To resume, run the same command again:\n  automl-tl {escape(shlex.join(sys.argv[1:]))}")
-        raise typer.Exit(130)
+        args = redact_all(sys.argv[1:])
+        secret = f" (with the password where *** stands, or with the URL in ${STORAGE_ENV} instead)" if args != sys.argv[1:] else ""
+        console.print(f"[yellow]{'Stopped by SIGTERM' if sigterm.received else 'Interrupted'}.[/] Finished trials are saved and "
+                      "the running one is marked interrupted (it will be retried). To resume, run the same command again"
+                      f"{escape(secret)}:\n  automl-tl {escape(shlex.join(args))}")
+        raise typer.Exit(EXIT_SIGTERM if sigterm.received else EXIT_INTERRUPTED)
     if board is not None and board.best is None and not board.counts.get("running"):
         # a search that found nothing must not pass for one that did (scripts check the exit code)
         outcomes = Counter({"fail": "failed"}.get(row.state, row.state) + (f": {row.reason}" if row.reason else "") for row in board.rows)
         said = "; ".join(f"{n} {outcome}" for outcome, n in outcomes.most_common(3)) or "none ran"
         stderr.print(f"[bold red]Error:[/] no trial completed: {escape(said)}", emoji=False)
         raise typer.Exit(1)
+
+
+class TerminateAsInterrupt:
+    """SIGTERM, for the time of a search, stops it as Ctrl-C does.
+
+    SIGTERM is what ``kill``, systemd, Docker and job schedulers send to stop a process; left to
+    its default it ended the search at once, silently, with its trial still running in the
+    storage. Here it raises `Terminated` (a `KeyboardInterrupt`) in the main thread, so the running
+    trial is marked interrupted and queued again, the leaderboard so far is shown and the exit
+    code is the conventional 128 + 15. A second SIGTERM while that happens is ignored: it takes a
+    moment, and SIGKILL still stops the process at once. Outside the main thread (where signals
+    cannot be handled) nothing changes.
+    """
+
+    def __enter__(self) -> TerminateAsInterrupt:
+        self.received = False
+        self.previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._stop)
+        return self
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        if not self.received:
+            self.received = True
+            raise Terminated()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def plugin_flags(args: list[str]) -> dict[str, str | bool]:

@@ -10,15 +10,17 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from automl_tl import __version__
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import NUMERIC, Leaderboard, Row, test_line
-from automl_tl.vocabulary import describe
+from automl_tl.model.source import final_model_line
+from automl_tl.provenance import Provenance
 from automl_tl.report import plots
 from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
+from automl_tl.vocabulary import describe
 
 ENVIRONMENT_LABELS = {
     "automl_tl": "automl-tl", "python": "Python", "torch": "PyTorch", "optuna": "Optuna",
@@ -51,20 +53,22 @@ def _run_sections(label: str, board: Leaderboard) -> list[Section]:
         Section("How the search went", [plots.score_over_trials(board), plots.score_over_time(board)]),
         Section("What mattered", [plots.score_by_strategy(board), plots.score_by_freeze_depth(board),
                                   plots.learning_rate_vs_score(board), plots.importance(board)]),
-        Section("Best model on the test split", _test_blocks(board, classes)),
+        Section("Best model on the test split", _test_blocks(board, classes) + _use_blocks(label)),
         Section("Environment and reproducibility", [_environment(label, board)]),
     ]
 
 
 def _headline(board: Leaderboard) -> list[Block]:
     data = board.run.get("data", {})
-    best, baseline, test = board.best, board.baseline, board.test
+    best, baseline, test, chosen = board.best, board.baseline, board.test, board.chosen
     lead = "No trial has completed yet."
-    if best is not None:
-        lead = f"Best model: {_configuration(best)}."
-        if test and test.get("trial") == best.trial:
+    if chosen is not None:
+        lead = f"Chosen model: {_configuration(chosen)}."
+        if test and test.get("trial") == chosen.trial:
             lead += f" On {test.get('n', '?')} held-out test examples it scores accuracy {test['accuracy']:.3f} and macro-F1 {test['macro_f1']:.3f}."
-        elif test:  # the search went on after the test evaluation, and found better
+        if test and test.get("chosen") and chosen is not best:
+            lead += f" Why not the best validation score: {test['chosen']}."
+        if test and best is not None and test.get("best_trial", test.get("trial")) != best.trial:
             lead += f" The test split was last evaluated for trial {test.get('trial')}; the search has found a better trial since."
     classes = data.get("classes", [])
     sizes = data.get("sizes", {})
@@ -74,13 +78,22 @@ def _headline(board: Leaderboard) -> list[Block]:
         ("Data", data.get("description")),
         ("Split", " / ".join(f"{sizes[s]} {s}" for s in ("train", "validation", "test") if s in sizes) or None),
         ("How test data was held out", data.get("split")),
-        ("Selection", f"by validation {board.objective}; the test split is used once, after the search"),
+        ("Selection", f"{_selection(board)}; the test split is used once, after the search"),
         ("Best trial", f"trial {best.trial}, validation {board.objective} {best.score:.4f}" if best and best.score is not None else None),
         ("Test score", test_line(board) if test else "not evaluated yet (the search was interrupted or is running)"),
         ("Baseline", _baseline_sentence(board, best, baseline)),
         ("Search", f"{_trial_counts(board)}; {_duration(board.compute_seconds)} of compute"),
     ]
     return [Paragraph(lead), Facts([(k, v) for k, v in items if v])]
+
+
+def _selection(board: Leaderboard) -> str:
+    """How the search chose, in words: with a target, by its target measure under the source guard (docs/adaptation.md)."""
+    if not board.adapting:
+        return f"by validation {board.objective}, keeping the simplest model within validation noise of the best"
+    margin = board.run.get("selection", {}).get("margin")
+    guard = f", an adapted trial only within {margin} of the best source-only trial's source validation" if margin is not None else ""
+    return f"by {board.chosen_by}{guard}"
 
 
 def _baseline_sentence(board: Leaderboard, best: Row | None, baseline: Row | None) -> str | None:
@@ -117,6 +130,12 @@ def _leaderboard_caption(board: Leaderboard) -> str:
     return " ".join(parts)
 
 
+def _use_blocks(label: str) -> list[Block]:
+    """Where the final model is and how to predict with it, when the run directory is at hand."""
+    line = final_model_line(Path(label))
+    return [Paragraph(line)] if line else []
+
+
 def _test_blocks(board: Leaderboard, classes: Sequence[str]) -> list[Block]:
     test = board.test
     if not test:
@@ -144,6 +163,7 @@ def _environment(label: str, board: Leaderboard) -> Facts:
         ("Command", shlex.join([PurePath(command[0]).name, *command[1:]]) if command else None),
         ("Seed", str(run["seed"]) if "seed" in run else None),
         ("Search settings", ", ".join(f"{k}={v}" for k, v in search.items()) or None),
+        ("Plugins", ", ".join(Provenance(**p).label() for p in run.get("plugins", [])) or None),
         *[(ENVIRONMENT_LABELS.get(k, k.replace("_", " ")), str(v)) for k, v in environment.items()],
         ("Total compute", f"{_duration(board.compute_seconds)} summed over {len(board.rows)} trial(s)"),
         ("Wall clock", f"{min(starts)[:16].replace('T', ' ')} to {max(ends)[:16].replace('T', ' ')}" if starts and ends else None),

@@ -42,6 +42,8 @@ STYLE = {
 }
 DPI = 120
 WIDE = (6.4, 3.4)
+TICK_CHARS = 24
+"""The longest class label drawn on an axis; longer ones are cut (the per-class table has them whole)."""
 
 
 def score_over_trials(board: Leaderboard) -> Figure | Paragraph:
@@ -182,8 +184,8 @@ def confusion_matrix(test: dict[str, Any], classes: Sequence[str]) -> Figure:
     def draw(fig: Canvas) -> None:
         ax = fig.add_subplot()
         image = ax.imshow(share, cmap="cividis", vmin=0, vmax=1)
-        ax.set_xticks(range(n), classes, rotation=90 if n > 8 else 0)
-        ax.set_yticks(range(n), classes)
+        ax.set_xticks(range(n), [_tick(c) for c in classes], rotation=90 if n > 8 else 0)
+        ax.set_yticks(range(n), [_tick(c) for c in classes])
         ax.set(xlabel="predicted", ylabel="true")
         ax.grid(False)
         if n <= 25:  # beyond that the counts would overlap; the colour still reads
@@ -207,7 +209,7 @@ def per_class_scores(test: dict[str, Any]) -> Figure:
         for offset, (measure, colour, marker) in zip((-0.2, 0.0, 0.2), measures, strict=True):
             ax.scatter([per_class[c][measure] for c in classes], np.arange(len(classes)) + offset, color=colour,
                        marker=marker, s=28, label="F1" if measure == "f1" else measure, zorder=3)
-        ax.set_yticks(range(len(classes)), classes)
+        ax.set_yticks(range(len(classes)), [_tick(c) for c in classes])
         low = min(min(v[m] for m, _, _ in measures) for v in per_class.values())
         ax.set(xlabel="score on the test split", xlim=(max(0.0, low - 0.05), 1.01), ylim=(-0.6, len(classes) - 0.4))
         fig.legend(loc="outside right upper")
@@ -215,6 +217,17 @@ def per_class_scores(test: dict[str, Any]) -> Figure:
     height = max(2.4, 0.3 * len(classes) + 1.0)
     return Figure("per-class-scores", "Precision, recall and F1 of the best model for each class on the test split.",
                   _png(draw, (WIDE[0], height)))
+
+
+def _tick(label: str) -> str:
+    """A class label as a tick label: one line of at most `TICK_CHARS`, its ``$`` drawn as itself.
+
+    A long label squeezed the plot to nothing (matplotlib warns and clips it), and matplotlib reads
+    text between two ``$`` as TeX, which can fail to parse: a label is data, never markup.
+    """
+    flat = " ".join(label.split())
+    short = flat if len(flat) <= TICK_CHARS else flat[: TICK_CHARS - 1] + "…"
+    return short.replace("$", r"\$")
 
 
 def _integer_axis(ax: Axes, values: Sequence[int]) -> None:

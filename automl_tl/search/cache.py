@@ -6,8 +6,9 @@ manifest when read: an entry damaged by a crash, a full disk or a hand edit is r
 rebuilt, never trusted. Arrays are memory-mapped (copy-on-write), so an entry that fits in RAM
 stays in the page cache and one that does not is paged in as trials read it.
 
-Keys hash everything that changes the outputs: the backbone's weights, its preprocessing, which
-examples (in which order), and what was kept (pooled vectors, or the prefix at depth k).
+Keys hash everything that changes the outputs: the plugin code (distribution, version, source
+hash), the backbone's weights, its preprocessing, which examples (in which order), and what was
+kept (pooled vectors, or the prefix at depth k).
 """
 
 from __future__ import annotations

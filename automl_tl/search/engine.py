@@ -13,12 +13,10 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.markup import escape
@@ -29,30 +27,31 @@ from automl_tl.contract import ModalityPlugin
 from automl_tl.domains import TargetSplits, selection
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
+from automl_tl.model.source import record_backbones
 from automl_tl.progress import SearchDisplay
-from automl_tl.registry import catalogue, expect, starting_points
-from automl_tl.rundir import FORMAT_VERSION, RunDir, atomic_write, write_json
+from automl_tl.provenance import Provenance
+from automl_tl.registry import backbone_builder, catalogue, expect, provenance, starting_points
+from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
+from automl_tl.search.final import FinalContext, evaluate_test
 from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
-from automl_tl.search.metrics import detailed
-from automl_tl.search.model import Tail
-from automl_tl.search.objective import Objective, TrialContext, chosen_trial, keep_best_weights
+from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.train import Compute, resolve_bf16
 from automl_tl.splits import Splits
-from automl_tl.storage import open_storage, open_study
+from automl_tl.storage import delete_if_unstarted, has_study, open_storage, open_study, redact
 from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
-from automl_tl.vocabulary import STRATEGIES, BackboneShape, TrialParams
+from automl_tl.vocabulary import STRATEGIES, BackboneShape
 
 WAIT_POLL_SECONDS = 5
 """How often a worker waiting for other workers' last trials looks at the storage (at most)."""
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped the trials: the running one is marked interrupted and queued again; ``board`` shows the rest."""
+    """Ctrl-C or SIGTERM stopped the trials: the running one is marked interrupted and queued again; ``board`` shows the rest."""
 
     def __init__(self, board: Leaderboard) -> None:
         super().__init__("interrupted")
@@ -71,6 +70,8 @@ class SearchRun:
         settings = request.config.search
         self.compute = Compute(cached=settings.cache, bf16=resolve_bf16(settings.precision))
         """How every trial, the refit and the test evaluation compute (resolved once: ``auto`` asks the CPU)."""
+        self.provenance: dict[str, Provenance] = {"": provenance(plugin)}
+        """The plugin code behind the run: the modality's (key "") and each backbone's builder."""
 
     def run(self) -> Leaderboard:
         """Load the data, search until the budget is spent (or resume), then test the best once."""
@@ -79,44 +80,58 @@ class SearchRun:
         splits = prepared.splits
         self._show_data(prepared)
         run, name, meta, resumed = self._open_run(prepared)
+        study: optuna.Study | None = None
+        try:  # until the first trial: a start that fails leaves nothing behind that blocks the next one
+            space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
+            backbones = {n: self._build(n) for n in space.choices("backbone")}
+            self._preflight(backbones, splits)
+            meta["plugins"] = [p.as_dict() for p in sorted(set(self.provenance.values()), key=lambda p: p.distribution)]
+            shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm(), prepared.target is not None)
+                      for n, b in backbones.items()}
+            record_backbones(run, self.plugin, backbones, cfg.options)
+            study, created = self._study(run, name, space, cfg)
+            if not resumed or "run" not in study.user_attrs:
+                study.set_user_attr("run", meta)
+            if created:
+                self._queue_first_trials(study, space, shapes)
+            reap(study, run, cfg.search.heartbeat)
+            keep_best_weights(study, run, cfg)
+            tally = Tally.of(study.get_trials(deepcopy=False))
+            display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials,
+                                    cfg.search.objective, str(run.root))
+            stores = self._stores(run, backbones, space, splits, prepared.target, display)
+            with display:
+                self._warm_up(stores, space)
+        except BaseException:
+            if not resumed:  # this search made the run: leave the directory as it found it
+                if study is not None:
+                    delete_if_unstarted(study)
+                run.config_path.unlink(missing_ok=True)
+            raise
+        write_json(run.config_path, self._config_record(name, meta))  # now with the plugins that built the backbones
 
-        space = SearchSpace.resolve(self.plugin.search_space(), cfg.space, backbones=self._default_backbones())
-        backbones = {n: self._build(n) for n in space.choices("backbone")}
-        shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm(), prepared.target is not None)
-                  for n, b in backbones.items()}
-        study, created = self._study(run, name, space, cfg)
-        if not resumed or "run" not in study.user_attrs:
-            study.set_user_attr("run", meta)
-        if created:
-            self._queue_first_trials(study, space, shapes)
-        reap(study, run, cfg.search.heartbeat)
-        keep_best_weights(study, run, self.config)
-
-        tally = Tally.of(study.get_trials(deepcopy=False))
         remaining_time = None if cfg.search.timeout is None else cfg.search.timeout - tally.spent_seconds
         if tally.spent_trials or tally.interrupted:
             again = f"; {tally.interrupted} interrupted, not counted" if tally.interrupted else ""
             self.console.print(f"resuming study {name!r}: {tally.spent_trials} trial(s) already done{again}")
 
-        display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials, cfg.search.objective)
         budget = Budget(
             cfg.search.n_trials, cfg.search.timeout, reap=lambda s: reap(s, run, cfg.search.heartbeat),
             poll=min(cfg.search.heartbeat, WAIT_POLL_SECONDS),
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
-        stores = self._stores(run, backbones, space, splits, prepared.target, display)
         interrupted = False
         with display:
-            self._warm_up(stores, space)
             if (remaining_time is None or remaining_time > 0) and budget.room(study):
+                deadline = None if remaining_time is None else time.monotonic() + remaining_time
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
-                                                   self.compute, budget, display, self.worker, *selection(cfg)))
-                interrupted = self._optimize(study, run, objective, budget, remaining_time)
+                                                   self.compute, budget, display, self.worker, *selection(cfg), deadline))
+                interrupted = self._optimize(study, run, objective, budget)
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
             raise Interrupted(Leaderboard.from_study(study))
-        self._evaluate_test(study, run, stores, backbones, splits)
+        evaluate_test(study, run, FinalContext(stores, backbones, splits, self.config, self.compute, self.console))
         return Leaderboard.from_study(study)
 
     def _show_data(self, prepared: PreparedData) -> None:
@@ -139,21 +154,43 @@ class SearchRun:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
 
         A run directory written with other data or settings is refused rather than resumed: its
-        trials would not be comparable with the new ones.
+        trials would not be comparable with the new ones. The directory is claimed here, under a
+        lock (`RunDir.claim`); `run` takes the claim back if the start fails before the first
+        trial, so a failed start never leaves anything that blocks the corrected command.
         """
         name = study_name(self.config, prepared.name)
         run = RunDir(self.request.run_dir or Path("runs") / name)
         run.create()
         key = fingerprint(self.config, prepared.splits, prepared.target)
-        saved = run.load_config()
-        if saved is not None and saved.get("fingerprint") != key:
-            raise UserError(
-                f"run directory {run.root} holds a search with different data or settings",
-                hint="re-run with the original settings to resume, or pass a new --study / --run-dir",
-            )
         meta = self._meta(prepared, key)
-        write_json(run.config_path, {"format_version": FORMAT_VERSION, "study": name, "storage": self.request.storage, **meta})
-        return run, name, meta, saved is not None
+
+        def check(saved: dict[str, Any]) -> None:
+            if saved.get("fingerprint") != key:
+                raise UserError(f"run directory {run.root} holds a search with different data or settings",
+                                hint="re-run with the original settings to resume, or pass a new --study / --run-dir")
+            if saved.get("study") != name:  # one study per directory: their trial records would share names
+                raise UserError(f"run directory {run.root} holds study {saved.get('study')!r}, not {name!r}",
+                                hint=f"pass --study {saved.get('study')} to resume it, or a new --run-dir")
+
+        resumed = run.claim(self._config_record(name, meta), check)
+        return run, name, meta, resumed
+
+    def _config_record(self, name: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """``config.json``: the run's metadata, the study's name and where it lives (its password hidden)."""
+        storage = None if self.request.storage is None else redact(self.request.storage)
+        return {"format_version": FORMAT_VERSION, "study": name, "storage": storage, **meta}
+
+    def _preflight(self, backbones: dict[str, Backbone], splits: Splits) -> None:
+        """The plugin kit's cheap checks (layout, widths, masks on two examples): a plugin breaking them
+        would fail every trial, or let a prefix cached from padded batches change the results."""
+        from automl_tl.testing.network import preflight
+
+        items = [example.item for example in splits.train]
+        for name, backbone in backbones.items():
+            problem = preflight(backbone, items)
+            if problem is not None:
+                raise UserError(f"plugin {self.plugin.name!r}, backbone {name!r}: {problem}",
+                                hint=f"`automl-tl plugins check {self.plugin.name}` runs every check of the plugin kit")
 
     def _stores(
         self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits,
@@ -164,7 +201,8 @@ class SearchRun:
         parts = {"train": splits.train, "validation": splits.validation, "test": splits.test,
                  **(target.splits() if target else {})}
         stores = {
-            n: FeatureStore(b, parts, splits.classes, progress=display.stage, disk=disk)
+            n: FeatureStore(b, parts, splits.classes, progress=display.stage, disk=disk,
+                            code=" ".join(sorted({self.provenance[""].label(), self.provenance[n].label()})))
             for n, b in backbones.items()
         }
         for store in stores.values():
@@ -182,8 +220,8 @@ class SearchRun:
                     if split in store.examples:
                         store.pooled(split)
 
-    def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget, timeout: float | None) -> bool:
-        """Run trials until the budget is spent; True when Ctrl-C stopped them.
+    def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget) -> bool:
+        """Run trials until the budget is spent; True when Ctrl-C or SIGTERM stopped them.
 
         Ctrl-C, or a user error such as a full disk, stops the search; the running trial is
         recorded as interrupted and queued again. A worker that stalled longer than the heartbeat
@@ -191,9 +229,9 @@ class SearchRun:
         up for dead and queued it again; Optuna then refuses the late result. That trial stays
         interrupted, its record says so, and the worker goes on with the next one.
         """
-        started = time.monotonic()
+        deadline = objective.context.deadline  # a trial still training then stops after its epoch (`Objective`)
         while True:
-            left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run, self.config)])
                 return False
@@ -218,9 +256,15 @@ class SearchRun:
         return [default] + [b for b in available if b != default] if default in available else available or [default]
 
     def _build(self, name: str) -> Backbone:
-        self.console.print(f"[bold]backbone[/]: loading {name}")
+        """Backbone ``name`` from whichever plugin handles it; its notes are shown, its plugin's identity kept."""
+        self.console.print(f"[bold]backbone[/]: loading {escape(name)}")
         options = plugin_options(self.plugin, self.config.options)
-        return expect(self.plugin, "build_backbone()", self.plugin.build_backbone(name, options), Backbone)
+        builder = backbone_builder(self.plugin, name)
+        backbone = expect(builder, "build_backbone()", builder.build_backbone(name, options), Backbone)
+        for note in backbone.notes:
+            self.console.print(f"[yellow]note[/]: {escape(note)}")
+        self.provenance[name] = provenance(builder)
+        return backbone
 
     def _queue_first_trials(self, study: optuna.Study, space: SearchSpace, shapes: dict[str, BackboneShape]) -> None:
         """A fresh study's first trials: the linear-probe baseline, then the plugin's starting points."""
@@ -237,6 +281,10 @@ class SearchRun:
         url = self.request.storage or run.default_storage
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, grouped TPE
         storage = open_storage(url, cfg.search.heartbeat, lambda study, trial: record_interrupted(study, run, trial))
+        if run.recorded_trials() and not has_study(storage, name):  # a deleted study.db, or the wrong --storage
+            raise UserError(f"run directory {run.root} holds trial records but the storage {redact(url)} has no study {name!r}",
+                            hint="restore the study's database (study.db) or pass the --storage that holds it; "
+                                 "to start afresh, pass a new --run-dir")
         n_trials = cfg.search.n_trials or 50
         sampler = PerTrialSeed(
             lambda seed: optuna.samplers.TPESampler(
@@ -279,52 +327,3 @@ class SearchRun:
             "environment": environment(),
             "fingerprint": key,
         }
-
-    def _evaluate_test(
-        self, study: optuna.Study, run: RunDir, stores: dict[str, FeatureStore], backbones: dict[str, Backbone], splits: Splits
-    ) -> None:
-        """Evaluate the best configuration once on the test split (selection never saw it).
-
-        With ``refit`` (the default) the best configuration is first retrained on train and
-        validation together, for as many epochs as its best validation epoch: the final model
-        then learns from every labelled example outside the test split, which matters most when
-        groups are few (a speaker held out for validation is a speaker the model never heard).
-        """
-        best = chosen_trial(study, self.config)
-        if best is None:
-            return
-        existing = study.user_attrs.get("test")
-        if existing and existing.get("trial") == best.number:
-            return
-        params = TrialParams(**best.user_attrs["params"])
-        store = stores[params.backbone]
-        tail = Tail(backbones[params.backbone], params, len(splits.classes))
-        refit = self.config.search.refit
-        if refit:
-            refit_params = replace(params, epochs=int(best.user_attrs.get("best_epoch", params.epochs)))
-            with self.console.status(f"refitting trial {best.number}'s configuration on train + validation"):
-                outcome = train_trial(
-                    refit_params, store.merged(["train", "validation"]), len(splits.classes), self.config.search.objective,
-                    seed=self.config.search.seed * 100_003 + best.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
-                    compute=self.compute,
-                )
-            tail.load_state_dict(outcome.state)
-            atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
-        else:
-            weights = run.weights_path(best.number)
-            if not weights.exists():
-                self.console.print(f"[yellow]the best trial's weights are not in {run.root}[/] (another worker ran it)")
-                return
-            tail.load_state_dict(torch.load(weights, weights_only=True))
-        with self.console.status("evaluating on the test split"):
-            predictions = predict(tail, store, "test", input_mode(params), params, self.compute)
-        result = {"trial": best.number, "refit": refit, "trained_on": "train+validation" if refit else "train",
-                  "n": len(splits.test), **detailed(store.labels("test").numpy(), predictions, splits.classes)}
-        if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
-            with self.console.status("evaluating on the target test set"):
-                predictions = predict(tail, store, "target_test", input_mode(params), params, self.compute)
-            result["target"] = {"n": len(store.examples["target_test"]),
-                                **detailed(store.labels("target_test").numpy(), predictions, splits.classes)}
-        study.set_user_attr("test", result)
-        write_json(run.test_path, result)
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 from torch import Tensor
 
 
@@ -17,6 +18,8 @@ class TrialOutcome:
     history: list[dict[str, float]] = field(default_factory=list)
     state: dict[str, Tensor] = field(default_factory=dict)
     """The tail's weights at the best epoch."""
+    predictions: np.ndarray | None = None
+    """Validation predictions (class indices) of the best epoch: selection compares trials on them."""
 
 
 def smoothed(curve: list[float], index: int) -> float:
@@ -50,12 +53,14 @@ class BestEpoch:
     def __init__(self, objective: str) -> None:
         self.objective = objective
         self.metrics: list[dict[str, float]] = []
+        self.predictions: list[np.ndarray] = []
         self.waiting: dict[str, Tensor] | None = None
         self.best: TrialOutcome | None = None
         self.best_score = -math.inf
 
-    def add(self, metrics: dict[str, float], state: dict[str, Tensor]) -> None:
+    def add(self, metrics: dict[str, float], state: dict[str, Tensor], predictions: np.ndarray) -> None:
         self.metrics.append(metrics)
+        self.predictions.append(predictions)
         if self.waiting is not None:
             self._judge(len(self.metrics) - 2, self.waiting)
         self.waiting = state
@@ -70,4 +75,5 @@ class BestEpoch:
     def _judge(self, index: int, state: dict[str, Tensor]) -> None:
         score = smoothed([m[self.objective] for m in self.metrics], index)
         if score > self.best_score:
-            self.best_score, self.best = score, TrialOutcome(self.metrics[index], index + 1, 0, state=state)
+            self.best_score = score
+            self.best = TrialOutcome(self.metrics[index], index + 1, 0, state=state, predictions=self.predictions[index])

@@ -42,6 +42,17 @@ class _SplitCache:
     default: Tensor | None = None
     hidden: dict[int, list[Tensor]] = field(default_factory=dict)
 
+    def subset(self, index: Sequence[int]) -> _SplitCache:
+        """The same cached work for the examples at ``index``, in that order."""
+        rows = torch.tensor(list(index), dtype=torch.long)
+        return _SplitCache(
+            raws=[self.raws[i] for i in index] if self.raws is not None else None,
+            inputs=[self.inputs[i] for i in index] if self.inputs is not None else None,
+            pooled=[t[rows] for t in self.pooled] if self.pooled is not None else None,
+            default=self.default[rows] if self.default is not None else None,
+            hidden={depth: [tensors[i] for i in index] for depth, tensors in self.hidden.items()},
+        )
+
 
 class FeatureStore:
     """Per-split caches for one backbone; trials read from it and never write."""
@@ -54,8 +65,12 @@ class FeatureStore:
         progress: ProgressFn | None = None,
         batch_size: int = 32,
         disk: DiskCache | None = None,
+        code: str = "",
     ) -> None:
         self.backbone = backbone
+        self.code = code
+        """The plugin code that built the backbone (`automl_tl.provenance`): part of every disk cache key,
+        since a plugin's fix rarely changes the fingerprints its author wrote."""
         self.examples = splits
         self.class_index = {c: i for i, c in enumerate(classes)}
         self.progress = progress or (lambda what, done, total: None)
@@ -78,7 +93,7 @@ class FeatureStore:
         splits = {name: examples for name, examples in self.examples.items() if name not in parts}
         splits[into] = [e for part in parts for e in self.examples[part]]
         splits.setdefault("validation", [])
-        store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size)
+        store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size, code=self.code)
         store.cached_depths, store.has_mask = self.cached_depths, self.has_mask
         for name in splits:
             store._cache[name] = self._cache[name] if name in self._cache and name not in parts else _SplitCache()
@@ -93,6 +108,21 @@ class FeatureStore:
             joined.default = torch.cat([c.default for c in caches if c.default is not None])
         for depth in set.intersection(*(set(c.hidden) for c in caches)):
             joined.hidden[depth] = [t for c in caches for t in c.hidden[depth]]
+        return store
+
+    def folded(self, split: str, train: Sequence[int], heldout: Sequence[int]) -> FeatureStore:
+        """A store that trains on the examples of ``split`` at ``train`` and predicts those at ``heldout``.
+
+        For cross-validation on train + validation (`merged`): the cached work is sliced, not
+        recomputed, so a fold of a cached configuration costs its training only. Its validation
+        split is empty, so training keeps its last epoch (nothing is chosen on the held-out fold).
+        """
+        examples = self.examples[split]
+        splits = {"train": [examples[i] for i in train], "validation": [], "heldout": [examples[i] for i in heldout]}
+        store = FeatureStore(self.backbone, splits, list(self.class_index), self.progress, self.batch_size)
+        store.cached_depths, store.has_mask = self.cached_depths, self.has_mask
+        store._cache = {"train": self._cache[split].subset(train), "validation": _SplitCache(raws=[], inputs=[]),
+                        "heldout": self._cache[split].subset(heldout)}
         return store
 
     def labels(self, split: str) -> Tensor:
@@ -168,7 +198,7 @@ class FeatureStore:
     def _key(self, split: str, what: str) -> str:
         if split not in self._data_keys:
             self._data_keys[split] = data_fingerprint(self.examples[split])
-        return cache_key(self.backbone.fingerprint, self.backbone.preprocessor.fingerprint, self._data_keys[split], what)
+        return cache_key(self.code, self.backbone.fingerprint, self.backbone.preprocessor.fingerprint, self._data_keys[split], what)
 
     def _load_pooled(self, split: str) -> bool:
         arrays = self.disk.load(self._key(split, "pooled")) if self.disk is not None else None

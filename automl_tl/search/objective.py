@@ -1,12 +1,14 @@
 """The function Optuna calls for each trial: sample a configuration, train it, record whatever happens.
 
-Every outcome is recorded, in the trial's record file and the study: completed, pruned, failed by
-its own error (NaN loss, out of memory), or interrupted (Ctrl-C, a full disk). A crashing trial
+Every outcome is recorded, in the trial's record file and the study: completed (or cut short by the
+time budget, with its best epoch so far), pruned, failed by its own error (NaN loss, out of
+memory), or interrupted (Ctrl-C, SIGTERM, a full disk). A crashing trial
 never ends the search; a user error stops it after marking the trial interrupted, so it is retried.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -15,18 +17,19 @@ import torch
 from optuna.trial import TrialState
 
 from automl_tl.config import RunConfig, SearchConfig
-from automl_tl.domains import Candidate, choose, selection
-from automl_tl.errors import TrialFailed, UserError
+from automl_tl.domains import eligible
+from automl_tl.errors import Terminated, TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.features import FeatureStore
-from automl_tl.search.metrics import scores
-from automl_tl.search.model import Tail
-from automl_tl.search.space import SearchSpace
 from automl_tl.search.epochs import best_epoch
-from automl_tl.search.train import Compute, input_mode, predict, train_trial
-from automl_tl.trials import INTERRUPTED, STARTING_POINT
+from automl_tl.search.metrics import interval, scores
+from automl_tl.search.model import Tail
+from automl_tl.search.selection import PREDICTIONS
+from automl_tl.search.space import SearchSpace
+from automl_tl.search.train import Compute, StopTraining, input_mode, predict, train_trial
+from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 
 
@@ -50,6 +53,9 @@ class TrialContext:
     margin: float | None = None
     """The source guard's margin when adapting without target labels; then every trial's weights are
     saved, as the trial finally chosen need not be the one with the best value."""
+    deadline: float | None = None
+    """When this session's time budget runs out (``time.monotonic()``): a trial still training then
+    stops after its epoch, so ``--timeout`` bounds a long trial too, not only when the next one starts."""
 
 
 class Objective:
@@ -73,7 +79,7 @@ class Objective:
         try:
             return self._run(trial)
         except (KeyboardInterrupt, UserError) as exc:
-            why = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
+            why = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else exc.message
             trial.set_user_attr("fail_reason", f"{INTERRUPTED} ({why})")
             raise
 
@@ -96,6 +102,10 @@ class Objective:
             # after the last epoch there is nothing left to save: the trial is complete, not pruned
             if prunable and epoch < params.epochs and trial.should_prune():
                 raise optuna.TrialPruned()
+            # out of time: the trial completes with its best epoch so far, and says why it is short
+            if epoch < params.epochs and ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+                trial.set_user_attr(STOPPED, f"stopped by the time budget after epoch {epoch} of {params.epochs}")
+                raise StopTraining()
 
         try:
             outcome = train_trial(
@@ -116,15 +126,21 @@ class Objective:
             self._finish(trial, params, "fail", None, reason)
             return float("nan")  # Optuna records NaN as a failed trial
         value = outcome.scores[self.objective]
+        store = ctx.stores[params.backbone]
+        assert outcome.predictions is not None
         for key, attr in (("scores", outcome.scores), ("history", outcome.history),
-                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch)):
+                          ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch),
+                          (PREDICTIONS, outcome.predictions.tolist())):
             trial.set_user_attr(key, attr)
-        if "target_test" in ctx.stores[params.backbone].examples:
+        if self.objective == ctx.settings.objective:  # a validator scores the whole target: no per-example interval
+            trial.set_user_attr("interval", interval(store.labels("validation").numpy(), outcome.predictions, ctx.n_classes,
+                                                     self.objective, [e.group for e in store.examples["validation"]]))
+        if "target_test" in store.examples:
             trial.set_user_attr("target_test", target_test(params, ctx, outcome.state))
         earlier_best = best_completed(trial.study)
         if earlier_best is None or value > earlier_best or ctx.margin is not None:
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
-        self._finish(trial, params, "complete", value)
+        self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
 
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
@@ -142,21 +158,17 @@ def best_completed(study: optuna.Study) -> float | None:
 
 
 def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> None:
-    """Keep the weights of the chosen completed trial and of the trials still running, nothing else."""
+    """Keep the weights of the best completed trial and of the trials still running, nothing else.
+
+    When adapting, the best among the trials the source guard lets through (`automl_tl.domains.eligible`):
+    an adapted trial the guard rules out is never chosen, however high its validator's value.
+    """
     keep = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    chosen = chosen_trial(study, config)
-    if chosen is not None:
-        keep.add(chosen.number)
-    run.prune_weights(keep)
-
-
-def chosen_trial(study: optuna.Study, config: RunConfig) -> optuna.trial.FrozenTrial | None:
-    """The completed trial the search settles on: the best value (`automl_tl.domains.choose`), guarded when adapting."""
     completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    best = choose([Candidate(t.number, float(t.value or 0.0), t.user_attrs.get("params", {}).get("adaptation", "none"),
-                             t.user_attrs.get("scores", {}).get(config.search.objective)) for t in completed],
-                  selection(config)[1])
-    return next((t for t in completed if best is not None and t.number == best.trial), None)
+    kept = eligible(completed, config)
+    if kept:
+        keep.add(max(kept, key=lambda t: t.value or 0.0).number)
+    run.prune_weights(keep)
 
 
 def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.Tensor]) -> dict[str, float]:

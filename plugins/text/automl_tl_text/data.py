@@ -258,6 +258,36 @@ def _read_table(path: Path, options: TextOptions, skip_bad: bool) -> _Loaded:
     return loaded
 
 
+def table_texts(path: Path, options: TextOptions) -> list[str]:
+    """The texts of a CSV/TSV/JSONL file, labelled or not, in order (what `automl-tl predict` reads from one).
+
+    Empty texts are kept, so each row gets its own output row (and its error).
+    """
+    data = _read_bytes(path)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: line {_line_of(data, exc.start)}: not valid UTF-8") from None
+    kind = _kind(path, text)
+    table = _parse_json(path, text, kind) if kind in ("jsonl", "json") else _parse_delimited(path, text, kind, options)
+    column = _text_column(table, options)
+    return [_cell(values[column]) if len(values) > column else "" for _, values in table.rows]
+
+
+def _text_column(table: _Table, options: TextOptions) -> int:
+    """The text column when labels need not be there: as named, a known name, or the longer of two columns."""
+    column = _find(table, options.text_column, "text_column")
+    if column is None and table.has_header:
+        lowered = [c.lower() for c in table.columns]
+        column = next((lowered.index(n) for n in TEXT_NAMES if n in lowered), None)
+    if column is None and len(table.columns) == 2:
+        column = _guess_label_text([v for _, v in table.rows[:1000]])[1]
+    if column is None:
+        raise DataError(f"cannot tell which column of {table.path} holds the text (columns: {_column_list(table)})",
+                        hint="name it text (or set text_column when searching)")
+    return column
+
+
 def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):  # JSON's NaN: a missing value
         return ""

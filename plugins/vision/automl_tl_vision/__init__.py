@@ -6,40 +6,39 @@ only reads the catalogue. Data reading lives in `automl_tl_vision.data`, network
 
 Resolution
 ----------
-Every image is resized to ``resolution × resolution`` (option ``resolution``, default 160). The
-pretrained backbones were trained at 224 px, but the core runs on the CPU, where compute grows
-with the square of the side (32 px CIFAR images upscaled to 224 cost ~50× their native size).
-Measured for EfficientNet-Lite0 on the CIFAR-10 subset (linear probe on the pooled features,
-2,000 train / 1,000 test images; CPU speed with 2 threads, channels-last, best batch size):
-
-    resolution          64     96    128    160    192    224
-    probe accuracy    0.61   0.72   0.73   0.76   0.76   0.76
-    inference img/s      -    422    247    148      -     84
-    training img/s       -      -     61      -      -     17
-
-160 px reaches the 224 px accuracy plateau at ~1.8× the speed; 128 px is ~1.7× faster again
-but ~3 points lower. ``resolution = 0`` uses each backbone's own training size (224 for
-EfficientNet-Lite0, the image processor's size for Hugging Face models).
+Every image is resized to ``resolution × resolution`` (option ``resolution``). The pretrained
+backbones were trained at 224 px, but on a CPU compute grows with the square of the side, so
+small images (CIFAR's 32 px) are upscaled only to 160 px, where the linear-probe accuracy already
+reached its 224 px plateau, while photos larger than the backbone's input are shown at its own
+size, where 160 px cost points (`fit_resolution`; the measurements are in plugins/vision/README.md).
+``resolution = 0`` uses each backbone's own training size.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from automl_tl.hub import cached_offline
-from automl_tl.contract import BackboneInfo, DataRequest, LabelledData, ModalityPlugin
+from automl_tl.contract import BackboneInfo, DataRequest, Input, LabelledData, ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl_vision import efficientnet_lite
 
 if TYPE_CHECKING:
     from automl_tl.backbone import Backbone
 
-__all__ = ["DEFAULT_RESOLUTION", "HUB_BACKBONES", "VisionOptions", "VisionPlugin"]
+__all__ = ["DEFAULT_RESOLUTION", "HUB_BACKBONES", "VisionOptions", "VisionPlugin", "fit_resolution"]
 
 DEFAULT_RESOLUTION = 160
-"""Input side in pixels unless the recipe's ``[options] resolution`` says otherwise (0: the backbone's own)."""
+"""Input side in pixels for images smaller than that: upscaling small images further gained nothing
+on the CIFAR subset (32 px) and costs the square of the side (plugins/vision/README.md)."""
+NATIVE_FROM = 224
+"""Images whose median short side is at least this are shown at the backbone's own training size:
+on larger photos the default 160 px cost points against 224 (plugins/vision/README.md)."""
+SIZE_SAMPLE = 64
+"""Training images whose header is read to learn the data's typical size."""
 MIN_RESOLUTION, MAX_RESOLUTION = 16, 1024
 
 HUB_BACKBONES: tuple[tuple[str, str, str], ...] = (
@@ -55,12 +54,18 @@ HUB_BACKBONES: tuple[tuple[str, str, str], ...] = (
 class VisionOptions:
     """Options a recipe's ``[options]`` table may set for the vision modality."""
 
-    resolution: int = DEFAULT_RESOLUTION
-    """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size."""
+    resolution: int | None = None
+    """Side in pixels of the square images the backbone sees; 0 = the backbone's own training size;
+    unset: decided from the images (`fit_resolution`)."""
+    weights: Path | None = None
+    """A local weights file (a ``.pth``/``.pt``/``.safetensors`` state dict) for a backbone that is
+    built from an architecture name: backbone plugins' ones, such as ``timm:resnet18``."""
 
     def __post_init__(self) -> None:
         """The range the type cannot check; the core has checked names and types."""
         resolution = self.resolution
+        if resolution is None:
+            return
         if isinstance(resolution, bool) or not isinstance(resolution, int):
             raise UserError(f"options.resolution must be a whole number of pixels, got {resolution!r}")
         if resolution != 0 and not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
@@ -68,6 +73,22 @@ class VisionOptions:
                 f"options.resolution {resolution} is out of range",
                 hint=f"use {MIN_RESOLUTION}–{MAX_RESOLUTION} pixels, or 0 for the backbone's own size",
             )
+        if self.weights is not None and not Path(self.weights).expanduser().is_file():
+            raise UserError(f"options.weights: {self.weights} is not a file", hint="pass a .pth or .safetensors state dict")
+
+
+def fit_resolution(median_side: int | None) -> int:
+    """The input side for images whose median short side is ``median_side`` (0: the backbone's own).
+
+    Small images are upscaled to `DEFAULT_RESOLUTION`, images between that and `NATIVE_FROM` are
+    shown at about their own size (a multiple of 16), larger ones at the backbone's training size.
+    Unknown (no data read yet): `DEFAULT_RESOLUTION`.
+    """
+    if median_side is None or median_side <= DEFAULT_RESOLUTION:
+        return DEFAULT_RESOLUTION
+    if median_side >= NATIVE_FROM:
+        return 0
+    return int(round(median_side / 16) * 16)
 
 
 class VisionPlugin(ModalityPlugin):
@@ -76,6 +97,7 @@ class VisionPlugin(ModalityPlugin):
     default_backbone = "efficientnet-lite0"
     default_dataset = "CIFAR-10 subset (cifar10-small in the data home): 10 classes, 2,000 train + 1,000 test images"
     options_type = VisionOptions
+    pipeline_tag = "image-classification"
 
     def backbones(self) -> Sequence[BackboneInfo]:
         catalogue = [
@@ -91,15 +113,48 @@ class VisionPlugin(ModalityPlugin):
             catalogue.append(BackboneInfo(repo_id, f"hf:{repo_id}", size, cached_offline(repo_id), description))
         return catalogue
 
+    def __init__(self) -> None:
+        self._median_side: int | None = None
+
     def load_data(self, request: DataRequest) -> LabelledData:
         from automl_tl_vision.data import load_images
+        from automl_tl_vision.images import median_side
 
-        return load_images(request)
+        data = load_images(request)
+        self._median_side = median_side([e.item for e in data.examples], SIZE_SAMPLE, request.seed)
+        options = request.options or VisionOptions()
+        if options.resolution is None and self._median_side is not None:
+            shown = fit_resolution(self._median_side)
+            data.description += (f"; images ~{self._median_side} px (median short side): shown to the backbone at "
+                                 + ("its own training size" if shown == 0 else f"{shown} px") + " (option resolution)")
+        return data
 
     def build_backbone(self, name: str, options: VisionOptions) -> Backbone:
         from automl_tl_vision.backbones import build
 
-        return build(name, options.resolution)
+        if options.weights is not None:
+            raise UserError(f"--weights does not apply to backbone {name!r}: it has its own weights",
+                            hint="--weights goes with an architecture name from a backbone plugin, e.g. timm:resnet18")
+        resolution = options.resolution if options.resolution is not None else fit_resolution(self._median_side)
+        return build(name, resolution)
+
+    def inference_options(self, backbone: Backbone, options: VisionOptions) -> VisionOptions:
+        # the side the images were shown at, whatever chose it
+        return replace(options, resolution=backbone.preprocessor.resolution)  # type: ignore[attr-defined]
+
+    def read_inputs(self, path: Path, options: VisionOptions) -> Sequence[Input]:
+        """Images under a folder (recursively), the files a CSV/TSV manifest lists (labels optional), or the file itself."""
+        from automl_tl.datafiles import data_files
+        from automl_tl_vision.data import scan_manifest
+        from automl_tl_vision.images import IMAGE_SUFFIXES
+
+        if path.is_dir():
+            files = data_files(path, IMAGE_SUFFIXES)
+        elif path.suffix.lower() in (".csv", ".tsv"):
+            files = [entry.path for entry in scan_manifest(path, labelled=False).entries]
+        else:
+            files = [path]
+        return [Input(str(f), f) for f in files]
 
     def search_space(self) -> Mapping[str, Any]:
         # Small batches: channels-last EfficientNet runs fastest at 4-8 images on a CPU. Up to 10

@@ -8,7 +8,9 @@
   ViT, DeiT and DINOv2 (stem = patch embeddings, blocks = encoder layers on (B, T, D) tokens,
   pooling = the CLS token after the final layer norm) and ConvNeXt / ResNet (stem = embedder,
   blocks = stages, pooling = the model's own). Mean, std and native size come from the model's
-  image processor.
+  image processor; without one, the backbone's notes say which fallback it uses.
+
+A local file given as a backbone is not a model folder: the message says what to pass instead.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import Tensor, nn
 
 from automl_tl.backbone import Backbone, Hidden
 from automl_tl.errors import UserError
+from automl_tl.provenance import file_digest
 from automl_tl_vision import efficientnet_lite as lite
 from automl_tl_vision.preprocess import ImagePreprocessor
 
@@ -159,6 +162,10 @@ def build_hf(name: str, resolution: int) -> Backbone:
     config = model.config
     kind = config.model_type
     mean, std, native = _processor_settings(processor, config)
+    notes = [] if processor is not None else [
+        f"{name} has no image processor (preprocessor_config.json): normalising with ImageNet mean "
+        f"{', '.join(map(str, mean))} and std {', '.join(map(str, std))}; save the model's processor beside it "
+        "if it was trained otherwise"]
     if kind in TOKEN_MODELS:
         patch = int(getattr(config, "patch_size", 16))
         size = resolution or native
@@ -197,6 +204,7 @@ def build_hf(name: str, resolution: int) -> Backbone:
         width=width,
         block_widths=widths,
         fingerprint=_hf_fingerprint(name, model),
+        notes=notes,
     )
 
 
@@ -208,6 +216,12 @@ def _load_hf(name: str) -> tuple[nn.Module, Any]:
 
     folder = Path(name).expanduser()
     is_folder = folder.is_dir()
+    if folder.is_file():
+        raise UserError(
+            f"backbone {name} is a file; the vision plugin reads model folders saved with save_pretrained",
+            hint="for a state dict of a timm or torchvision model pass --backbone timm:<model> (or torchvision:<model>) "
+            f"--weights {name} (automl-tl-vision-zoo)",
+        )
     if not is_folder and (name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or "\\" in name):
         raise UserError(
             f"backbone folder {name} does not exist",
@@ -299,6 +313,6 @@ def _hf_fingerprint(name: str, model: nn.Module) -> str:
     revision = getattr(config, "_commit_hash", None)
     folder = Path(name).expanduser()
     if folder.is_dir():
-        sizes = sum(p.stat().st_size for p in folder.iterdir() if p.suffix in (".safetensors", ".bin"))
-        revision = f"local:{folder.resolve()}:{sizes}"
+        digests = ",".join(file_digest(p) for p in sorted(folder.iterdir()) if p.suffix in (".safetensors", ".bin"))
+        revision = f"local:{folder.resolve()}:{digests}"
     return f"hf:{name}:{config.model_type}:{revision}"

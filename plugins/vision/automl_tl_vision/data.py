@@ -198,8 +198,11 @@ def _scan_class_folders(folder: Path, split: str | None) -> _Scan:
     )
 
 
-def scan_manifest(path: Path) -> _Scan:
-    """Rows of a CSV (or TSV) manifest: path and label columns, optional split and group."""
+def scan_manifest(path: Path, labelled: bool = True) -> _Scan:
+    """Rows of a CSV (or TSV) manifest: path and label columns, optional split and group.
+
+    ``labelled=False`` (images to predict) needs only the path column; labels are then ``""``.
+    """
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle, delimiter="\t" if path.suffix.lower() == ".tsv" else ","))
@@ -211,7 +214,7 @@ def scan_manifest(path: Path) -> _Scan:
     header = [cell.strip().lower() for cell in rows[0]]
     path_col = next((header.index(c) for c in PATH_COLUMNS if c in header), None)
     label_col = next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
-    if path_col is None or label_col is None:
+    if path_col is None or (label_col is None and labelled):
         raise DataError(
             f"the manifest {path} has columns {', '.join(rows[0]) or 'none'}; it needs a path and a label column",
             hint="a header line such as: path,label (paths relative to the CSV's folder)",
@@ -225,8 +228,8 @@ def scan_manifest(path: Path) -> _Scan:
     repeated = 0
     for line, row in enumerate(rows[1:], start=2):
         cells = row + [""] * (len(header) - len(row))
-        rel, label = cells[path_col].strip(), cells[label_col].strip()
-        if not rel or not label:
+        rel, label = cells[path_col].strip(), cells[label_col].strip() if label_col is not None else ""
+        if not rel or (not label and labelled):
             raise DataError(f"{path}, line {line}: empty {'path' if not rel else 'label'}")
         if "\0" in rel:
             raise DataError(f"{path}, line {line}: the path holds a NUL character")

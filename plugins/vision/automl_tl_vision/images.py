@@ -6,6 +6,8 @@ loads, and the preprocessor to decode them.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +134,21 @@ def _wide_grey_to_rgb(image: Image.Image) -> Image.Image:
         values = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     grey = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     return grey.convert("RGB")
+
+
+def median_side(items: Sequence[object], sample: int, seed: int) -> int | None:
+    """The median short side of up to ``sample`` of the images (headers only), or None when none can be read.
+
+    Sampled with the run's seed so the same data always gives the same answer (the resolution
+    enters the cache key and the configuration's fingerprint through the preprocessor).
+    """
+    paths = [item for item in items if isinstance(item, str | Path)]
+    chosen = random.Random(seed).sample(paths, min(sample, len(paths)))
+    sides = []
+    for path in chosen:
+        try:
+            with Image.open(path) as image:
+                sides.append(min(image.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return int(np.median(sides)) if sides else None

@@ -11,7 +11,8 @@ import pytest
 
 from automl_tl.config import deep_merge, plugin_options, read_recipe, validate
 from automl_tl.search.space import SearchSpace
-from automl_tl_vision import DEFAULT_RESOLUTION, VisionOptions, VisionPlugin
+from automl_tl.contract import DataRequest
+from automl_tl_vision import DEFAULT_RESOLUTION, VisionOptions, VisionPlugin, fit_resolution
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -54,7 +55,7 @@ def test_catalogue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_options() -> None:
-    assert VisionOptions().resolution == DEFAULT_RESOLUTION == 160
+    assert VisionOptions().resolution is None and fit_resolution(None) == DEFAULT_RESOLUTION == 160
     assert VisionOptions(resolution=0).resolution == 0
     assert VisionOptions(resolution=224).resolution == 224
 
@@ -86,3 +87,24 @@ def test_the_starting_point_lies_inside_the_default_space_and_the_shipped_recipe
         space = SearchSpace.resolve(plugin.search_space(), layer, backbones=["efficientnet-lite0"])
         for point in plugin.starting_points():
             assert space.params_of(point, shapes) is not None
+
+
+@pytest.mark.parametrize(("side", "shown"), [(32, 160), (160, 160), (180, 176), (223, 224), (224, 0), (1200, 0)])
+def test_the_default_resolution_follows_the_images(side: int, shown: int) -> None:
+    """Small images are upscaled to 160 (the CIFAR measurement), photos are shown at the backbone's own size."""
+    assert fit_resolution(side) == shown
+
+
+def test_photos_larger_than_the_backbones_input_are_shown_at_its_own_size(class_folders, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from automl_tl_vision import backbones
+
+    root = class_folders(tmp_path / "photos", per_class=4, size=(300, 260))
+    plugin = VisionPlugin()
+    data = plugin.load_data(DataRequest(path=root, data_home=tmp_path, options=VisionOptions()))
+    assert "images ~260 px (median short side): shown to the backbone at its own training size" in data.description
+    seen: list[int] = []
+    monkeypatch.setattr(backbones, "build", lambda name, resolution: seen.append(resolution))  # no weights loaded
+    plugin.build_backbone("efficientnet-lite0", VisionOptions())
+    plugin.build_backbone("efficientnet-lite0", VisionOptions(resolution=96))
+    assert seen == [0, 96]  # a resolution the user gives wins

@@ -1,0 +1,127 @@
+"""The search's one look at the test split: choose a configuration, refit it, test it once.
+
+The choice is `automl_tl.search.selection`'s (the simplest configuration within validation noise
+of the best), made again on cross-validation folds when the validation split is too small to tell
+configurations apart (`automl_tl.search.crossval`). A run that ranks trials on a target domain
+feeds `automl_tl.domains.adapted_choice`'s trials to the same step instead: its validator (or
+labelled target examples), under the source guard. With ``refit`` (the default) it is retrained
+on train and validation together, for as many epochs as its best validation epoch: the final
+model then learns from every labelled example outside the test split, which matters most when
+groups are few (a speaker held out for validation is a speaker the model never heard). The test score is stored with its bootstrap
+interval, so a reader can see what difference the test split can resolve. A labelled target test
+set is evaluated once too, beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import TrialState
+from rich.console import Console
+
+from automl_tl.backbone import Backbone
+from automl_tl.config import RunConfig
+from automl_tl.domains import adapted_choice, selection
+from automl_tl.rundir import RunDir, atomic_write, write_json
+from automl_tl.search import crossval
+from automl_tl.search.features import FeatureStore
+from automl_tl.search.metrics import detailed, interval, score_of
+from automl_tl.search.model import Tail
+from automl_tl.search.selection import Choice, choose
+from automl_tl.search.train import Compute, input_mode, predict, train_trial
+from automl_tl.splits import Splits
+from automl_tl.vocabulary import TrialParams
+
+
+@dataclass
+class FinalContext:
+    """What the final evaluation reuses from the search: its feature stores, backbones, splits and settings."""
+
+    stores: dict[str, FeatureStore]
+    backbones: dict[str, Backbone]
+    splits: Splits
+    config: RunConfig
+    compute: Compute
+    console: Console
+
+
+def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
+    """Choose, refit and test once; a study that holds this choice's test result already is left as it is."""
+    splits, settings = ctx.splits, ctx.config.search
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    on_target = selection(ctx.config) != (settings.objective, None)  # a validator or labelled target examples rank the trials
+    index = {c: i for i, c in enumerate(splits.classes)}
+    labels = np.array([index[e.label] for e in splits.validation])
+    choice = adapted_choice(completed, ctx.config) if on_target else choose(completed, labels, len(splits.classes), settings.objective)
+    if choice is None:
+        return
+    folds: dict[str, Any] | None = None
+    if not on_target and crossval.needed(choice.best):  # source folds cannot measure a target
+        choice, folds = _cross_validated(choice, ctx)
+    chosen = choice.trial
+    existing = study.user_attrs.get("test")
+    if existing and existing.get("trial") == chosen.number:
+        return
+    ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
+    params = TrialParams(**chosen.user_attrs["params"])
+    store = ctx.stores[params.backbone]
+    tail = Tail(ctx.backbones[params.backbone], params, len(splits.classes))
+    if settings.refit:
+        refit_params = replace(params, epochs=int(chosen.user_attrs.get("best_epoch", params.epochs)))
+        with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
+            outcome = train_trial(
+                refit_params, store.merged(["train", "validation"]), len(splits.classes), settings.objective,
+                seed=settings.seed * 100_003 + chosen.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
+                compute=ctx.compute,
+            )
+        tail.load_state_dict(outcome.state)
+        atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
+    else:
+        weights = run.weights_path(chosen.number)
+        if not weights.exists():
+            ctx.console.print(f"[yellow]trial {chosen.number}'s weights are not in {run.root}[/] (another worker ran it, "
+                              "or only the best trial's are kept: refit = true tests any choice)")
+            return
+        tail.load_state_dict(torch.load(weights, weights_only=True))
+    with ctx.console.status("evaluating on the test split"):
+        predictions = predict(tail, store, "test", input_mode(params), params, ctx.compute)
+    truth = store.labels("test").numpy()
+    groups = [e.group for e in splits.test]
+    result = {
+        "trial": chosen.number, "best_trial": choice.best.number, "chosen": choice.reason,
+        "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "n": len(splits.test),
+        **detailed(truth, predictions, splits.classes),
+        "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
+        **({"cross_validation": folds} if folds else {}),
+    }
+    if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
+        with ctx.console.status("evaluating on the target test set"):
+            predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
+        result["target"] = {"n": len(store.examples["target_test"]),
+                            **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
+    study.set_user_attr("test", result)
+    write_json(run.test_path, result)
+
+
+def _cross_validated(choice: Choice, ctx: FinalContext) -> tuple[Choice, dict[str, Any]]:
+    """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`)."""
+    settings, n_classes = ctx.config.search, len(ctx.splits.classes)
+    trials = crossval.candidates(choice.within)
+    merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
+    with ctx.console.status(f"the validation split cannot tell {len(choice.within)} trial(s) apart: "
+                            f"cross-validating {len(trials)} on {crossval.FOLDS} folds of train + validation"):
+        predictions = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], n_classes,
+                                                      settings.objective, settings.seed, ctx.compute) for t in trials}
+    store = next(iter(merged.values()))
+    labels = store.labels("train").numpy()
+    where = f"{crossval.FOLDS} folds of train + validation"
+    again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
+    assert again is not None
+    record = {"folds": crossval.FOLDS, "examples": len(labels), "why": f"the best trial's 95 % validation interval is wider "
+              f"than {crossval.WIDER_THAN:.2f}", "scores": {str(n): score_of(labels, p, n_classes, settings.objective)
+                                                            for n, p in predictions.items()}}
+    return again, record

@@ -1,0 +1,24 @@
+"""The live view: what a user watching a search sees, and what it leaves if they stop it."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from automl_tl.progress import SearchDisplay
+
+
+def render(display: SearchDisplay) -> str:
+    console = Console(record=True, width=200)
+    console.print(display.__rich__())
+    return console.export_text()
+
+
+def test_the_live_view_names_the_usable_model_from_the_first_completed_trial_on():
+    display = SearchDisplay(Console(width=200), n_trials=5, timeout=None, done=0, objective="accuracy", run_dir="runs/[x]")
+    assert "usable model" not in render(display)
+    display.trial_finished(0, "probe", 0.80, "complete", 0.80)
+    display.trial_finished(1, "partial", 0.85, "pruned", 0.80)  # a pruned trial leaves no model
+    assert "usable model: trial 0 (automl-tl predict runs/[x] FILE...)" in render(display)
+    display.trial_finished(2, "full", 0.90, "complete", 0.90)
+    display.trial_finished(3, "worse", 0.70, "complete", 0.90)
+    assert "usable model: trial 2" in render(display)

@@ -1,0 +1,123 @@
+"""Selection that generalises: the simplest model within validation noise of the best, and intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from automl_tl.search.metrics import interval, paired_difference
+from automl_tl.search.selection import PREDICTIONS, choose
+
+RNG = np.random.default_rng(0)
+LABELS = RNG.integers(0, 4, 400)
+
+
+def predictions(accuracy: float, seed: int) -> np.ndarray:
+    """Predictions right on about ``accuracy`` of `LABELS`, wrong elsewhere."""
+    rng = np.random.default_rng(seed)
+    wrong = rng.random(len(LABELS)) > accuracy
+    return np.where(wrong, (LABELS + 1) % 4, LABELS)
+
+
+def trial(number: int, predicted: np.ndarray, params: int, baseline: bool = False) -> optuna.trial.FrozenTrial:
+    value = float(np.mean(predicted == LABELS))
+    attrs = {PREDICTIONS: predicted.tolist(), "trainable_params": params,
+             "params": {"strategy": "feature_extraction" if baseline else "full"}}
+    if baseline:
+        attrs["baseline"] = "linear probe"
+    made = create_trial(state=TrialState.COMPLETE, value=value, params={"x": 0.5},
+                        distributions={"x": FloatDistribution(0, 1)}, user_attrs=attrs)
+    made.number = number
+    return made
+
+
+def test_a_fine_tune_within_noise_of_the_probe_loses_to_the_probe():
+    probe = trial(0, predictions(0.90, 1), params=3_000, baseline=True)
+    fine_tune = predictions(0.90, 1).copy()
+    fine_tune[np.flatnonzero(fine_tune != LABELS)[:3]] = LABELS[np.flatnonzero(fine_tune != LABELS)[:3]]  # 3 more right
+    tuned = trial(1, fine_tune, params=5_000_000)
+    choice = choose([probe, tuned], LABELS, 4, "accuracy")
+    assert choice is not None and choice.best is tuned and choice.trial is probe
+    assert "linear probe" in choice.reason and "within noise" in choice.reason
+
+
+def test_a_fine_tune_clearly_above_the_probe_is_chosen():
+    probe = trial(0, predictions(0.70, 1), params=3_000, baseline=True)
+    tuned = trial(1, predictions(0.95, 2), params=5_000_000)
+    choice = choose([probe, tuned], LABELS, 4, "accuracy")
+    assert choice is not None and choice.trial is tuned and choice.best is tuned
+    assert choice.reason.startswith("trial 1: the best validation accuracy")
+
+
+def test_trials_recorded_without_predictions_fall_back_to_the_best_score():
+    old = [trial(0, predictions(0.8, 1), 10), trial(1, predictions(0.9, 2), 20)]
+    for t in old:
+        del t.user_attrs[PREDICTIONS]
+    choice = choose(old, LABELS, 4, "accuracy")
+    assert choice is not None and choice.trial.number == 1
+    assert choose([], LABELS, 4, "accuracy") is None
+
+
+def test_intervals_cover_the_score_and_narrow_with_more_examples():
+    truth = RNG.integers(0, 3, 2000)
+    predicted = np.where(RNG.random(2000) < 0.85, truth, (truth + 1) % 3)
+    small = interval(truth[:100], predicted[:100], 3, "accuracy")
+    large = interval(truth, predicted, 3, "macro_f1")
+    assert small["low"] <= np.mean(truth[:100] == predicted[:100]) <= small["high"]
+    assert large["high"] - large["low"] < small["high"] - small["low"]
+    assert small["unit"] == "examples" and small["level"] == 0.95
+
+
+def test_groups_are_resampled_whole_once_there_are_enough_of_them():
+    truth = RNG.integers(0, 2, 200)
+    predicted = truth.copy()
+    two = interval(truth, predicted, 2, "accuracy", groups=["a", "b"] * 100)
+    many = interval(truth, predicted, 2, "accuracy", groups=[f"g{i % 10}" for i in range(200)])
+    assert two["unit"] == "examples" and many["unit"] == "groups"
+    assert many["low"] == many["high"] == 1.0
+
+
+def test_the_paired_difference_of_a_model_with_itself_is_zero():
+    predicted = predictions(0.8, 3)
+    assert paired_difference(LABELS, predicted, predicted, 4, "macro_f1") == (0.0, 0.0, 0.0)
+    gain, low, high = paired_difference(LABELS, predictions(0.99, 4), predictions(0.6, 5), 4, "accuracy")
+    assert 0 < low <= gain <= high
+    assert gain == pytest.approx(np.mean(predictions(0.99, 4) == LABELS) - np.mean(predictions(0.6, 5) == LABELS))
+
+
+def test_folds_hold_each_example_out_once_and_keep_groups_whole():
+    from automl_tl.contract import Example
+    from automl_tl.search.crossval import fold_indices
+
+    grouped = [Example(i, "ab"[i % 2], f"g{i % 7}") for i in range(70)]
+    folds = fold_indices(grouped, 5, seed=0)
+    assert sorted(i for fold in folds for i in fold) == list(range(70))
+    for fold in folds:  # a group never straddles two folds
+        groups = {grouped[i].group for i in fold}
+        assert all(grouped[i].group not in groups for other in folds if other is not fold for i in other)
+    plain = [Example(i, "abc"[i % 3]) for i in range(30)]
+    folds = fold_indices(plain, 5, seed=0)
+    assert sorted(i for fold in folds for i in fold) == list(range(30))
+    assert all({plain[i].label for i in fold} == {"a", "b", "c"} for fold in folds)  # stratified
+
+
+def test_a_tiny_validation_split_is_cross_validated_before_the_choice(toy_modules, register_plugin, run_cli, write_recipe, tmp_path):
+    """Six validation examples cannot choose: the candidates are re-scored on folds of train + validation."""
+    import json
+
+    register_plugin("toy-modality", {"toy": "toy_modality:ToyPlugin"})
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
+    (tmp_path / "small.json").write_text(json.dumps(rows))
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", "small.json", "-n", "4", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    folds = test["cross_validation"]
+    assert folds["folds"] == 5 and folds["examples"] == 24  # train + validation: every labelled example outside test
+    assert str(test["trial"]) in folds["scores"] and "folds of train + validation" in test["chosen"]
+    assert "chosen:" in " ".join(out.split())
