@@ -46,11 +46,19 @@ class DataConfig(_Strict):
     validation_fraction: float = Field(0.15, gt=0, lt=1)
     skip_bad_files: bool = False
     """Skip undecodable files with a counted warning instead of stopping."""
+    target_path: Path | None = None
+    """Data from the domain the model is for, read by the same loader; its labels are dropped (domain adaptation)."""
+    target_test_path: Path | None = None
+    """Labelled target data, evaluated once after the search (like ``test_path``), never used to choose."""
+    target_labelled: int | None = Field(None, ge=1)
+    """Labelled target examples per class taken out of the target, for validation only (then they choose)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if self.dataset is not None and self.path is not None:
             raise ValueError("set dataset or path, not both")
+        if self.target_path is None and (self.target_test_path is not None or self.target_labelled is not None):
+            raise ValueError("target_test_path and target_labelled need a target (target_path, --target)")
         return self
 
 
@@ -62,6 +70,15 @@ class SearchConfig(_Strict):
     seed: int = Field(0, ge=0, le=SEED_MAX)
     """Seeds the splits, the sampler and training; checked here, before anything loads or a run directory is made."""
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"
+    validator: Literal["im", "snd", "bnm", "source"] = "im"
+    """What scores a trial when the target has no labels (`automl_tl.vocabulary.adaptations.VALIDATORS`).
+
+    Information maximisation by default: SND rewards near-uniform predictions when classes are few
+    (every probability vector is then every other's neighbour), which docs/adaptation.md shows on
+    the two-class text pair."""
+    source_margin: float = Field(0.02, ge=0, le=1)
+    """How far below the best source-only trial's source validation score an adapted trial may be and
+    still be chosen: an unsupervised validator alone can prefer a model that has forgotten the task."""
     pruner: Literal["hyperband", "halving", "none"] = "halving"
     """Successive halving by default: with the tens of trials a CPU affords, Hyperband's brackets
     leave a third of the trials unprunable, while halving judges every trial at epochs 1, 3, 9...
@@ -96,6 +113,12 @@ class RunConfig(_Strict):
     search: SearchConfig = SearchConfig()
     space: dict[str, Any] = {}
     options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _adaptation_needs_a_target(self) -> RunConfig:
+        if self.data.target_path is None and any(k in self.space for k in ("adaptation", "adaptation_weight", "pseudo_threshold")):
+            raise ValueError("space.adaptation needs a target domain (data.target_path, --target)")
+        return self
 
     @field_validator("study")
     @classmethod
@@ -200,6 +223,8 @@ def resolve(plugin: ModalityPlugin, recipe: Mapping[str, Any], flags: Mapping[st
     recipe = dict(recipe)
     if flags.get("data", {}).get("path") is not None:
         recipe["data"] = {k: v for k, v in recipe.get("data", {}).items() if k not in ("dataset", "path")}
+    if flags.get("data", {}).get("target_path") is not None:  # a new target: the recipe's labelled target parts go too
+        recipe["data"] = {k: v for k, v in recipe.get("data", {}).items() if not k.startswith("target_")}
     config = validate(deep_merge(deep_merge(plugin.default_recipe(), recipe), flags), source)
     if config.search.timeout is not None and not any("n_trials" in layer.get("search", {}) for layer in (recipe, flags)):
         config.search.n_trials = None

@@ -23,10 +23,13 @@ from rich.table import Table
 
 from automl_tl.config import SearchConfig
 from automl_tl.errors import UserError
+from automl_tl.leaderboard_columns import (
+    ADAPTATION_COLUMNS, COLUMNS, MIN_WIDTH, NUMERIC, TERMINAL_COLUMNS, adaptation_cells, cells, guarded_best, ranked_by, with_adaptation,
+)
 from automl_tl.rundir import RunDir
 from automl_tl.storage import load_study, reader_url
 from automl_tl.trials import RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
-from automl_tl.vocabulary import STRATEGIES, cell, columns, describe_strategy
+from automl_tl.vocabulary import STRATEGIES, describe_strategy
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 HEARTBEAT = SearchConfig.model_fields["heartbeat"].default
@@ -56,6 +59,10 @@ class Row:
     finished: str | None = None
     baseline: str | None = None
     """Set when the engine ran this trial as the reference to beat (e.g. ``"linear probe"``)."""
+    scores: dict[str, float] = field(default_factory=dict)
+    """Every metric of its best epoch: the source's, and with a target each validator's (`VALIDATORS`)."""
+    target_test: dict[str, float] | None = None
+    """Its scores on the labelled target test set: evaluation only, never read to choose."""
 
     @property
     def strategy(self) -> str | None:
@@ -83,6 +90,8 @@ class Leaderboard:
     """Why `importance` is missing, in a sentence a reader can act on."""
     interrupted: int = 0
     """How many failed trials were interrupted (killed, Ctrl-C...): they spend no budget and are retried once."""
+    guarded: int | None = None
+    """With a source guard (`automl_tl.domains.guard`), the best trial it lets through; None without one."""
 
     @classmethod
     def from_study(cls, study: optuna.Study, importance: bool = False) -> Leaderboard:
@@ -97,6 +106,7 @@ class Leaderboard:
             if row.trial in retries:
                 row.reason = f"{row.reason}; retried as trial {retries[row.trial]}"
         counts = {state.name.lower(): sum(1 for t in trials if t.state == state) for state in STATE_ORDER}
+        guarded = guarded_best(rows, run.get("selection") or {})
         return cls(
             study=study.study_name,
             objective=run.get("objective", "score"),
@@ -106,6 +116,7 @@ class Leaderboard:
             counts=counts,
             compute_seconds=sum(r.seconds or 0.0 for r in rows),
             interrupted=sum(1 for t in trials if is_interrupted(t)),
+            guarded=guarded,
             **(_importance(study) if importance else {}),
         )
 
@@ -129,7 +140,33 @@ class Leaderboard:
 
     @property
     def best(self) -> Row | None:
+        """The highest completed score, among the trials the source guard lets through when there is one."""
+        if self.guarded is not None:
+            return next((r for r in self.rows if r.trial == self.guarded), None)
         return self.rows[0] if self.rows and self.rows[0].state == "complete" else None
+
+    @property
+    def chosen_by(self) -> str:
+        """What the trials were ranked by, in words (`automl_tl.leaderboard_columns.ranked_by`)."""
+        return ranked_by(self.objective, self.adapting)
+
+    @property
+    def adapting(self) -> bool:
+        """The run had a target domain: the leaderboard then shows the adaptation columns."""
+        return "target" in self.run.get("data", {})
+
+    @property
+    def columns(self) -> list[str]:
+        """`COLUMNS`, with a target the method and the source validation score beside the validator's value,
+        and the target test score where one was measured."""
+        return with_adaptation(COLUMNS, self.rows, before="val score") if self.adapting else COLUMNS
+
+    def cells(self, row: Row, plain: bool) -> list[str]:
+        """One row's `columns` as text."""
+        named = dict(zip(COLUMNS, cells(row, plain), strict=True))
+        if self.adapting:
+            named.update(adaptation_cells(row, self.run.get("selection", {}).get("source_metric", "macro_f1")))
+        return [named[c] for c in self.columns]
 
     @property
     def baseline(self) -> Row | None:
@@ -155,18 +192,18 @@ class Leaderboard:
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(COLUMNS)
+        writer.writerow(self.columns)
         for row in self.rows:
-            writer.writerow(cells(row, plain=True))
+            writer.writerow(self.cells(row, plain=True))
         return out.getvalue()
 
     def to_markdown(self) -> str:
-        lines = [f"## {self.study}: {self.objective} on validation", ""]
+        lines = [f"## {self.study}: {self.chosen_by}", ""]
         lines += [_summary(self), ""]
-        lines.append("| " + " | ".join(COLUMNS) + " |")
-        lines.append("|" + "---|" * len(COLUMNS))
+        lines.append("| " + " | ".join(self.columns) + " |")
+        lines.append("|" + "---|" * len(self.columns))
         for row in self.rows:
-            lines.append("| " + " | ".join(cells(row, plain=False)) + " |")
+            lines.append("| " + " | ".join(self.cells(row, plain=False)) + " |")
         if self.test:
             lines += ["", test_line(self)]
         return "\n".join(lines) + "\n"
@@ -175,17 +212,20 @@ class Leaderboard:
         """The terminal view: the columns of `COLUMNS`, folded to stay readable in 80 columns."""
         backbones = {r.params["backbone"] for r in self.rows if r.params.get("backbone")}
         single = next(iter(backbones)) if len(backbones) == 1 else None
-        title = f"{self.study} — {self.objective} on validation" + (f" — {single}" if single else "")
+        title = f"{self.study} — {self.chosen_by}" + (f" — {single}" if single else "")
         table = Table(title=title, caption=_summary(self), header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
         columns = [c for c in TERMINAL_COLUMNS if c != "backbone" or single is None]
+        if self.adapting:
+            at = columns.index("val")
+            columns[at:at] = [c for c in self.columns if c in ADAPTATION_COLUMNS]
         for column in columns:
             table.add_column(column, justify="right" if column in NUMERIC else "left",
                              min_width=MIN_WIDTH.get(column), overflow="fold")
         for row in self.rows:
             style = {"complete": None, "running": "italic", "pruned": "dim", "fail": "dim red"}[row.state]
-            if row.rank == 1 and row.state == "complete":
+            if row is self.best:
                 style = "bold green"
-            named = dict(zip(COLUMNS, cells(row, plain=False), strict=True))
+            named = dict(zip(self.columns, self.cells(row, plain=False), strict=True))
             rates = (row.params.get("backbone_lr"), row.params.get("head_lr"))
             terminal = {**named, "#": named["rank"], "strategy": describe_strategy(row.params),
                         "lr bb/head": "/".join(format(r, ".0e") for r in rates if r is not None),
@@ -200,14 +240,6 @@ TEXT_FORMATS: dict[str, Callable[[Leaderboard], str]] = {
 }
 """Every text rendering of a leaderboard by the name ``--format`` takes (the terminal's is `Leaderboard.to_table`)."""
 
-COLUMNS = ["rank", "trial", *(d.column for d in columns() if d.column), "val score", "val 95% interval", "trainable", "time", "state"]
-"""CSV and Markdown columns: the search dimensions that have a column (`automl_tl.vocabulary`), then the outcome."""
-TERMINAL_COLUMNS = ["#", "trial", "backbone", "strategy", "head", "pooling", "lr bb/head", "val", "params", "time", "state"]
-"""Short headers; the freeze depth shows as ``k=`` in the strategy, the learning rates share a column,
-and under each validation score ``±`` is half the width of its 95 % interval."""
-MIN_WIDTH = {"strategy": 7, "state": 8, "val": 6, "pooling": 7}
-NUMERIC = {"rank", "#", "trial", "lr bb/head", "val score", "val", "trainable", "params", "time",
-           *(d.column for d in columns() if d.numeric and d.column)}
 
 
 def test_line(board: Leaderboard) -> str:
@@ -225,10 +257,15 @@ def test_line(board: Leaderboard) -> str:
 
     unit = next(iter(intervals.values()), {}).get("unit")
     over = f"; intervals resample {unit}" if unit else ""
-    return (
+    line = (
         f"Held-out test (trial {test.get('trial')}'s configuration, {how}evaluated once after the search): "
         f"{score('accuracy', 'accuracy')}, {score('macro_f1', 'macro-F1')} on {test.get('n', '?')} examples{over}"
     )
+    target = test.get("target")
+    if target:
+        line += (f"; target test (labelled, evaluation only): accuracy {target['accuracy']:.4f}, "
+                 f"macro-F1 {target['macro_f1']:.4f} on {target['n']} examples")
+    return line
 
 
 def _summary(board: Leaderboard) -> str:
@@ -276,6 +313,8 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         started=trial.datetime_start.isoformat() if trial.datetime_start else None,
         finished=trial.datetime_complete.isoformat() if trial.datetime_complete else None,
         baseline=attrs.get("baseline"),
+        scores=scores,
+        target_test=attrs.get("target_test"),
     )
 
 
@@ -294,29 +333,3 @@ def _importance(study: optuna.Study) -> dict[str, Any]:
     if not values:
         return {"importance_note": "Hyperparameter importance: no parameter varied across every completed trial."}
     return {"importance": {name: float(value) for name, value in values.items()}}
-
-
-def cells(row: Row, plain: bool) -> list[str]:
-    """One row's `COLUMNS` as text: ``plain`` for machines (CSV), else rounded for people."""
-
-    def num(value: float | None, fmt: str) -> str:
-        return "" if value is None else format(value, fmt)
-
-    state = {"fail": "failed"}.get(row.state, row.state) + (f": {row.reason}" if row.reason else "")
-    return [
-        str(row.rank),
-        str(row.trial),
-        *(cell(d, row.params) for d in columns()),
-        num(row.score, ".4f"),
-        f"{row.interval['low']:.4f}–{row.interval['high']:.4f}" if row.interval else "",
-        "" if row.trainable_params is None else (str(row.trainable_params) if plain else _human(row.trainable_params)),
-        num(row.seconds, ".1f") if plain else (num(row.seconds, ".0f") + " s" if row.seconds is not None else ""),
-        state,
-    ]
-
-
-def _human(n: int) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)

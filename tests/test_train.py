@@ -16,7 +16,8 @@ from automl_tl.search.kernels import MATH_ATTENTION_UP_TO, attention_kernel
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import Compute, _BestEpoch, best_epoch, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.epochs import BestEpoch, best_epoch
+from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
 
 
 def make_store(backbone: Backbone, toy_modality) -> FeatureStore:
@@ -110,7 +111,7 @@ def test_best_epochs_weights_reproduce_its_validation_score(toy_modules):
     ],
 )
 def test_the_best_epoch_is_chosen_on_the_smoothed_curve_with_its_own_weights(curve, best) -> None:
-    chosen = _BestEpoch("accuracy")
+    chosen = BestEpoch("accuracy")
     for epoch, score in enumerate(curve, start=1):
         chosen.add({"accuracy": score}, {"epoch": torch.tensor(epoch)}, np.array([epoch]))
     outcome = chosen.outcome()
@@ -138,15 +139,15 @@ def test_batchnorm_statistics_stay_frozen_unless_the_trial_adapts_them(toy_modul
 def test_nan_loss_fails_the_trial_with_a_reason_and_the_search_goes_on(toy, run_cli, write_recipe, monkeypatch, tmp_path):
     from automl_tl.search import objective, train
 
-    real_train_trial, real_logits = objective.train_trial, train._logits
+    real_train_trial, real_features = objective.train_trial, train._features
     calls: list[int] = []
 
     def poisoned(*args, **kwargs):
-        return real_logits(*args, **kwargs) * float("nan")
+        return real_features(*args, **kwargs) * float("nan")
 
     def second_trial_diverges(*args, **kwargs):
         calls.append(1)
-        monkeypatch.setattr(train, "_logits", poisoned if len(calls) == 2 else real_logits)
+        monkeypatch.setattr(train, "_features", poisoned if len(calls) == 2 else real_features)
         return real_train_trial(*args, **kwargs)
 
     monkeypatch.setattr(objective, "train_trial", second_trial_diverges)
@@ -257,19 +258,24 @@ def _flash_allowed_in_tail_blocks(run) -> set[bool]:
     """
     seen: set[bool] = set()
     tail_blocks: set[int] = set()
+    features = Tail.features
 
-    def hook(module, args, output):
-        if isinstance(module, Tail):
-            tail_blocks.update(id(b) for b in module.blocks)
-        elif id(module) in tail_blocks:
+    def noting_blocks(tail, *args, **kwargs):  # training reads the head's input through Tail.features
+        tail_blocks.update(id(b) for b in tail.blocks)
+        return features(tail, *args, **kwargs)
+
+    def hook(module, args):
+        if id(module) in tail_blocks:
             seen.add(torch.backends.cuda.flash_sdp_enabled())
 
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda m, a: hook(m, a, None))
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
+    Tail.features = noting_blocks
     try:
         run()
         return seen
     finally:
         handle.remove()
+        Tail.features = features
 
 
 @pytest.mark.parametrize(("bf16", "flash"), [(True, False), (False, True)])

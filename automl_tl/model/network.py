@@ -4,6 +4,11 @@ During a search the frozen prefix's output comes from the feature store and only
 A model that is used (predicted with, exported) has no store: `Network` runs the stem and the first
 ``freeze_depth`` blocks itself and hands the tail exactly what the store would have, so the same
 weights give the same predictions, in fp32, from a collated batch to class probabilities.
+
+A model trained for a target domain (``--target``) is used on that domain: a tail adapted by
+``statistics`` maps its input features onto the source's before the head reads them, as the
+search's target evaluation did (`automl_tl.search.model.Tail.classify`). What other methods train
+beside the tail (a domain classifier) is not part of its weights, so it loads and exports as is.
 """
 
 from __future__ import annotations
@@ -38,8 +43,12 @@ class Network(nn.Module):
         return torch.softmax(self.logits(batch), dim=-1)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.tail.classify(self.features(batch), target=True)
+
+    def features(self, batch: dict[str, Tensor]) -> Tensor:
+        """The head's input, as `Tail.features` computes it from the store's inputs during a search."""
         if self.stem is None:  # nothing frozen: the tail owns the stem
-            return self.tail(None, batch=batch)
+            return self.tail.features(None, batch=batch)
         hidden = self.stem(batch)
         means: list[Tensor] = []
         for block in self.prefix:
@@ -47,10 +56,10 @@ class Network(nn.Module):
             means.append(mean_pool(hidden))
         if self.tail.blocks:
             prefix_pooled = torch.stack(means, dim=1) if self.blocks_pooled else None
-            return self.tail(hidden, prefix_pooled)
+            return self.tail.features(hidden, prefix_pooled)
         prefix_pooled = torch.stack(means, dim=1) if self.blocks_pooled else means[-1]
         default_pooled = self.pool(hidden) if self.pool is not None else None
-        return self.tail(hidden, prefix_pooled, default_pooled)  # a pooling that reads the sequence takes ``hidden``
+        return self.tail.features(hidden, prefix_pooled, default_pooled)  # a pooling that reads the sequence takes ``hidden``
 
 
 class Positional(nn.Module):

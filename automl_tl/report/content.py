@@ -15,7 +15,7 @@ from typing import Any
 
 from automl_tl import __version__
 from automl_tl.errors import UserError
-from automl_tl.leaderboard import COLUMNS, NUMERIC, Leaderboard, Row, cells, test_line
+from automl_tl.leaderboard import NUMERIC, Leaderboard, Row, test_line
 from automl_tl.model.source import final_model_line
 from automl_tl.provenance import Provenance
 from automl_tl.report import plots
@@ -78,14 +78,22 @@ def _headline(board: Leaderboard) -> list[Block]:
         ("Data", data.get("description")),
         ("Split", " / ".join(f"{sizes[s]} {s}" for s in ("train", "validation", "test") if s in sizes) or None),
         ("How test data was held out", data.get("split")),
-        ("Selection", f"by validation {board.objective}, keeping the simplest model within validation noise of the best; "
-                      "the test split is used once, after the search"),
+        ("Selection", f"{_selection(board)}; the test split is used once, after the search"),
         ("Best trial", f"trial {best.trial}, validation {board.objective} {best.score:.4f}" if best and best.score is not None else None),
         ("Test score", test_line(board) if test else "not evaluated yet (the search was interrupted or is running)"),
         ("Baseline", _baseline_sentence(board, best, baseline)),
         ("Search", f"{_trial_counts(board)}; {_duration(board.compute_seconds)} of compute"),
     ]
     return [Paragraph(lead), Facts([(k, v) for k, v in items if v])]
+
+
+def _selection(board: Leaderboard) -> str:
+    """How the search chose, in words: with a target, by its target measure under the source guard (docs/adaptation.md)."""
+    if not board.adapting:
+        return f"by validation {board.objective}, keeping the simplest model within validation noise of the best"
+    margin = board.run.get("selection", {}).get("margin")
+    guard = f", an adapted trial only within {margin} of the best source-only trial's source validation" if margin is not None else ""
+    return f"by {board.chosen_by}{guard}"
 
 
 def _baseline_sentence(board: Leaderboard, best: Row | None, baseline: Row | None) -> str | None:
@@ -109,7 +117,7 @@ def _leaderboard_table(board: Leaderboard) -> Table:
             kinds.append("baseline")
         else:
             kinds.append({"complete": ""}.get(row.state, row.state))
-    return Table(list(COLUMNS), [cells(r, plain=False) for r in board.rows], kinds, frozenset(NUMERIC) & set(COLUMNS))
+    return Table(board.columns, [board.cells(r, plain=False) for r in board.rows], kinds, frozenset(NUMERIC) & set(board.columns))
 
 
 def _leaderboard_caption(board: Leaderboard) -> str:

@@ -24,6 +24,7 @@ from rich.markup import escape
 from automl_tl.backbone import Backbone
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import ModalityPlugin
+from automl_tl.domains import TargetSplits, selection
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.model.source import record_backbones
@@ -85,7 +86,8 @@ class SearchRun:
             backbones = {n: self._build(n) for n in space.choices("backbone")}
             self._preflight(backbones, splits)
             meta["plugins"] = [p.as_dict() for p in sorted(set(self.provenance.values()), key=lambda p: p.distribution)]
-            shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm()) for n, b in backbones.items()}
+            shapes = {n: BackboneShape(b.depth, b.uniform_width, b.has_batchnorm(), prepared.target is not None)
+                      for n, b in backbones.items()}
             record_backbones(run, self.plugin, backbones, cfg.options)
             study, created = self._study(run, name, space, cfg)
             if not resumed or "run" not in study.user_attrs:
@@ -93,11 +95,11 @@ class SearchRun:
             if created:
                 self._queue_first_trials(study, space, shapes)
             reap(study, run, cfg.search.heartbeat)
-            keep_best_weights(study, run)
+            keep_best_weights(study, run, cfg)
             tally = Tally.of(study.get_trials(deepcopy=False))
             display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials,
                                     cfg.search.objective, str(run.root))
-            stores = self._stores(run, backbones, space, splits, display)
+            stores = self._stores(run, backbones, space, splits, prepared.target, display)
             with display:
                 self._warm_up(stores, space)
         except BaseException:
@@ -123,13 +125,13 @@ class SearchRun:
             if (remaining_time is None or remaining_time > 0) and budget.room(study):
                 deadline = None if remaining_time is None else time.monotonic() + remaining_time
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
-                                                   self.compute, budget, display, self.worker, deadline))
+                                                   self.compute, budget, display, self.worker, *selection(cfg), deadline))
                 interrupted = self._optimize(study, run, objective, budget)
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
             raise Interrupted(Leaderboard.from_study(study))
-        evaluate_test(study, run, FinalContext(stores, backbones, splits, self.config.search, self.compute, self.console))
+        evaluate_test(study, run, FinalContext(stores, backbones, splits, self.config, self.compute, self.console))
         return Leaderboard.from_study(study)
 
     def _show_data(self, prepared: PreparedData) -> None:
@@ -143,6 +145,10 @@ class SearchRun:
             f"[bold]splits[/]: {sizes['train']} train / {sizes['validation']} validation / {sizes['test']} test, "
             f"{len(splits.classes)} classes ({escape(splits.description)})"
         )
+        if prepared.target is not None:
+            chosen, margin = selection(self.config)
+            guard = f", adapted trials kept within {margin} of source-only source validation" if margin is not None else ""
+            self.console.print(f"[bold]target[/]: {escape(prepared.target.description)}; trials chosen by {chosen}{guard}")
 
     def _open_run(self, prepared: PreparedData) -> tuple[RunDir, str, dict[str, Any], bool]:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
@@ -155,7 +161,7 @@ class SearchRun:
         name = study_name(self.config, prepared.name)
         run = RunDir(self.request.run_dir or Path("runs") / name)
         run.create()
-        key = fingerprint(self.config, prepared.splits)
+        key = fingerprint(self.config, prepared.splits, prepared.target)
         meta = self._meta(prepared, key)
 
         def check(saved: dict[str, Any]) -> None:
@@ -187,13 +193,15 @@ class SearchRun:
                                 hint=f"`automl-tl plugins check {self.plugin.name}` runs every check of the plugin kit")
 
     def _stores(
-        self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits, display: SearchDisplay
+        self, run: RunDir, backbones: dict[str, Backbone], space: SearchSpace, splits: Splits,
+        target: TargetSplits | None, display: SearchDisplay,
     ) -> dict[str, FeatureStore]:
         """One feature store per backbone, disk-backed in the run directory unless caching is off."""
         disk = DiskCache(run.cache_dir) if self.config.search.cache else None
+        parts = {"train": splits.train, "validation": splits.validation, "test": splits.test,
+                 **(target.splits() if target else {})}
         stores = {
-            n: FeatureStore(b, {"train": splits.train, "validation": splits.validation, "test": splits.test},
-                            splits.classes, progress=display.stage, disk=disk,
+            n: FeatureStore(b, parts, splits.classes, progress=display.stage, disk=disk,
                             code=" ".join(sorted({self.provenance[""].label(), self.provenance[n].label()})))
             for n, b in backbones.items()
         }
@@ -204,11 +212,13 @@ class SearchRun:
     def _warm_up(self, stores: dict[str, FeatureStore], space: SearchSpace) -> None:
         """Decode every file now, so a bad one stops the run before any trial; then the one frozen pass."""
         for store in stores.values():
-            for split in ("train", "validation", "test"):
+            for split in store.examples:
                 store.raws(split)
             if self.config.search.cache and any(STRATEGIES[s].cached for s in space.choices("strategy")):
-                store.pooled("train")  # one pass serves every feature-extraction trial and planned prefix
-                store.pooled("validation")
+                # one pass serves every feature-extraction trial and planned prefix
+                for split in ("train", "validation", "target", "target_validation"):
+                    if split in store.examples:
+                        store.pooled(split)
 
     def _optimize(self, study: optuna.Study, run: RunDir, objective: Objective, budget: Budget) -> bool:
         """Run trials until the budget is spent; True when Ctrl-C or SIGTERM stopped them.
@@ -223,7 +233,7 @@ class SearchRun:
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
-                study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run)])
+                study.optimize(objective, timeout=left, callbacks=[budget, lambda s, t: keep_best_weights(s, run, self.config)])
                 return False
             except ValueError:
                 late = None if objective.current is None else study._storage.get_trial(objective.current)
@@ -300,7 +310,8 @@ class SearchRun:
         splits = prepared.splits
         return {
             "modality": self.config.modality,
-            "objective": self.config.search.objective,
+            "objective": selection(self.config)[0],
+            "selection": {"source_metric": self.config.search.objective, "margin": selection(self.config)[1]},
             "seed": self.config.search.seed,
             "data": {
                 "name": prepared.name,
@@ -309,6 +320,7 @@ class SearchRun:
                 "sizes": splits.sizes(),
                 "classes": splits.classes,
                 "group_name": prepared.data.group_name,
+                **({"target": prepared.target.description} if prepared.target else {}),
             },
             "config": self.config.model_dump(mode="json"),
             "command": self.request.command,

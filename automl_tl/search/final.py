@@ -2,11 +2,14 @@
 
 The choice is `automl_tl.search.selection`'s (the simplest configuration within validation noise
 of the best), made again on cross-validation folds when the validation split is too small to tell
-configurations apart (`automl_tl.search.crossval`). With ``refit`` (the default) it is retrained on train and validation together, for
-as many epochs as its best validation epoch: the final model then learns from every labelled
-example outside the test split, which matters most when groups are few (a speaker held out for
-validation is a speaker the model never heard). The test score is stored with its bootstrap
-interval, so a reader can see what difference the test split can resolve.
+configurations apart (`automl_tl.search.crossval`). A run that ranks trials on a target domain
+feeds `automl_tl.domains.adapted_choice`'s trials to the same step instead: its validator (or
+labelled target examples), under the source guard. With ``refit`` (the default) it is retrained
+on train and validation together, for as many epochs as its best validation epoch: the final
+model then learns from every labelled example outside the test split, which matters most when
+groups are few (a speaker held out for validation is a speaker the model never heard). The test score is stored with its bootstrap
+interval, so a reader can see what difference the test split can resolve. A labelled target test
+set is evaluated once too, beside it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from automl_tl.backbone import Backbone
-from automl_tl.config import SearchConfig
+from automl_tl.config import RunConfig
+from automl_tl.domains import adapted_choice, selection
 from automl_tl.rundir import RunDir, atomic_write, write_json
 from automl_tl.search import crossval
 from automl_tl.search.features import FeatureStore
@@ -40,22 +44,23 @@ class FinalContext:
     stores: dict[str, FeatureStore]
     backbones: dict[str, Backbone]
     splits: Splits
-    settings: SearchConfig
+    config: RunConfig
     compute: Compute
     console: Console
 
 
 def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     """Choose, refit and test once; a study that holds this choice's test result already is left as it is."""
-    splits, settings = ctx.splits, ctx.settings
+    splits, settings = ctx.splits, ctx.config.search
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    on_target = selection(ctx.config) != (settings.objective, None)  # a validator or labelled target examples rank the trials
     index = {c: i for i, c in enumerate(splits.classes)}
     labels = np.array([index[e.label] for e in splits.validation])
-    choice = choose(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), labels, len(splits.classes),
-                    settings.objective)
+    choice = adapted_choice(completed, ctx.config) if on_target else choose(completed, labels, len(splits.classes), settings.objective)
     if choice is None:
         return
     folds: dict[str, Any] | None = None
-    if crossval.needed(choice.best):
+    if not on_target and crossval.needed(choice.best):  # source folds cannot measure a target
         choice, folds = _cross_validated(choice, ctx)
     chosen = choice.trial
     existing = study.user_attrs.get("test")
@@ -93,13 +98,18 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
         **({"cross_validation": folds} if folds else {}),
     }
+    if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
+        with ctx.console.status("evaluating on the target test set"):
+            predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
+        result["target"] = {"n": len(store.examples["target_test"]),
+                            **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
     study.set_user_attr("test", result)
     write_json(run.test_path, result)
 
 
 def _cross_validated(choice: Choice, ctx: FinalContext) -> tuple[Choice, dict[str, Any]]:
     """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`)."""
-    settings, n_classes = ctx.settings, len(ctx.splits.classes)
+    settings, n_classes = ctx.config.search, len(ctx.splits.classes)
     trials = crossval.candidates(choice.within)
     merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
     with ctx.console.status(f"the validation split cannot tell {len(choice.within)} trial(s) apart: "

@@ -22,7 +22,8 @@ from automl_tl import __version__
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
 from automl_tl.datahome import resolve_dataset
-from automl_tl.errors import UserError
+from automl_tl.domains import TargetSplits, make_target
+from automl_tl.errors import DataError, UserError
 from automl_tl.registry import check_data
 from automl_tl.search.train import resolve_bf16
 from automl_tl.splits import Splits, make_splits
@@ -44,10 +45,16 @@ class PreparedData:
     data: LabelledData
     splits: Splits
     name: str
+    target: TargetSplits | None = None
+    """The target domain's parts, for domain adaptation (`automl_tl.domains`)."""
 
 
 def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
-    """Find the data (path, named dataset or the plugin's default), read it and split it."""
+    """Find the data (path, named dataset or the plugin's default), read it and split it; and the target's.
+
+    The target is read first, so a plugin that remembers something of the data it read last (the
+    text plugin's length sample) remembers the source, which the backbones are built for.
+    """
     cfg = request.config.data
     if cfg.dataset is not None:
         path: Path | None = resolve_dataset(cfg.dataset, request.data_home)
@@ -58,16 +65,36 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
     else:
         path, name = None, "default"
     test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
+    target = [_read(plugin, request, p, what) for p, what in ((cfg.target_path, "target"), (cfg.target_test_path, "target test")) if p]
+    data = _read(plugin, request, path, None, test_path)
+    seed = request.config.search.seed
+    splits = make_splits(data, cfg, seed)
+    prepared = PreparedData(data, splits, name)
+    if target:
+        assert cfg.target_path is not None
+        test = target[1] if len(target) > 1 else None
+        prepared.target = make_target(target[0], test, splits.classes, cfg.target_labelled, seed, str(cfg.target_path))
+    return prepared
+
+
+def _read(plugin: ModalityPlugin, request: SearchRequest, path: Path | None, what: str | None, test_path: Path | None = None) -> LabelledData:
+    """One ``plugin.load_data`` call; a target's data errors say it was the target."""
+    if what is not None and path is not None:
+        path = _existing(path, request.data_home, f"{what} path")
     data_request = DataRequest(
         path=path,
         data_home=request.data_home,
         test_path=test_path,
         options=plugin_options(plugin, request.config.options),
-        skip_bad_files=cfg.skip_bad_files,
+        skip_bad_files=request.config.data.skip_bad_files,
         seed=request.config.search.seed,
     )
-    data = check_data(plugin, plugin.load_data(data_request), data_request)
-    return PreparedData(data, make_splits(data, cfg, request.config.search.seed), name)
+    try:
+        return check_data(plugin, plugin.load_data(data_request), data_request)
+    except DataError as exc:
+        if what is None:
+            raise
+        raise DataError(f"{what} {path}: {exc.message}", hint=exc.hint) from None
 
 
 def _existing(path: Path, data_home: Path, what: str) -> Path:
@@ -83,10 +110,19 @@ def study_name(config: RunConfig, data_name: str) -> str:
     return config.study or f"{config.modality}-{data_name}".replace(" ", "-")
 
 
-def fingerprint(config: RunConfig, splits: Splits) -> str:
-    """What a resumed run must share with the original: data, space, options, objective (not the budget)."""
-    settings = config.model_dump(mode="json", exclude={"search": {"n_trials", "timeout", "refit", "cache", "precision", "heartbeat"}, "study": True})
+def fingerprint(config: RunConfig, splits: Splits, target: TargetSplits | None = None) -> str:
+    """What a resumed run must share with the original: data, space, options, objective (not the budget).
+
+    Without a target the adaptation settings are left out, so runs made before they existed resume.
+    """
+    exclude: dict[str, Any] = {"search": {"n_trials", "timeout", "refit", "cache", "precision", "heartbeat"}, "study": True}
+    if target is None:
+        exclude["search"] |= {"validator", "source_margin"}
+        exclude["data"] = {"target_path", "target_test_path", "target_labelled"}
+    settings = config.model_dump(mode="json", exclude=exclude)
     data = [[split, str(e.item), e.label, e.group] for split in ("train", "validation", "test") for e in getattr(splits, split)]
+    for split, examples in (target.splits() if target else {}).items():
+        data += [[split, str(e.item), e.label, e.group] for e in examples]
     blob = json.dumps({"settings": settings, "data": data}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

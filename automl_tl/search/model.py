@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from automl_tl.backbone import Backbone, Hidden, mean_pool
+from automl_tl.search.adaptation import DomainShift
 from automl_tl.search.kernels import attention_kernel
 from automl_tl.vocabulary import TrialParams
 from automl_tl.vocabulary.layers import LAYERS
@@ -60,6 +61,9 @@ class Tail(nn.Module):
         width = backbone.width if self.pooling.reads == "own" else backbone.block_widths[-1]
         self.layer = LAYERS[self.pooling.layer](width, backbone.depth) if self.pooling.layer else None
         self.head = Head(width, n_classes, params.head, params.head_hidden, params.dropout)
+        self.width = width
+        self.shift = DomainShift(width) if params.adapting.shifts_features else None
+        """Maps target features onto the source's statistics before the head reads them (``statistics``)."""
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Pretrained parameters, trained at the (lower) backbone learning rate."""
@@ -122,6 +126,10 @@ class Tail(nn.Module):
 
     def forward(self, *args: object, **kwargs: object) -> Tensor:
         return self.head(self.features(*args, **kwargs))  # type: ignore[arg-type]
+
+    def classify(self, features: Tensor, target: bool) -> Tensor:
+        """Logits from the head's input; a target domain's features first go through the shift, if any."""
+        return self.head(self.shift.to_source(features) if target and self.shift is not None else features)
 
 
 def set_train_mode(tail: Tail, batchnorm: str | None) -> None:

@@ -16,16 +16,19 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from automl_tl.config import SearchConfig
+from automl_tl.config import RunConfig, SearchConfig
+from automl_tl.domains import eligible
 from automl_tl.errors import Terminated, TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.features import FeatureStore
-from automl_tl.search.metrics import interval
+from automl_tl.search.epochs import best_epoch
+from automl_tl.search.metrics import interval, scores
+from automl_tl.search.model import Tail
 from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, StopTraining, best_epoch, train_trial
+from automl_tl.search.train import Compute, StopTraining, input_mode, predict, train_trial
 from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 
@@ -45,6 +48,11 @@ class TrialContext:
     display: SearchDisplay
     worker: str
     """``host:pid``: a trial that names its worker can be found abandoned when that process is gone."""
+    selection: str
+    """The metric trials are chosen by (`automl_tl.domains.selection`): the objective, or a validator."""
+    margin: float | None = None
+    """The source guard's margin when adapting without target labels; then every trial's weights are
+    saved, as the trial finally chosen need not be the one with the best value."""
     deadline: float | None = None
     """When this session's time budget runs out (``time.monotonic()``): a trial still training then
     stops after its epoch, so ``--timeout`` bounds a long trial too, not only when the next one starts."""
@@ -55,7 +63,7 @@ class Objective:
 
     def __init__(self, context: TrialContext) -> None:
         self.context = context
-        self.objective = context.settings.objective
+        self.objective = context.selection
         self.current: int | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -120,14 +128,17 @@ class Objective:
         value = outcome.scores[self.objective]
         store = ctx.stores[params.backbone]
         assert outcome.predictions is not None
-        spread = interval(store.labels("validation").numpy(), outcome.predictions, ctx.n_classes, self.objective,
-                          [e.group for e in store.examples["validation"]])
         for key, attr in (("scores", outcome.scores), ("history", outcome.history),
                           ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch),
-                          (PREDICTIONS, outcome.predictions.tolist()), ("interval", spread)):
+                          (PREDICTIONS, outcome.predictions.tolist())):
             trial.set_user_attr(key, attr)
+        if self.objective == ctx.settings.objective:  # a validator scores the whole target: no per-example interval
+            trial.set_user_attr("interval", interval(store.labels("validation").numpy(), outcome.predictions, ctx.n_classes,
+                                                     self.objective, [e.group for e in store.examples["validation"]]))
+        if "target_test" in store.examples:
+            trial.set_user_attr("target_test", target_test(params, ctx, outcome.state))
         earlier_best = best_completed(trial.study)
-        if earlier_best is None or value > earlier_best:
+        if earlier_best is None or value > earlier_best or ctx.margin is not None:
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
         self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
@@ -146,14 +157,28 @@ def best_completed(study: optuna.Study) -> float | None:
     return max(values) if values else None
 
 
-def keep_best_weights(study: optuna.Study, run: RunDir) -> None:
-    """Keep the weights of the best completed trial and of the trials still running, nothing else."""
-    trials = study.get_trials(deepcopy=False)
-    keep = {t.number for t in trials if t.state == TrialState.RUNNING}
-    completed = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    if completed:
-        keep.add(max(completed, key=lambda t: t.value or 0.0).number)
+def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> None:
+    """Keep the weights of the best completed trial and of the trials still running, nothing else.
+
+    When adapting, the best among the trials the source guard lets through (`automl_tl.domains.eligible`):
+    an adapted trial the guard rules out is never chosen, however high its validator's value.
+    """
+    keep = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    kept = eligible(completed, config)
+    if kept:
+        keep.add(max(kept, key=lambda t: t.value or 0.0).number)
     run.prune_weights(keep)
+
+
+def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A trial's scores on the labelled target test set, for evaluation only: recorded, never read to
+    choose, so docs/adaptation.md can measure how well each validator tracks them."""
+    store = ctx.stores[params.backbone]
+    tail = Tail(store.backbone, params, ctx.n_classes)
+    tail.load_state_dict(state)
+    predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
+    return scores(store.labels("target_test").numpy(), predicted, ctx.n_classes)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -44,13 +44,15 @@ def choose(
 
     ``predictions`` (by trial number, for ``labels``) default to each trial's validation
     predictions; cross-validation passes out-of-fold ones, ``where`` says which in the reason.
+    An empty mapping ranks by the trials' values alone: an adapting run's validator scores the
+    target as a whole, with no per-example predictions to compare (`automl_tl.domains.adapted_choice`).
     """
     if not completed:
         return None
     if predictions is None:
         predictions = {t.number: np.asarray(t.user_attrs[PREDICTIONS]) for t in completed if PREDICTIONS in t.user_attrs}
     scored = [t for t in completed if t.number in predictions]
-    if not scored:  # a study recorded before predictions were kept
+    if not scored:  # a study recorded before predictions were kept, or a target without per-example labels
         best = max(completed, key=lambda t: (t.value or 0.0, -t.number))
         return Choice(best, best, [best], f"trial {best.number}: the best {where} {objective}")
     score = {t.number: score_of(labels, predictions[t.number], n_classes, objective) for t in scored}

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,10 +25,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from automl_tl.errors import TrialFailed
+from automl_tl.search.adaptation import adapter_for
+from automl_tl.search.epochs import BestEpoch, TrialOutcome
 from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail, count_trainable, set_train_mode
+from automl_tl.search.validators import unsupervised_scores
 from automl_tl.vocabulary import TrialParams
+from automl_tl.vocabulary.adaptations import TARGET_PREFIX
 
 
 @dataclass(frozen=True)
@@ -71,76 +75,6 @@ epochs as a completed one, or `StopTraining`."""
 class StopTraining(Exception):
     """Raised by an `EpochCallback` to end training after that epoch: the outcome is the best epoch so far."""
 BatchCallback = Callable[[int, int], None]
-
-
-@dataclass
-class TrialOutcome:
-    scores: dict[str, float]
-    """Validation metrics of the best epoch (best by the smoothed curve, see `smoothed`)."""
-    best_epoch: int
-    trainable_params: int
-    history: list[dict[str, float]] = field(default_factory=list)
-    state: dict[str, Tensor] = field(default_factory=dict)
-    """The tail's weights at the best epoch."""
-    predictions: np.ndarray | None = None
-    """Validation predictions (class indices) of the best epoch: selection compares trials on them."""
-
-
-def smoothed(curve: list[float], index: int) -> float:
-    """Epoch ``index``'s validation score averaged with its neighbours' (one each side, where they exist).
-
-    The best epoch is chosen on this, not on the raw curve: on a few hundred validation examples
-    one epoch's score jumps by a standard error or two, and the best epoch decides both the
-    trial's checkpoint and how long the refit trains; a one-epoch spike would otherwise cut the
-    refit short (the CIFAR case in docs/performance.md, "Figures behind the code's choices").
-    """
-    window = curve[max(0, index - 1) : index + 2]
-    return sum(window) / len(window)
-
-
-def best_epoch(curve: list[float]) -> int:
-    """Index of the epoch with the best `smoothed` score, the earliest on a tie.
-
-    Every trial's recorded score is its raw score at this epoch: a pruned trial's partial curve
-    is judged like a completed one's, so the leaderboard compares like with like.
-    """
-    return max(range(len(curve)), key=lambda i: (smoothed(curve, i), -i))
-
-
-class _BestEpoch:
-    """The epoch `best_epoch` picks, and its weights, kept while the trial trains.
-
-    An epoch is judged once the next epoch's score is in (its right neighbour in the smoothing
-    window), so at most two copies of the weights are held: the best so far and the last epoch's.
-    """
-
-    def __init__(self, objective: str) -> None:
-        self.objective = objective
-        self.metrics: list[dict[str, float]] = []
-        self.predictions: list[np.ndarray] = []
-        self.waiting: dict[str, Tensor] | None = None
-        self.best: TrialOutcome | None = None
-        self.best_score = -math.inf
-
-    def add(self, metrics: dict[str, float], state: dict[str, Tensor], predictions: np.ndarray) -> None:
-        self.metrics.append(metrics)
-        self.predictions.append(predictions)
-        if self.waiting is not None:
-            self._judge(len(self.metrics) - 2, self.waiting)
-        self.waiting = state
-
-    def outcome(self) -> TrialOutcome:
-        if self.waiting is not None:
-            self._judge(len(self.metrics) - 1, self.waiting)
-            self.waiting = None
-        assert self.best is not None, "no epoch was scored"
-        return self.best
-
-    def _judge(self, index: int, state: dict[str, Tensor]) -> None:
-        score = smoothed([m[self.objective] for m in self.metrics], index)
-        if score > self.best_score:
-            self.best_score = score
-            self.best = TrialOutcome(self.metrics[index], index + 1, 0, state=state, predictions=self.predictions[index])
 
 
 def input_mode(params: TrialParams) -> str:
@@ -190,7 +124,10 @@ def _fit(
     head_only: bool = False,
     compute: Compute = Compute(),
 ) -> TrialOutcome:
-    groups: list[dict[str, Any]] = [{"params": tail.head_parameters(), "lr": params.head_lr}]
+    # the target's unlabelled examples train only through the method, and never in LP-FT's probe
+    adapter = None if head_only or "target" not in store.examples else adapter_for(params, tail, tail.width)
+    groups: list[dict[str, Any]] = [{"params": tail.head_parameters() + (adapter.parameters() if adapter else []),
+                                     "lr": params.head_lr}]
     if not head_only and mode != "pooled":
         groups.append({"params": tail.backbone_parameters(), "lr": params.backbone_lr or params.head_lr})
     # fused: one kernel for every parameter; on a CPU several times faster than the per-tensor
@@ -199,17 +136,21 @@ def _fit(
     steps_per_epoch = math.ceil(len(store.examples["train"]) / params.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(steps_per_epoch * epochs))
     labels = store.labels("train")
+    target = _endless(tail, store, mode, params, random.Random(rng.getrandbits(32)), compute) if adapter else None
     best: TrialOutcome | None = None
     history: list[dict[str, float]] = []
-    chosen = _BestEpoch(objective)
+    chosen = BestEpoch(objective)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
         total_loss, seen = 0.0, 0
         for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng, compute.cached)):
             with compute.autocast(mode):
-                logits = _logits(tail, mode, inputs)
-            loss = F.cross_entropy(logits.float(), labels[index])
+                features = _features(tail, mode, inputs)
+                logits = tail.head(features)
+                extra = adapter.step(features, _features(tail, mode, next(target)), (epoch - 1 + done / steps_per_epoch) / epochs) \
+                    if adapter and target else 0.0
+            loss = F.cross_entropy(logits.float(), labels[index]) + extra
             if not torch.isfinite(loss):
                 raise TrialFailed(f"loss became {loss.item()} in epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)
@@ -227,6 +168,8 @@ def _fit(
             continue
         predictions = predict(tail, store, "validation", mode, params, compute)
         metrics = scores(store.labels("validation").numpy(), predictions, tail.n_classes)
+        if "target" in store.examples:
+            metrics.update(target_scores(tail, store, mode, params, compute))
         entry = {"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started}
         history.append(entry)
         chosen.add(metrics, copy.deepcopy(tail.state_dict()), predictions)
@@ -246,20 +189,48 @@ def predict(
     tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
 ) -> np.ndarray:
     """Predicted class indices for a split, in the split's order."""
+    return probabilities(tail, store, split, mode, params, compute).argmax(dim=-1).numpy()
+
+
+def probabilities(
+    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
+) -> Tensor:
+    """Predicted class probabilities for a split, in the split's order (a target split's through the
+    tail's domain shift, when it has one)."""
     tail.eval()
-    predictions = np.empty(len(store.examples[split]), dtype=np.int64)
+    probs = torch.empty(len(store.examples[split]), tail.n_classes)
     with torch.inference_mode():
         for inputs, index in _batches(tail, store, split, mode, params, None, compute.cached):
             with compute.autocast(mode):  # the tail only: the store's own pass (if due) stays fp32
-                logits = _logits(tail, mode, inputs)
-            predictions[index.numpy()] = logits.argmax(dim=-1).numpy()
-    return predictions
+                logits = tail.classify(_features(tail, mode, inputs), split.startswith("target"))
+            probs[index] = logits.float().softmax(dim=-1)
+    return probs
 
 
-def _logits(tail: Tail, mode: str, inputs: dict[str, Any]) -> Tensor:
+def target_scores(tail: Tail, store: FeatureStore, mode: str, params: TrialParams, compute: Compute) -> dict[str, float]:
+    """Every unsupervised validator on the unlabelled target, and the ``target_`` scores of its labelled
+    examples when the user set some aside (no other split's labels are read)."""
+    metrics = unsupervised_scores(probabilities(tail, store, "target", mode, params, compute))
+    if store.examples.get("target_validation"):
+        predicted = predict(tail, store, "target_validation", mode, params, compute)
+        labelled = scores(store.labels("target_validation").numpy(), predicted, tail.n_classes)
+        metrics.update({TARGET_PREFIX + name: value for name, value in labelled.items()})
+    return metrics
+
+
+def _features(tail: Tail, mode: str, inputs: dict[str, Any]) -> Tensor:
+    """The head's input for a batch."""
     if mode == "pooled":
-        return tail.head(tail.frozen_features(inputs["prefix_pooled"], inputs["default_pooled"], inputs.get("hidden")))
-    return tail(**inputs)
+        return tail.frozen_features(inputs["prefix_pooled"], inputs["default_pooled"], inputs.get("hidden"))
+    return tail.features(**inputs)
+
+
+def _endless(
+    tail: Tail, store: FeatureStore, mode: str, params: TrialParams, rng: random.Random, compute: Compute,
+) -> Iterator[dict[str, Any]]:
+    """Shuffled target batches, epoch after epoch, for as many training steps as there are."""
+    while True:
+        yield from (inputs for inputs, _ in _batches(tail, store, "target", mode, params, rng, compute.cached))
 
 
 def _batches(

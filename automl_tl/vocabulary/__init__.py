@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from automl_tl.vocabulary.adaptations import ADAPTATIONS, SOURCE_ONLY, Adaptation, describe_adaptation, uses
+
 Values = Mapping[str, Any]
 """A trial's values so far, by dimension name (the dimensions declared before the one asked about)."""
 
@@ -32,6 +34,8 @@ class BackboneShape:
     depth: int
     uniform_width: bool
     has_batchnorm: bool
+    target: bool = False
+    """The search has an unlabelled target domain: only then is an adaptation method sampled."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,15 @@ def _batchnorm(values: Values, shape: BackboneShape) -> bool:
     return shape.has_batchnorm and _trains_backbone(values, shape)
 
 
+def _adapting(values: Values, shape: BackboneShape) -> bool:
+    return shape.target
+
+
+def _tunes(dimension: str) -> Callable[[Values, BackboneShape], bool]:
+    """Active when the trial's adaptation method is tuned by ``dimension`` (`Adaptation.dimensions`)."""
+    return lambda values, shape: shape.target and uses(dimension, values)
+
+
 def describe_strategy(params: Values) -> str:
     """A trial's strategy with its freeze depth where that was chosen (``partial k=2``)."""
     name = params.get("strategy")
@@ -239,11 +252,19 @@ DIMENSIONS: dict[str, Dimension] = {d.name: d for d in (
     Dimension("augment", "choice", [False, True], active=_trains_stem, inactive=False, allowed=(False, True)),
     Dimension("batchnorm", "choice", ["frozen", "adapt"], active=_batchnorm, allowed=("frozen", "adapt"),
               doc="BatchNorm statistics frozen or adapting, for backbones that have BatchNorm."),
+    # Last, so a search without a target draws what it drew before they existed.
+    Dimension("adaptation", "choice", list(ADAPTATIONS), active=_adapting, inactive=SOURCE_ONLY,
+              allowed=tuple(ADAPTATIONS), doc="How to adapt to the unlabelled target (only with a target)."),
+    Dimension("adaptation_weight", "log", [0.03, 3.0], active=_tunes("adaptation_weight"),
+              doc="The adaptation loss's weight beside the source's cross-entropy (DANN: its ramp's end)."),
+    Dimension("pseudo_threshold", "float", [0.5, 0.95], active=_tunes("pseudo_threshold"), low=0, high=1,
+              high_open=True, doc="Confidence a target prediction needs to become a pseudo-label."),
 )}
 
 
-LINEAR_PROBE: dict[str, Any] = {"strategy": "feature_extraction", "head": "linear", "pooling": "default"}
-"""The baseline every fresh search runs first: a linear head on the frozen backbone's own pooling."""
+LINEAR_PROBE: dict[str, Any] = {"strategy": "feature_extraction", "head": "linear", "pooling": "default",
+                                "adaptation": SOURCE_ONLY}
+"""The baseline every fresh search runs first: a linear head on the frozen backbone's own pooling, source only."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +286,9 @@ class TrialParams:
     dropout: float | None = None
     augment: bool = False
     batchnorm: str | None = None
+    adaptation: str = SOURCE_ONLY
+    adaptation_weight: float | None = None
+    pseudo_threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -277,6 +301,10 @@ class TrialParams:
     def pool(self) -> Pooling:
         return POOLINGS[self.pooling]
 
+    @property
+    def adapting(self) -> Adaptation:
+        return ADAPTATIONS[self.adaptation]
+
 
 def strategy_style(name: str | None) -> tuple[str, str, str]:
     """Colour, marker and legend label of a strategy (`OTHER_STYLE` for one this version does not know)."""
@@ -287,7 +315,8 @@ def strategy_style(name: str | None) -> tuple[str, str, str]:
 def describe(params: Values) -> str:
     """A trial's configuration in a few words, for progress lines and the report."""
     head = "mlp" + str(params.get("head_hidden")) if params.get("head") == "mlp" else params.get("head")
-    return f"{params.get('backbone')} · {describe_strategy(params)} · {head} · {params.get('pooling')} · {params.get('epochs')} ep"
+    adapted = f" · {describe_adaptation(params)}" if params.get("adaptation", SOURCE_ONLY) != SOURCE_ONLY else ""
+    return f"{params.get('backbone')} · {describe_strategy(params)} · {head} · {params.get('pooling')} · {params.get('epochs')} ep{adapted}"
 
 
 def cell(dimension: Dimension, params: Values) -> str:
