@@ -21,7 +21,7 @@ import torch
 from automl_tl import __version__
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
-from automl_tl.datahome import resolve_dataset
+from automl_tl.datahome import existing_path, resolve_dataset
 from automl_tl.errors import UserError
 from automl_tl.registry import check_data
 from automl_tl.search.train import resolve_bf16
@@ -53,11 +53,11 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
         path: Path | None = resolve_dataset(cfg.dataset, request.data_home)
         name = cfg.dataset
     elif cfg.path is not None:
-        path = _existing(cfg.path, request.data_home, "data path")
+        path = existing_path(cfg.path, request.data_home, "data path")
         name = path.stem or path.name
     else:
         path, name = None, "default"
-    test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
+    test_path = existing_path(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
     data_request = DataRequest(
         path=path,
         data_home=request.data_home,
@@ -68,15 +68,6 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
     )
     data = check_data(plugin, plugin.load_data(data_request), data_request)
     return PreparedData(data, make_splits(data, cfg, request.config.search.seed), name)
-
-
-def _existing(path: Path, data_home: Path, what: str) -> Path:
-    """A user path as given, else relative to the data home; a `UserError` when neither exists."""
-    if path.exists():
-        return path
-    if not path.is_absolute() and (data_home / path).exists():
-        return data_home / path
-    raise UserError(f"{what} {path} does not exist", hint=f"check the path (also looked in the data home {data_home})")
 
 
 def study_name(config: RunConfig, data_name: str) -> str:
