@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from automl_tl import __version__
-from automl_tl.cli import export, leaderboard, plugins, predict, report, search
+from automl_tl.cli import app_command, export, leaderboard, plugins, predict, report, search
 
 app = typer.Typer(
     name="automl-tl",
@@ -20,6 +20,7 @@ app.command("leaderboard")(leaderboard.leaderboard)
 app.command("report")(report.report)
 app.command("predict")(predict.predict)
 app.command("export")(export.export)
+app.command("app")(app_command.app)
 
 
 def _version(value: bool) -> None:
