@@ -112,8 +112,10 @@ class Jobs:
             log = self.log_dir / f"{name}.log"
             with log.open("ab") as out:
                 # the same interpreter, so the child sees the plugins this app sees; unbuffered, so the log is live
+                # its own session: Ctrl-C in the app's terminal reaches the app only, which then stops each search once
                 process = subprocess.Popen([sys.executable, "-m", "automl_tl", *args], stdout=out, stderr=subprocess.STDOUT,
-                                           stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"})
+                                           stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "160"},
+                                           start_new_session=True)
             self._jobs[name] = job = Job(name, args, process, log)
             return job
 

@@ -29,9 +29,9 @@ def rows(summaries: list[RunSummary]) -> list[list[Any]]:
 def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs) -> None:
     gr.Markdown(f"Every run in `{app.runs.root}`, newest first, as `automl-tl leaderboard` reads it "
                 "(searches started from a terminal show too). Click a run to open it.")
-    table = gr.Dataframe(value=rows(app.runs.summaries(app.jobs.alive())), headers=HEADER, interactive=False,
-                         elem_id="runs-table", wrap=True)
-    shown = gr.State(None)
+    listed = rows(app.runs.summaries(app.jobs.alive()))
+    table = gr.Dataframe(value=listed, headers=HEADER, interactive=False, elem_id="runs-table", wrap=True)
+    shown = gr.State(listed)  # what the page shows: a poll that finds the same draws nothing (an open list stays open)
     with gr.Accordion("Compare two runs", open=False):
         with gr.Row():
             first = gr.Dropdown(choices=app.runs.names(), label="Run A", elem_id="compare-a")
