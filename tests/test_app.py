@@ -112,6 +112,15 @@ def _status(page: Any) -> str:
     return page.locator("#run-status").inner_text()
 
 
+def _wait_status(page: Any, prefix: str, timeout: float = 60_000) -> None:
+    """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed."""
+    try:
+        page.wait_for_function("p => document.querySelector('#run-status').innerText.startsWith(p)", arg=prefix, timeout=timeout)
+    except Exception:
+        shown = page.locator("#run-status").inner_text(), page.locator("#run-log textarea").input_value()
+        raise AssertionError(f"the run never read {prefix!r}: {shown}") from None
+
+
 def _rows(page: Any) -> list[list[str]]:
     return page.locator("#leaderboard table tbody tr").evaluate_all("rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))")
 
@@ -191,7 +200,7 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
 
             # New search → its Run page, live, to the end; the same rows as `automl-tl leaderboard`
             _start(page, "app-run", 2, recipe)
-            page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('finished')", timeout=60_000)
+            _wait_status(page, "finished")
             page.wait_for_function("() => document.querySelector('#test img') !== null")
             expected = [cells(Row(**row), plain=False) for row in _leaderboard_json(env, tmp_path, "app-run")]
             assert _rows(page) == expected and len(expected) == 2
@@ -216,18 +225,18 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             assert f"example.json: {truth['label']} ({truth['score']:.1%})" in page.locator("#try-message").inner_text()
 
             # Stop = Ctrl-C (the trial is marked interrupted), Resume = the same command again
-            _start(page, "stopped-run", 40, tmp_path / "slow.toml")
+            _start(page, "stopped-run", 500, tmp_path / "slow.toml")  # more than fit in the test: only Stop ends it
             page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('running')"
                                    " && document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=30_000)
             page.locator("#stop").click()
-            page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('interrupted')")
+            _wait_status(page, "interrupted")
             stopped = _leaderboard_json(env, tmp_path, "stopped-run")
             assert any("interrupted" in (row["reason"] or "") for row in stopped), stopped
             page.locator("#resume").click()
-            page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('running')")
+            _wait_status(page, "running")
             page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length > {len(stopped)}", timeout=30_000)
             page.locator("#stop").click()
-            page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('interrupted')")
+            _wait_status(page, "interrupted")
             browser.close()
     finally:
         if cli.poll() is None:
