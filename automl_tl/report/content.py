@@ -38,7 +38,7 @@ def build(runs: Sequence[tuple[str, Leaderboard]]) -> Document:
         label, board = runs[0]
         return Document(f"{board.study}: transfer-learning search report", f"{generated} from {label}.",
                         _run_sections(label, board))
-    sections = [Section("Comparison across runs", [_comparison(runs)])]
+    sections = [Section("Comparison across runs", [comparison(runs)])]
     sections += [Section(f"Run {i}: {board.study} ({label})", children=_run_sections(label, board))
                  for i, (label, board) in enumerate(runs, start=1)]
     return Document(f"Transfer-learning search report: {len(runs)} runs", f"{generated} from {', '.join(l for l, _ in runs)}.",
@@ -49,11 +49,11 @@ def _run_sections(label: str, board: Leaderboard) -> list[Section]:
     classes = board.run.get("data", {}).get("classes", [])
     return [
         Section("Headline", _headline(board)),
-        Section("Leaderboard", [_leaderboard_table(board), Paragraph(_leaderboard_caption(board))]),
+        Section("Leaderboard", [leaderboard_table(board), Paragraph(_leaderboard_caption(board))]),
         Section("How the search went", [plots.score_over_trials(board), plots.score_over_time(board)]),
         Section("What mattered", [plots.score_by_strategy(board), plots.score_by_freeze_depth(board),
                                   plots.learning_rate_vs_score(board), plots.importance(board)]),
-        Section("Best model on the test split", _test_blocks(board, classes) + _use_blocks(label)),
+        Section("Best model on the test split", test_blocks(board, classes) + _use_blocks(label)),
         Section("Environment and reproducibility", [_environment(label, board)]),
     ]
 
@@ -107,7 +107,8 @@ def _baseline_sentence(board: Leaderboard, best: Row | None, baseline: Row | Non
             f"the best model is {gain:+.4f} ({100 * gain:+.1f} points) against it")
 
 
-def _leaderboard_table(board: Leaderboard) -> Table:
+def leaderboard_table(board: Leaderboard) -> Table:
+    """The leaderboard's rows and columns (`COLUMNS`), each row marked best, baseline or by its state."""
     baseline = board.baseline
     kinds = []
     for row in board.rows:
@@ -136,7 +137,8 @@ def _use_blocks(label: str) -> list[Block]:
     return [Paragraph(line)] if line else []
 
 
-def _test_blocks(board: Leaderboard, classes: Sequence[str]) -> list[Block]:
+def test_blocks(board: Leaderboard, classes: Sequence[str]) -> list[Block]:
+    """The one test evaluation: the sentence, the confusion matrix, per-class scores as a figure and a table."""
     test = board.test
     if not test:
         return [Paragraph("The test split has not been evaluated yet: the search was interrupted or is still running.", note=True)]
@@ -172,7 +174,8 @@ def _environment(label: str, board: Leaderboard) -> Facts:
     return Facts([(k, v) for k, v in items if v])
 
 
-def _comparison(runs: Sequence[tuple[str, Leaderboard]]) -> Table:
+def comparison(runs: Sequence[tuple[str, Leaderboard]]) -> Table:
+    """One row per run: task, data, trials, best configuration and scores, compute (the report's and the app's)."""
     header = ["run", "task", "classes", "train / val / test", "trials", "best configuration", "best val score",
               "test accuracy", "test macro-F1", "compute"]
     rows = []

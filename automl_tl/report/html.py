@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from html import escape
 
 from automl_tl.report.document import Block, Document, Facts, Figure, Paragraph, Section, Table
@@ -63,9 +64,16 @@ def render(document: Document) -> str:
 
 
 def _section(section: Section, level: int) -> str:
-    parts = [f"<section class=\"{_slug(section.title)}\">", f"<h{level}>{escape(section.title)}</h{level}>"]
+    parts = [f"<section class=\"{_slug(section.title)}\">", f"<h{level}>{escape(section.title)}</h{level}>",
+             fragment(section.blocks), *(_section(child, level + 1) for child in section.children), "</section>"]
+    return "\n".join(parts)
+
+
+def fragment(blocks: Sequence[Block]) -> str:
+    """Blocks as HTML, without a page around them (the app shows report blocks inside its own pages)."""
+    parts: list[str] = []
     figures: list[str] = []
-    for block in section.blocks:  # consecutive figures share a grid, two side by side on a wide screen
+    for block in blocks:  # consecutive figures share a grid, two side by side on a wide screen
         if isinstance(block, Figure):
             figures.append(_figure(block))
             continue
@@ -75,8 +83,6 @@ def _section(section: Section, level: int) -> str:
         parts.append(_block(block))
     if figures:
         parts.append(f"<div class=\"figures\">{''.join(figures)}</div>")
-    parts += [_section(child, level + 1) for child in section.children]
-    parts.append("</section>")
     return "\n".join(parts)
 
 

@@ -90,6 +90,31 @@ def score_over_time(board: Leaderboard) -> Figure | Paragraph:
                   "the line is the best completed trial so far.", _png(draw, WIDE))
 
 
+def epoch_curves(board: Leaderboard) -> Figure | Paragraph:
+    """Each trial's validation score per epoch, coloured by strategy; the best trial drawn bold."""
+    rows = [r for r in board.rows if any(board.objective in h for h in r.history)]
+    if not rows:
+        return Paragraph("No trial has finished an epoch yet, so there are no learning curves to draw.", note=True)
+
+    def draw(fig: Canvas) -> None:
+        ax = fig.add_subplot()
+        for row in reversed(rows):  # the best last, on top
+            colour, marker, _ = strategy_style(row.strategy)
+            points = [(h["epoch"], h[board.objective]) for h in row.history if board.objective in h]
+            best = row is board.best
+            done = row.state == "complete"
+            ax.plot(*zip(*points, strict=True), color=colour, marker=marker, markersize=4 if best else 3,
+                    markerfacecolor=colour if done else "none", linewidth=2.2 if best else 0.9,
+                    alpha=1.0 if best else 0.6, linestyle="-" if done else ":")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {board.objective}")
+        _integer_axis(ax, [h["epoch"] for r in rows for h in r.history])
+        _legend(fig, rows, best_line=False)
+
+    return Figure("epoch-curves", f"Validation {board.objective} after each epoch of each trial; the best trial is bold, "
+                  "pruned, failed and running trials dotted and hollow.", _png(draw, WIDE))
+
+
 def score_by_strategy(board: Leaderboard) -> Figure | Paragraph:
     rows = _scored(board)
     if not rows:

@@ -304,7 +304,10 @@ class SearchRun:
             pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         else:
             pruner = optuna.pruners.NopPruner()
-        return open_study(storage, name, sampler, pruner)
+        study, created = open_study(storage, name, sampler, pruner)
+        if created:  # optuna-dashboard and other Optuna tools then label the value with the objective
+            study.set_metric_names([f"validation {cfg.search.objective}"])
+        return study, created
 
     def _meta(self, prepared: PreparedData, key: str) -> dict[str, Any]:
         splits = prepared.splits

@@ -21,9 +21,9 @@ import torch
 from automl_tl import __version__
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import DataRequest, LabelledData, ModalityPlugin
-from automl_tl.datahome import resolve_dataset
+from automl_tl.datahome import existing_path, resolve_dataset
 from automl_tl.domains import TargetSplits, make_target
-from automl_tl.errors import DataError, UserError
+from automl_tl.errors import DataError
 from automl_tl.registry import check_data
 from automl_tl.search.train import resolve_bf16
 from automl_tl.splits import Splits, make_splits
@@ -60,11 +60,11 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
         path: Path | None = resolve_dataset(cfg.dataset, request.data_home)
         name = cfg.dataset
     elif cfg.path is not None:
-        path = _existing(cfg.path, request.data_home, "data path")
+        path = existing_path(cfg.path, request.data_home, "data path")
         name = path.stem or path.name
     else:
         path, name = None, "default"
-    test_path = _existing(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
+    test_path = existing_path(cfg.test_path, request.data_home, "test path") if cfg.test_path else None
     target = [_read(plugin, request, p, what) for p, what in ((cfg.target_path, "target"), (cfg.target_test_path, "target test")) if p]
     data = _read(plugin, request, path, None, test_path)
     seed = request.config.search.seed
@@ -80,7 +80,7 @@ def load_data(plugin: ModalityPlugin, request: SearchRequest) -> PreparedData:
 def _read(plugin: ModalityPlugin, request: SearchRequest, path: Path | None, what: str | None, test_path: Path | None = None) -> LabelledData:
     """One ``plugin.load_data`` call; a target's data errors say it was the target."""
     if what is not None and path is not None:
-        path = _existing(path, request.data_home, f"{what} path")
+        path = existing_path(path, request.data_home, f"{what} path")
     data_request = DataRequest(
         path=path,
         data_home=request.data_home,
@@ -95,15 +95,6 @@ def _read(plugin: ModalityPlugin, request: SearchRequest, path: Path | None, wha
         if what is None:
             raise
         raise DataError(f"{what} {path}: {exc.message}", hint=exc.hint) from None
-
-
-def _existing(path: Path, data_home: Path, what: str) -> Path:
-    """A user path as given, else relative to the data home; a `UserError` when neither exists."""
-    if path.exists():
-        return path
-    if not path.is_absolute() and (data_home / path).exists():
-        return data_home / path
-    raise UserError(f"{what} {path} does not exist", hint=f"check the path (also looked in the data home {data_home})")
 
 
 def study_name(config: RunConfig, data_name: str) -> str:

@@ -38,6 +38,7 @@ class SpeechPlugin(ModalityPlugin):
     default_dataset = "spoken digits: FSDD from the data home, else synthesised locally with eSpeak NG"
     options_type = SpeechOptions
     pipeline_tag = "audio-classification"
+    media = "audio"
 
     def backbones(self) -> Sequence[BackboneInfo]:
         from automl_tl_speech.whisper.load import available

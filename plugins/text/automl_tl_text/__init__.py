@@ -74,6 +74,7 @@ class TextPlugin(ModalityPlugin):
     options_type = TextOptions
     pipeline_tag = "text-classification"
     stdin_examples = True
+    media = "text"
 
     def __init__(self) -> None:
         self._length_sample: list[str] | None = None

@@ -98,6 +98,7 @@ class VisionPlugin(ModalityPlugin):
     default_dataset = "CIFAR-10 subset (cifar10-small in the data home): 10 classes, 2,000 train + 1,000 test images"
     options_type = VisionOptions
     pipeline_tag = "image-classification"
+    media = "image"
 
     def backbones(self) -> Sequence[BackboneInfo]:
         catalogue = [
