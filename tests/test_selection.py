@@ -121,3 +121,20 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(toy_module
     assert folds["folds"] == 5 and folds["examples"] == 24  # train + validation: every labelled example outside test
     assert str(test["trial"]) in folds["scores"] and "folds of train + validation" in test["chosen"]
     assert "chosen:" in " ".join(out.split())
+
+
+def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
+    """One validation speaker says little about the next: four speakers give leave-one-speaker-out folds."""
+    from automl_tl.contract import Example
+    from automl_tl.search.crossval import fold_indices, why
+
+    speakers = [Example(i, "ab"[i % 2], f"s{i % 4}") for i in range(40)]
+    validation = [e for e in speakers if e.group == "s3"]
+    narrow = trial(0, predictions(0.9, 1), params=10)
+    narrow.user_attrs["interval"] = {"low": 0.88, "high": 0.92}
+    assert why(narrow, validation, speakers) == "the validation split holds a single group"
+    assert why(narrow, speakers, speakers) is None  # several validation groups, a narrow interval: trust it
+    narrow.user_attrs["interval"] = {"low": 0.70, "high": 0.95}
+    assert "wider than" in why(narrow, speakers, speakers)
+    folds = fold_indices(speakers, 5, seed=0)
+    assert len(folds) == 4 and all(len({speakers[i].group for i in fold}) == 1 for fold in folds)

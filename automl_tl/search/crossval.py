@@ -1,13 +1,12 @@
 """Cross-validated re-scoring, for when the validation split is too small to choose between configurations.
 
-On a few dozen validation examples one example moves the score by points, so the trials within
-noise of the best are many and the choice among them is close to a coin toss. Then the candidates
-(the trials the validation split cannot tell apart, the simplest first) are each trained again on
-k folds of train + validation — whole groups per fold where the data has enough groups, else
-stratified by class — and scored on the examples each fold held out: every labelled example
+On a few dozen validation examples one example moves the score by points, and one held-out
+speaker says little about the next: then the choice between the best trial and the simplest one
+within noise of it is close to a coin toss. Both are trained again on k folds of train + validation
+— whole groups per fold where the data has enough groups (each fold then scores unseen speakers),
+else stratified by class — and scored on the examples each fold held out: every labelled example
 outside the test split is then a validation example once. Selection runs again on those
-out-of-fold predictions. Small validation splits come with small data, so the folds are cheap;
-frozen strategies read their folds from the feature store's cache.
+out-of-fold predictions. Frozen strategies read their folds from the feature store's cache.
 """
 
 from __future__ import annotations
@@ -30,14 +29,26 @@ WIDER_THAN = 0.10
 """Cross-validate when the best trial's 95 % validation interval is wider than this (± 5 points):
 narrower, the paired comparison on validation already separates configurations a few points apart."""
 FOLDS = 5
-CANDIDATES = 4
-"""Trials re-scored at most: the best and the simplest of those within noise of it."""
+MIN_GROUP_FOLDS = 3
+"""Fewest groups that make group folds (leave-one-group-out below `FOLDS` groups)."""
+CANDIDATES = 2
+"""Trials re-scored: the best and the simplest within noise of it, the two the choice is between."""
 
 
-def needed(best: FrozenTrial) -> bool:
-    """Whether the validation split is too small to trust the choice (see `WIDER_THAN`)."""
+def why(best: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Example]) -> str | None:
+    """Why the validation split cannot be trusted to choose, or None when it can.
+
+    Too few examples (the best trial's interval wider than `WIDER_THAN`), or a single group: one
+    held-out speaker says little about the next one, while train + validation hold enough groups
+    for folds that each hold out a whole group (``labelled`` is train + validation).
+    """
     spread = best.user_attrs.get("interval")
-    return bool(spread) and spread["high"] - spread["low"] > WIDER_THAN
+    if spread and spread["high"] - spread["low"] > WIDER_THAN:
+        return f"the best trial's 95 % validation interval is wider than {WIDER_THAN:.2f}"
+    groups = {e.group for e in validation}
+    if None not in groups and len(groups) < 2 and len({e.group for e in labelled}) >= MIN_GROUP_FOLDS:
+        return "the validation split holds a single group"
+    return None
 
 
 def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -47,13 +58,15 @@ def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:
 
 
 def fold_indices(examples: Sequence[Example], folds: int, seed: int) -> list[list[int]]:
-    """Each example's index in exactly one fold: whole groups where there are at least ``folds``
-    of them, else stratified by class, so every fold sees every class it can."""
+    """Each example's index in exactly one fold: whole groups where there are at least
+    `MIN_GROUP_FOLDS` of them (one group a fold when they are fewer than ``folds``), else stratified
+    by class, so every fold sees every class it can."""
     rng = random.Random(seed)
     groups = [e.group for e in examples]
-    if None not in groups and len(set(groups)) >= folds:
+    if None not in groups and len(set(groups)) >= MIN_GROUP_FOLDS:
         names = sorted({str(g) for g in groups})
         rng.shuffle(names)
+        folds = min(folds, len(names))
         fold_of = {name: i % folds for i, name in enumerate(names)}
         keys = [fold_of[str(g)] for g in groups]
     else:
@@ -72,18 +85,20 @@ def fold_indices(examples: Sequence[Example], folds: int, seed: int) -> list[lis
 
 
 def out_of_fold(
-    trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int, compute: Compute,
+    trial: FrozenTrial, store: FeatureStore, folds: Sequence[Sequence[int]], n_classes: int, objective: str, seed: int,
+    compute: Compute,
 ) -> np.ndarray:
     """The trial's configuration trained on all but one fold at a time, predicting the fold left out.
 
     Each fold trains for the trial's best epoch count and keeps its last epoch: no epoch is chosen
-    on the examples it is scored on. ``store`` is train + validation (`FeatureStore.merged`).
+    on the examples it is scored on. ``store`` is train + validation (`FeatureStore.merged`), ``folds``
+    its `fold_indices`.
     """
     params: TrialParams = TrialParams(**trial.user_attrs["params"])
     params = replace(params, epochs=int(trial.user_attrs.get("best_epoch", params.epochs)))
     examples = store.examples["train"]
     predictions = np.empty(len(examples), dtype=np.int64)
-    for number, held in enumerate(fold_indices(examples, FOLDS, seed)):
+    for number, held in enumerate(folds):
         held_set = set(held)
         folded = store.folded("train", [i for i in range(len(examples)) if i not in held_set], held)
         outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number,

@@ -60,8 +60,9 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     if choice is None:
         return
     folds: dict[str, Any] | None = None
-    if not on_target and crossval.needed(choice.best):  # source folds cannot measure a target
-        choice, folds = _cross_validated(choice, ctx)
+    doubt = None if on_target else crossval.why(choice.best, splits.validation, splits.train + splits.validation)
+    if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
+        choice, folds = _cross_validated(choice, ctx, doubt)
     chosen = choice.trial
     existing = study.user_attrs.get("test")
     if existing and existing.get("trial") == chosen.number:
@@ -107,21 +108,20 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     write_json(run.test_path, result)
 
 
-def _cross_validated(choice: Choice, ctx: FinalContext) -> tuple[Choice, dict[str, Any]]:
+def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any]]:
     """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`)."""
     settings, n_classes = ctx.config.search, len(ctx.splits.classes)
     trials = crossval.candidates(choice.within)
     merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
-    with ctx.console.status(f"the validation split cannot tell {len(choice.within)} trial(s) apart: "
-                            f"cross-validating {len(trials)} on {crossval.FOLDS} folds of train + validation"):
-        predictions = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], n_classes,
-                                                      settings.objective, settings.seed, ctx.compute) for t in trials}
     store = next(iter(merged.values()))
+    folds = crossval.fold_indices(store.examples["train"], crossval.FOLDS, settings.seed)
+    where = f"{len(folds)} folds of train + validation"
+    with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}"):
+        predictions = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], folds, n_classes,
+                                                      settings.objective, settings.seed, ctx.compute) for t in trials}
     labels = store.labels("train").numpy()
-    where = f"{crossval.FOLDS} folds of train + validation"
     again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
     assert again is not None
-    record = {"folds": crossval.FOLDS, "examples": len(labels), "why": f"the best trial's 95 % validation interval is wider "
-              f"than {crossval.WIDER_THAN:.2f}", "scores": {str(n): score_of(labels, p, n_classes, settings.objective)
-                                                            for n, p in predictions.items()}}
+    record = {"folds": len(folds), "examples": len(labels), "why": doubt,
+              "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
     return again, record
