@@ -49,7 +49,7 @@ def test_a_fine_tune_clearly_above_the_probe_is_chosen():
     tuned = trial(1, predictions(0.95, 2), params=5_000_000)
     choice = choose([probe, tuned], LABELS, 4, "accuracy")
     assert choice is not None and choice.trial is tuned and choice.best is tuned
-    assert choice.reason.startswith("trial 1: the best validation accuracy")
+    assert choice.reason.startswith("trial 1: the best accuracy on validation")
 
 
 def test_trials_recorded_without_predictions_fall_back_to_the_best_score():

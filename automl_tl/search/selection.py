@@ -54,7 +54,7 @@ def choose(
     scored = [t for t in completed if t.number in predictions]
     if not scored:  # a study recorded before predictions were kept, or a target without per-example labels
         best = max(completed, key=lambda t: (t.value or 0.0, -t.number))
-        return Choice(best, best, [best], f"trial {best.number}: the best {where} {objective}")
+        return Choice(best, best, [best], f"trial {best.number}: the best {objective} on {where}")
     score = {t.number: score_of(labels, predictions[t.number], n_classes, objective) for t in scored}
     best = max(scored, key=lambda t: (score[t.number], -t.number))
     within = [best] + [t for t in scored if t is not best
@@ -63,7 +63,7 @@ def choose(
     if chosen is best:
         others = len(within) - 1
         tied = f"; {others} other trial(s) within noise of it have more trainable parameters" if others else ""
-        return Choice(best, best, within, f"trial {best.number}: the best {where} {objective}{tied}")
+        return Choice(best, best, within, f"trial {best.number}: the best {objective} on {where}{tied}")
     gain, low, high = paired_difference(labels, predictions[best.number], predictions[chosen.number], n_classes, objective)
     return Choice(chosen, best, within, (
         f"trial {chosen.number} ({_name(chosen)}, {_parameters(chosen)}): the best, trial {best.number} ({_name(best)}), "
