@@ -18,16 +18,10 @@ from automl_tl.search.validators import UNSUPERVISED, bnm, im, snd
 from automl_tl.vocabulary import DIMENSIONS
 from automl_tl.vocabulary.adaptations import ADAPTATIONS, VALIDATORS
 
-RECIPE = """
-modality = "toy"
-[search]
-seed = 0
-pruner = "none"
-[space]
-strategy = ["feature_extraction", "partial"]
-epochs = [1, 2]
-batch_size = 32
-"""
+@pytest.fixture
+def recipe(fast_recipe: str) -> str:
+    """The core suite's fast toy search (conftest), as a recipe that names its modality."""
+    return 'modality = "toy"\n' + fast_recipe
 
 
 def write_rows(path: Path, shuffle_labels: bool = False, **kwargs) -> Path:
@@ -51,8 +45,8 @@ def domains(tmp_path: Path, toy_modules) -> dict[str, Path]:
     }
 
 
-def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_it_once(toy, run_cli, write_recipe, domains, tmp_path):
-    code, out, err = run_cli("search", "-r", write_recipe(RECIPE), "--data", domains["source"], "--target", domains["target"],
+def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_it_once(toy, run_cli, write_recipe, recipe, domains, tmp_path):
+    code, out, err = run_cli("search", "-r", write_recipe(recipe), "--data", domains["source"], "--target", domains["target"],
                              "--target-test", domains["target_test"], "-n", "6", "--run-dir", tmp_path / "run")
     assert code == 0, err + out
     assert "labels dropped before training and selection" in out
@@ -67,11 +61,11 @@ def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_i
     assert "adaptation" in header and "target test (eval only)" in header
 
 
-def test_a_model_adapted_by_statistics_predicts_and_exports_for_the_target(toy, run_cli, write_recipe, domains, tmp_path):
+def test_a_model_adapted_by_statistics_predicts_and_exports_for_the_target(toy, run_cli, write_recipe, recipe, domains, tmp_path):
     """The model package maps target features as the search's target evaluation did: same accuracy, ONNX included."""
-    recipe = write_recipe(RECIPE.replace('strategy = ["feature_extraction", "partial"]', 'strategy = "feature_extraction"')
+    written = write_recipe(recipe.replace('strategy = ["feature_extraction", "partial"]', 'strategy = "feature_extraction"')
                           + 'adaptation = ["statistics"]\n')
-    code, out, err = run_cli("search", "-r", recipe, "--data", domains["source"], "--target", domains["target"],
+    code, out, err = run_cli("search", "-r", written, "--data", domains["source"], "--target", domains["target"],
                              "--target-test", domains["target_test"], "-n", "2", "--run-dir", tmp_path / "run")
     assert code == 0, err + out
     test = json.loads((tmp_path / "run" / "test.json").read_text())
@@ -100,13 +94,13 @@ def _outcome(run: Path) -> list:
     return records + [json.loads((run / "test.json").read_text())]
 
 
-def test_the_targets_labels_are_unused_shuffled_they_give_the_identical_search(toy, run_cli, write_recipe, domains, tmp_path):
+def test_the_targets_labels_are_unused_shuffled_they_give_the_identical_search(toy, run_cli, write_recipe, recipe, domains, tmp_path):
     shuffled = write_rows(tmp_path / "shuffled.json", seed=1, shift=1.0, shuffle_labels=True)
     assert json.loads(shuffled.read_text()) != json.loads(domains["target"].read_text())
-    recipe = write_recipe(RECIPE)
+    written = write_recipe(recipe)
     runs = []
     for name, target in (("a", domains["target"]), ("b", shuffled)):
-        code, out, err = run_cli("search", "-r", recipe, "--data", domains["source"], "--target", target,
+        code, out, err = run_cli("search", "-r", written, "--data", domains["source"], "--target", target,
                                  "--target-test", domains["target_test"], "-n", "5", "--run-dir", tmp_path / name)
         assert code == 0, err + out
         runs.append(_outcome(tmp_path / name))
@@ -125,8 +119,8 @@ def test_the_targets_labels_are_unused_shuffled_they_give_the_identical_search(t
     ],
     ids=["missing", "empty", "other-classes", "another-modality-file", "a-folder"],
 )
-def test_an_unusable_target_is_one_line_and_exit_2(toy, run_cli, write_recipe, domains, tmp_path, assert_user_error, make, fragments):
-    code, out, err = run_cli("search", "-r", write_recipe(RECIPE), "--data", domains["source"], "--target", make(tmp_path), "-n", "1")
+def test_an_unusable_target_is_one_line_and_exit_2(toy, run_cli, write_recipe, recipe, domains, tmp_path, assert_user_error, make, fragments):
+    code, out, err = run_cli("search", "-r", write_recipe(recipe), "--data", domains["source"], "--target", make(tmp_path), "-n", "1")
     assert_user_error(code, out, err, *fragments)
 
 
@@ -138,14 +132,14 @@ def test_an_unusable_target_is_one_line_and_exit_2(toy, run_cli, write_recipe, d
         (("--target-labelled", "20"), "", "needs more than 20 target examples of each class"),
     ],
 )
-def test_adaptation_settings_without_what_they_need_are_refused(toy, run_cli, write_recipe, domains, assert_user_error, args, space, fragment):
+def test_adaptation_settings_without_what_they_need_are_refused(toy, run_cli, write_recipe, recipe, domains, assert_user_error, args, space, fragment):
     target = ("--target", domains["target"]) if args and args[-1] == "20" else ()
-    code, out, err = run_cli("search", "-r", write_recipe(RECIPE + space), "--data", domains["source"], *target, *args, "-n", "1")
+    code, out, err = run_cli("search", "-r", write_recipe(recipe + space), "--data", domains["source"], *target, *args, "-n", "1")
     assert_user_error(code, out, err, fragment)
 
 
-def test_labelled_target_examples_choose_and_stay_out_of_the_unlabelled_target(toy, run_cli, write_recipe, domains, tmp_path):
-    code, out, err = run_cli("search", "-r", write_recipe(RECIPE), "--data", domains["source"], "--target", domains["target"],
+def test_labelled_target_examples_choose_and_stay_out_of_the_unlabelled_target(toy, run_cli, write_recipe, recipe, domains, tmp_path):
+    code, out, err = run_cli("search", "-r", write_recipe(recipe), "--data", domains["source"], "--target", domains["target"],
                              "--target-labelled", "3", "-n", "2", "--run-dir", tmp_path / "run")
     assert code == 0, err + out
     assert "chosen by target_macro_f1" in out
