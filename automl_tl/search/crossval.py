@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial
 from automl_tl.contract import Example
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
+from automl_tl.search.selection import simplicity
 from automl_tl.search.train import Compute, input_mode, predict, train_trial
 from automl_tl.vocabulary import TrialParams
 
@@ -53,7 +54,7 @@ def why(best: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Exa
 
 def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """The best (first in ``within``) and the simplest others, `CANDIDATES` in all."""
-    best, others = within[0], sorted(within[1:], key=lambda t: (t.user_attrs.get("trainable_params") or 0, t.number))
+    best, others = within[0], sorted(within[1:], key=simplicity)
     return [best, *others[: CANDIDATES - 1]]
 
 

@@ -57,14 +57,15 @@ def choose(
         return Choice(best, best, [best], f"trial {best.number}: the best {objective} on {where}")
     score = {t.number: score_of(labels, predictions[t.number], n_classes, objective) for t in scored}
     best = max(scored, key=lambda t: (score[t.number], -t.number))
-    within = [best] + [t for t in scored if t is not best
-                       and paired_difference(labels, predictions[best.number], predictions[t.number], n_classes, objective)[1] <= 0]
-    chosen = min(within, key=_simplicity)
+    differences = {t.number: paired_difference(labels, predictions[best.number], predictions[t.number], n_classes, objective)
+                   for t in scored if t is not best}
+    within = [best] + [t for t in scored if t is not best and differences[t.number][1] <= 0]
+    chosen = min(within, key=simplicity)
     if chosen is best:
         others = len(within) - 1
         tied = f"; {others} other trial(s) within noise of it have more trainable parameters" if others else ""
         return Choice(best, best, within, f"trial {best.number}: the best {objective} on {where}{tied}")
-    gain, low, high = paired_difference(labels, predictions[best.number], predictions[chosen.number], n_classes, objective)
+    gain, low, high = differences[chosen.number]
     return Choice(chosen, best, within, (
         f"trial {chosen.number} ({_name(chosen)}, {_parameters(chosen)}): the best, trial {best.number} ({_name(best)}), "
         f"is {gain:+.4f} {objective} above it on {where}, within noise (95 % interval {low:+.4f} … {high:+.4f}); "
@@ -72,7 +73,7 @@ def choose(
     ))
 
 
-def _simplicity(trial: FrozenTrial) -> tuple[float, int]:
+def simplicity(trial: FrozenTrial) -> tuple[float, int]:
     """Fewest trainable parameters first (a linear probe before any fine-tune), then the earliest."""
     return float(trial.user_attrs.get("trainable_params") or np.inf), trial.number
 
