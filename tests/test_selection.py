@@ -138,3 +138,26 @@ def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
     assert "wider than" in why(narrow, speakers, speakers)
     folds = fold_indices(speakers, 5, seed=0)
     assert len(folds) == 4 and all(len({speakers[i].group for i in fold}) == 1 for fold in folds)
+
+
+def test_a_finished_search_run_again_does_not_cross_validate_again(toy_modules, register_plugin, run_cli, write_recipe, tmp_path, monkeypatch):
+    """The choice depends only on the trials within noise of the best: once tested, re-running is free."""
+    import json
+
+    from automl_tl.search import crossval
+
+    register_plugin("toy-modality", {"toy": "toy_modality:ToyPlugin"})
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
+    (tmp_path / "small.json").write_text(json.dumps(rows))
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = "feature_extraction"\nepochs = [1, 2]\nbatch_size = 8\n')
+    args = ("search", "-m", "toy", "-r", recipe, "--data", "small.json", "-n", "3", "--run-dir", "run")
+    assert run_cli(*args)[0] == 0
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["considered"] and "cross_validation" in test
+    calls: list[int] = []
+    real = crossval.out_of_fold
+    monkeypatch.setattr(crossval, "out_of_fold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert run_cli(*args)[0] == 0
+    assert calls == [] and json.loads((tmp_path / "run" / "test.json").read_text()) == test

@@ -50,7 +50,11 @@ class FinalContext:
 
 
 def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
-    """Choose, refit and test once; a study that holds this choice's test result already is left as it is."""
+    """Choose, refit and test once; a study that holds this choice's test result already is left as it is.
+
+    A resumed or second worker's call whose trials within noise of the best are those already
+    considered returns at once: neither the choice nor its cross-validation is made again.
+    """
     splits, settings = ctx.splits, ctx.config.search
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     on_target = selection(ctx.config) != (settings.objective, None)  # a validator or labelled target examples rank the trials
@@ -59,13 +63,16 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     choice = adapted_choice(completed, ctx.config) if on_target else choose(completed, labels, len(splits.classes), settings.objective)
     if choice is None:
         return
+    existing = study.user_attrs.get("test") or {}
+    considered = [t.number for t in choice.within]
+    if existing.get("considered") == considered:  # the choice depends on these alone: it was made and tested already
+        return
     folds: dict[str, Any] | None = None
     doubt = None if on_target else crossval.why(choice.best, splits.validation, splits.train + splits.validation)
     if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
         choice, folds = _cross_validated(choice, ctx, doubt)
     chosen = choice.trial
-    existing = study.user_attrs.get("test")
-    if existing and existing.get("trial") == chosen.number:
+    if existing.get("trial") == chosen.number:
         return
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
     params = TrialParams(**chosen.user_attrs["params"])
@@ -93,7 +100,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     truth = store.labels("test").numpy()
     groups = [e.group for e in splits.test]
     result = {
-        "trial": chosen.number, "best_trial": choice.best.number, "chosen": choice.reason,
+        "trial": chosen.number, "best_trial": choice.best.number, "chosen": choice.reason, "considered": considered,
         "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "n": len(splits.test),
         **detailed(truth, predictions, splits.classes),
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
