@@ -72,7 +72,12 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
         choice, folds = _cross_validated(choice, ctx, doubt)
     chosen = choice.trial
-    if existing.get("trial") == chosen.number:
+    why = {"best_trial": choice.best.number, "chosen": choice.reason, "considered": considered,
+           **({"cross_validation": folds} if folds else {})}
+    if existing.get("trial") == chosen.number:  # the same configuration, already tested: say why it is still the one
+        result = {**{k: v for k, v in existing.items() if k != "cross_validation"}, **why}
+        study.set_user_attr("test", result)
+        write_json(run.test_path, result)
         return
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
     params = TrialParams(**chosen.user_attrs["params"])
@@ -100,11 +105,10 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     truth = store.labels("test").numpy()
     groups = [e.group for e in splits.test]
     result = {
-        "trial": chosen.number, "best_trial": choice.best.number, "chosen": choice.reason, "considered": considered,
+        "trial": chosen.number, **why,
         "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "n": len(splits.test),
         **detailed(truth, predictions, splits.classes),
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
-        **({"cross_validation": folds} if folds else {}),
     }
     if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
         with ctx.console.status("evaluating on the target test set"):
