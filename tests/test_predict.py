@@ -101,6 +101,38 @@ def test_predict_from_the_run_matches_test_json(toy_run, run_cli, tmp_path):
     assert model.labels == classes and model.card["test"]["accuracy"] == recorded["accuracy"]
 
 
+def test_test_json_scores_the_delivered_model_not_the_search_cache(toy, run_cli, write_recipe, tmp_path, monkeypatch):
+    """The search ranks trials on its feature cache; test.json must be what the network itself predicts.
+
+    The cache is made lossy on purpose (noise on every pooled feature), so a test evaluation that
+    read it would disagree with `automl-tl predict` on the same examples.
+    """
+    from automl_tl.search.features import FeatureStore
+
+    exact = FeatureStore.pooled
+
+    def lossy(self, split):
+        pooled, default = exact(self, split)
+        noise = torch.Generator().manual_seed(0)
+        return [p + 3 * torch.randn(p.shape, generator=noise) for p in pooled], default + 3 * torch.randn(default.shape, generator=noise)
+
+    monkeypatch.setattr(FeatureStore, "pooled", lossy)
+    recipe = 'modality = "toy"\n[search]\nn_trials = 2\nseed = 0\npruner = "none"\n' \
+             '[space]\nstrategy = "feature_extraction"\nepochs = 2\nbatch_size = 16\n'
+    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(recipe), "--run-dir", "run")
+    assert code == 0, err
+    run = tmp_path / "run"
+    test = run_test_examples(run)
+    write_inputs(tmp_path / "test-inputs", test)
+    code, out, err = run_cli("predict", run, tmp_path / "test-inputs")
+    assert code == 0, err
+    classes = ["a", "b", "c"]
+    matrix = np.zeros((3, 3), dtype=int)
+    for row, example in zip((json.loads(line) for line in out.splitlines()), test):
+        matrix[classes.index(example.label), classes.index(row["label"])] += 1
+    assert matrix.tolist() == json.loads((run / "test.json").read_text())["confusion"]
+
+
 def test_export_then_predict_from_the_bundle(toy_run, run_cli, tmp_path):
     """run → ONNX bundle (checked ≤ 1e-4 against PyTorch) → the same predictions; also as TorchScript."""
     test = run_test_examples(toy_run)

@@ -9,7 +9,8 @@ on train and validation together, for as many epochs as its best validation epoc
 model then learns from every labelled example outside the test split, which matters most when
 groups are few (a speaker held out for validation is a speaker the model never heard). The test score is stored with its bootstrap
 interval, so a reader can see what difference the test split can resolve. A labelled target test
-set is evaluated once too, beside it.
+set is evaluated once too, beside it. Both are scored as `automl-tl predict` and an export run the
+model (`DELIVERED`), so predicting the test split again gives test.json's numbers exactly.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from automl_tl.search.selection import Choice, choose
 from automl_tl.search.train import Compute, input_mode, predict, train_trial
 from automl_tl.splits import Splits
 from automl_tl.vocabulary import TrialParams
+
+
+DELIVERED = Compute(cached=False, bf16=False)
+"""The test's arithmetic: fp32 from the examples themselves, as the exported network runs. The
+search's fp16 activation cache and bf16 autocast are close enough to rank trials, but they flip
+a borderline example now and then, and a test score must be the delivered model's."""
 
 
 @dataclass
@@ -101,7 +108,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
             return
         tail.load_state_dict(torch.load(weights, weights_only=True))
     with ctx.console.status("evaluating on the test split"):
-        predictions = predict(tail, store, "test", input_mode(params), params, ctx.compute)
+        predictions = predict(tail, store, "test", input_mode(params), params, DELIVERED)
     truth = store.labels("test").numpy()
     groups = [e.group for e in splits.test]
     result = {
@@ -112,7 +119,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     }
     if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
         with ctx.console.status("evaluating on the target test set"):
-            predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
+            predicted = predict(tail, store, "target_test", input_mode(params), params, DELIVERED)
         result["target"] = {"n": len(store.examples["target_test"]),
                             **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
     study.set_user_attr("test", result)
