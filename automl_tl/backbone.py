@@ -9,7 +9,7 @@ mask: an example's output may not depend on what else is in its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +22,7 @@ class Hidden(NamedTuple):
     mask: Tensor | None = None
 
 
+@runtime_checkable
 class Preprocessor(Protocol):
     """Turns a raw example into tensors. ``load`` is deterministic and cached by the core."""
 

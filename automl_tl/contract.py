@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from automl_tl.backbone import Backbone
+    from automl_tl.backbone import Backbone, Preprocessor
 
 ENTRY_POINT_GROUP = "automl_tl.modalities"
 """Entry-point group every modality plugin, built-in or third-party, registers under."""
@@ -130,6 +130,18 @@ class ModalityPlugin(ABC):
 
         ``options`` is the same ``options_type`` instance `load_data` received.
         """
+
+    def build_preprocessor(self, name: str, options: Any) -> Preprocessor:
+        """Only backbone ``name``'s preprocessing: what ``build_backbone(name, options).preprocessor`` is.
+
+        An exported bundle carries its whole network, so predicting with it needs only how an
+        input becomes tensors. Override this when that is cheaper than building the backbone
+        (no weights read, no model code imported), so a bundle starts quickly; the result must
+        preprocess exactly as the backbone's own preprocessor does (the same fingerprint, the
+        same tensors: the plugin kit checks it). The default builds the backbone and keeps its
+        preprocessor, which is right for every plugin, only slower.
+        """
+        return self.build_backbone(name, options).preprocessor
 
     def search_space(self) -> Mapping[str, Any]:
         """Narrow or fix search dimensions for this modality (same schema as a recipe's ``[space]``)."""

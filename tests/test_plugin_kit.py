@@ -35,6 +35,8 @@ def test_the_toy_plugin_passes_every_check(toy):
     ("channels-first", ("block 2 of 2 (ChannelsFirstBlock)", "(B, C, T)", "transpose(1, 2)")),
     ("wide-block", ("block 2 of 2 (WideBlock)", "width 64", "block_widths says 32")),
     ("random-transform", ("transform(raw, augment=False)", "two calls")),
+    ("stale-preprocessor", ("build_preprocessor()", "other tensors than the backbone's preprocessor")),
+    ("renamed-preprocessor", ("build_preprocessor() gives fingerprint 'toy-pre-v2'", "'toy-pre-scale1.0'", "refuse to load")),
 ])
 def test_each_flaw_is_one_message_naming_the_part_at_fault(flawed, flaw, fragments):
     problems = backbone_problems(flaw)

@@ -133,8 +133,13 @@ def test_test_json_scores_the_delivered_model_not_the_search_cache(toy, run_cli,
     assert matrix.tolist() == json.loads((run / "test.json").read_text())["confusion"]
 
 
-def test_export_then_predict_from_the_bundle(toy_run, run_cli, tmp_path):
-    """run → ONNX bundle (checked ≤ 1e-4 against PyTorch) → the same predictions; also as TorchScript."""
+def test_export_then_predict_from_the_bundle(toy_run, run_cli, tmp_path, toy_modules):
+    """run → ONNX bundle (checked ≤ 1e-4 against PyTorch) → the same predictions; also as TorchScript.
+
+    The toy plugin has no `build_preprocessor` of its own, as a plugin written before the hook:
+    its bundle is read through the default, which builds the backbone.
+    """
+    assert "build_preprocessor" not in vars(toy_modules[0].ToyPlugin)
     test = run_test_examples(toy_run)
     write_inputs(tmp_path / "inputs", test)
     code, from_run, err = run_cli("predict", toy_run, tmp_path / "inputs", "--probs")
@@ -159,6 +164,45 @@ def test_export_then_predict_from_the_bundle(toy_run, run_cli, tmp_path):
     assert f"value: {round(recorded['accuracy'], 4)}" in card and "## Limitations" in card and "automl-tl predict" in card
     metrics = json.loads((tmp_path / "bundle-onnx" / "metrics.json").read_text())
     assert metrics["test"]["confusion"] == recorded["confusion"] and metrics["data"]["split"]
+
+
+def test_a_bundle_builds_only_the_preprocessor(toy_run, tmp_path, monkeypatch, toy_modules):
+    """A plugin's `build_preprocessor` is all a bundle needs: its backbone is never built (a quick start)."""
+    import automl_tl
+    from automl_tl.model.export import export_bundle
+
+    toy_modality, toy_network = toy_modules
+    export_bundle(toy_run, tmp_path / "bundle")
+    examples = [e.item for e in run_test_examples(toy_run)[:6]]
+    expected = automl_tl.load_model(tmp_path / "bundle").predict(examples, top_k=3)
+    built: list[str] = []
+
+    def build_preprocessor(self, name: str, options) -> toy_network.Pre:
+        built.append(name)
+        return toy_network.Pre()
+
+    def build_backbone(self, name: str, options):
+        raise AssertionError("a bundle built its backbone")
+
+    monkeypatch.setattr(toy_modality.ToyPlugin, "build_preprocessor", build_preprocessor, raising=False)
+    monkeypatch.setattr(toy_modality.ToyPlugin, "build_backbone", build_backbone)
+    model = automl_tl.load_model(tmp_path / "bundle")
+    assert built == ["toy-net"]
+    assert model.predict(examples, top_k=3) == expected
+
+
+def test_a_preprocessor_other_than_the_bundles_is_refused(toy_run, tmp_path, monkeypatch, toy_modules):
+    import automl_tl
+    from automl_tl.errors import UserError
+    from automl_tl.model.export import export_bundle
+
+    toy_modality, toy_network = toy_modules
+    export_bundle(toy_run, tmp_path / "bundle")
+    renamed = toy_network.Pre()
+    renamed.fingerprint = "toy-pre-v2"
+    monkeypatch.setattr(toy_modality.ToyPlugin, "build_preprocessor", lambda self, name, options: renamed, raising=False)
+    with pytest.raises(UserError, match="preprocesses 'toy-net' differently .*toy-pre-v2 instead of toy-pre-v1"):
+        automl_tl.load_model(tmp_path / "bundle")
 
 
 def test_bad_inputs_are_rows_with_an_error_and_exit_1(toy_run, run_cli, tmp_path, examples):

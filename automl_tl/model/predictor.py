@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from automl_tl.backbone import Backbone
+from automl_tl.backbone import Backbone, Preprocessor
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import Example, ModalityPlugin
 from automl_tl.datahome import data_home
@@ -62,11 +62,11 @@ class Prediction:
 class Model:
     """A trained classifier: the plugin's preprocessing in front of the trained network."""
 
-    def __init__(self, source: ModelSource, plugin: ModalityPlugin, backbone: Backbone, runner: Runner,
+    def __init__(self, source: ModelSource, plugin: ModalityPlugin, preprocessor: Preprocessor, runner: Runner,
                  network: Network | None = None) -> None:
         self.source = source
         self.plugin = plugin
-        self.preprocessor = backbone.preprocessor
+        self.preprocessor = preprocessor
         self.run_network = runner
         self.network = network
         """The PyTorch network, for a model read from a run directory (export traces it)."""
@@ -146,18 +146,22 @@ class Model:
 def load_model(path: str | Path) -> Model:
     """The model of a run directory (its final model) or of an exported bundle.
 
-    A `UserError` (one line: what is missing or does not match) when it cannot be used.
+    A `UserError` (one line: what is missing or does not match) when it cannot be used. A bundle
+    holds its whole network, so only the plugin's preprocessing is built for it, never the backbone.
     """
     source = read_source(Path(path))
     plugin = check_plugin(source)
-    backbone = expect(plugin, "build_backbone()", plugin.build_backbone(source.backbone, plugin_options(plugin, source.options)), Backbone)
-    check_preprocessor(source, backbone)
+    options = plugin_options(plugin, source.options)
     if source.kind == "run":
+        backbone = expect(plugin, "build_backbone()", plugin.build_backbone(source.backbone, options), Backbone)
+        check_preprocessor(source, backbone.preprocessor)
         network = _network(source, backbone)
-        return Model(source, plugin, backbone, _torch_runner(network), network)
+        return Model(source, plugin, backbone.preprocessor, _torch_runner(network), network)
+    preprocessor = expect(plugin, "build_preprocessor()", plugin.build_preprocessor(source.backbone, options), Preprocessor)
+    check_preprocessor(source, preprocessor)
     if source.kind == "onnx":
-        return Model(source, plugin, backbone, onnx_runner(source.network))
-    return Model(source, plugin, backbone, torchscript_runner(source.network, source.inputs))
+        return Model(source, plugin, preprocessor, onnx_runner(source.network))
+    return Model(source, plugin, preprocessor, torchscript_runner(source.network, source.inputs))
 
 
 def _network(source: ModelSource, backbone: Backbone) -> Network:

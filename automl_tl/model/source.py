@@ -23,7 +23,7 @@ from automl_tl.registry import discover
 from automl_tl.rundir import RunDir, read_json, write_json
 
 if TYPE_CHECKING:
-    from automl_tl.backbone import Backbone
+    from automl_tl.backbone import Backbone, Preprocessor
     from automl_tl.contract import ModalityPlugin
 
 BUNDLE_FORMAT = 1
@@ -91,9 +91,9 @@ def check_plugin(source: ModelSource) -> ModalityPlugin:
     return entry.load()
 
 
-def check_preprocessor(source: ModelSource, backbone: Backbone) -> None:
+def check_preprocessor(source: ModelSource, preprocessor: Preprocessor) -> None:
     """The rebuilt preprocessor must be the one the network was trained behind."""
-    found = backbone.preprocessor.fingerprint
+    found = preprocessor.fingerprint
     if source.preprocessor is not None and found != source.preprocessor:
         raise UserError(f"the {source.modality} plugin now preprocesses {source.backbone!r} differently from when "
                         f"the model at {source.root} was made ({found} instead of {source.preprocessor})",

@@ -70,6 +70,8 @@ def check_plugin(
             check.problems += check_backbone(built, items)
             if not check.problems:
                 check.problems += fingerprint_problems(builder, name, chosen, built, items[0])
+            if not check.problems and builder is plugin:
+                check.problems += preprocessor_problems(plugin, name, chosen, built, items[0])
     return report.raise_if_failed() if raise_on_failure else report
 
 
@@ -136,7 +138,7 @@ def fingerprint_problems(builder: Any, name: str, options: Any, built: Any, item
     """Each option that changes what ``transform`` gives must change a fingerprint, or caches go stale."""
     if options is None or not dataclasses.is_dataclass(options):
         return []
-    reference = _transformed(built, item)
+    reference = _transformed(built.preprocessor, item)
     problems = []
     for field in dataclasses.fields(options):
         for value in _alternatives(getattr(options, field.name)):
@@ -146,11 +148,23 @@ def fingerprint_problems(builder: Any, name: str, options: Any, built: Any, item
             except Exception:  # the plugin refuses this value: try the next one
                 continue
             same_print = (other.fingerprint, other.preprocessor.fingerprint) == (built.fingerprint, built.preprocessor.fingerprint)
-            if same_print and not _same(reference, _transformed(other, item)):
+            if same_print and not _same(reference, _transformed(other.preprocessor, item)):
                 problems.append(f"option {field.name} = {value!r} changes what transform() gives but neither fingerprint: "
                                 "put it in preprocessor.fingerprint, or cached outputs of the old setting are reused")
             break
     return problems
+
+
+def preprocessor_problems(plugin: ModalityPlugin, name: str, options: Any, built: Any, item: Any) -> list[str]:
+    """`build_preprocessor` (what a bundle predicts with) must preprocess as the backbone's own preprocessor does."""
+    alone = plugin.build_preprocessor(name, options)
+    if getattr(alone, "fingerprint", None) != built.preprocessor.fingerprint:
+        return [f"build_preprocessor() gives fingerprint {getattr(alone, 'fingerprint', None)!r}, the backbone's "
+                f"preprocessor {built.preprocessor.fingerprint!r}: an exported bundle would refuse to load"]
+    if not _same(_transformed(built.preprocessor, item), _transformed(alone, item)):
+        return ["build_preprocessor() turns an example into other tensors than the backbone's preprocessor: "
+                "a bundle would predict from inputs its network was not trained on"]
+    return []
 
 
 def _alternatives(value: Any) -> list[Any]:
@@ -163,8 +177,7 @@ def _alternatives(value: Any) -> list[Any]:
     return []  # strings, paths, None: no value to guess that the plugin would accept
 
 
-def _transformed(backbone: Any, item: Any) -> dict[str, Any]:
-    pre = backbone.preprocessor
+def _transformed(pre: Any, item: Any) -> dict[str, Any]:
     return pre.transform(pre.load(item), False)
 
 
