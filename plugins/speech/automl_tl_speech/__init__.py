@@ -100,6 +100,13 @@ class SpeechPlugin(ModalityPlugin):
             return backbones.whisper(name)
         return backbones.wav2vec2_family(name)
 
+    def build_preprocessor(self, name: str, options: SpeechOptions):  # -> Preprocessor
+        """Log-mel or waveform settings alone, for a bundle: neither the weights nor transformers' model code load."""
+        from automl_tl_speech import backbones
+        from automl_tl_speech.whisper.load import MODEL_NAMES
+
+        return backbones.whisper_preprocessor(name) if name in MODEL_NAMES else backbones.wav2vec2_preprocessor(name)
+
     def read_inputs(self, path: Path, options: SpeechOptions) -> Sequence[Input]:
         """Audio files under a folder (recursively), the files a CSV/JSONL manifest lists, or the file itself."""
         from automl_tl.datafiles import data_files

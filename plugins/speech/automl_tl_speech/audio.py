@@ -15,11 +15,14 @@ import torch
 import torchaudio
 
 from automl_tl.errors import DataError
+from automl_tl_speech.whisper.load import SAMPLE_RATE
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga")
 MAX_SECONDS = 30.0
 """Longer clips are cut, and only this much of a file is read: Whisper has 30 s of positions, and a
 keyword clip is never that long (an hour-long recording must not fill the memory)."""
+WINDOW, HOP = 400, 160
+"""Whisper's STFT at 16 kHz: 25 ms Hann windows every 10 ms."""
 MIN_SECONDS = 0.05
 """Shorter clips are refused as broken (a truncated file): every backbone's first window needs more."""
 
@@ -109,9 +112,31 @@ def spec_augment(features: torch.Tensor, rng: random.Random, max_time: int = 10,
 
 @functools.lru_cache(maxsize=4)
 def _mel_filters(n_mels: int) -> torch.Tensor:
-    from transformers import WhisperFeatureExtractor
+    """(WINDOW // 2 + 1, n_mels) Slaney-normalised triangular filters on the Slaney mel scale, 0-8 kHz: Whisper's.
 
-    return torch.from_numpy(WhisperFeatureExtractor(feature_size=n_mels).mel_filters).float()
+    Computed here, in float64 as transformers' ``WhisperFeatureExtractor`` does, so that the
+    result is the same to the bit without importing transformers, which alone would cost a model
+    bundle's start-up a second.
+    """
+    edges = _slaney_hertz(np.linspace(0.0, _slaney_mel(8000.0), n_mels + 2))
+    bins = np.linspace(0, SAMPLE_RATE // 2, 1 + WINDOW // 2)
+    slopes = edges[None, :] - bins[:, None]
+    widths = np.diff(edges)
+    filters = np.maximum(0.0, np.minimum(-slopes[:, :-2] / widths[:-1], slopes[:, 2:] / widths[1:]))
+    filters *= 2.0 / (edges[2:] - edges[:-2])
+    return torch.from_numpy(filters).float()
+
+
+_LOG_HERTZ, _LOG_MEL = 1000.0, 15.0
+"""The Slaney mel scale: linear (3 mels per 200 Hz) below 1 kHz, 27 mels per factor 6.4 above."""
+
+
+def _slaney_mel(hertz: float) -> float:
+    return 3.0 * hertz / 200.0 if hertz < _LOG_HERTZ else _LOG_MEL + np.log(hertz / _LOG_HERTZ) * (27.0 / np.log(6.4))
+
+
+def _slaney_hertz(mels: np.ndarray) -> np.ndarray:
+    return np.where(mels >= _LOG_MEL, _LOG_HERTZ * np.exp(np.log(6.4) / 27.0 * (mels - _LOG_MEL)), 200.0 * mels / 3.0)
 
 
 def mel_filter_gain(n_mels: int = 80) -> torch.Tensor:
@@ -121,8 +146,8 @@ def mel_filter_gain(n_mels: int = 80) -> torch.Tensor:
 
 def log_mel_power(wave: torch.Tensor, n_mels: int = 80) -> torch.Tensor:
     """log10 mel power (n_mels, T) of an unpadded 16 kHz clip: Whisper's STFT (25 ms Hann, 10 ms hop)."""
-    window = torch.hann_window(400)
-    stft = torch.stft(wave, 400, 160, window=window, return_complex=True)
+    window = torch.hann_window(WINDOW)
+    stft = torch.stft(wave, WINDOW, HOP, window=window, return_complex=True)
     power = stft[..., :-1].abs() ** 2
     return torch.clamp(_mel_filters(n_mels).T @ power, min=1e-10).log10()
 

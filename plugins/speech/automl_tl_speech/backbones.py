@@ -34,7 +34,7 @@ from automl_tl_speech.audio import (
     whisper_scale,
 )
 from automl_tl_speech.whisper import short
-from automl_tl_speech.whisper.load import SAMPLE_RATE, load_whisper_encoder
+from automl_tl_speech.whisper.load import SAMPLE_RATE, load_whisper_encoder, mel_bins
 
 def _additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     """(B, T) bool → additive (B, 1, 1, T) key-padding mask, understood by eager and SDPA attention."""
@@ -109,13 +109,18 @@ class MaskedLayer(nn.Module):
         return Hidden(out, mask)
 
 
+def whisper_preprocessor(name: str) -> WhisperPreprocessor:
+    """Whisper ``name``'s preprocessing, from its catalogue entry: no weights read, no model code imported."""
+    return WhisperPreprocessor(mel_bins(name))
+
+
 def whisper(name: str) -> Backbone:
     encoder = load_whisper_encoder(name)
     encoder.config._attn_implementation = "sdpa"
     layers = list(encoder.layers)
     blocks = [MaskedLayer(layer, encoder.layer_norm if i == len(layers) - 1 else None) for i, layer in enumerate(layers)]
     return Backbone(
-        preprocessor=WhisperPreprocessor(encoder.config.num_mel_bins),
+        preprocessor=whisper_preprocessor(name),
         stem=WhisperStem(encoder),
         blocks=blocks,
         pool=MeanPool(),
@@ -183,10 +188,26 @@ class Wav2Vec2Stem(nn.Module):
         return Hidden(self.dropout(hidden), mask)
 
 
-def wav2vec2_family(name: str) -> Backbone:
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+def _offline() -> bool:
+    return any(os.environ.get(var) == "1" for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
-    offline = any(os.environ.get(var) == "1" for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+def wav2vec2_preprocessor(name: str) -> Wav2Vec2Preprocessor:
+    """The sample rate and normalisation of ``name``'s feature extractor (16 kHz, normalised without one)."""
+    from transformers import AutoFeatureExtractor
+
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(name, local_files_only=_offline())
+        rate, normalize = extractor.sampling_rate, bool(getattr(extractor, "do_normalize", True))
+    except OSError:
+        rate, normalize = 16_000, True
+    return Wav2Vec2Preprocessor(rate, normalize, f"wave{rate}-norm{normalize}-v1")
+
+
+def wav2vec2_family(name: str) -> Backbone:
+    from transformers import AutoConfig, AutoModel
+
+    offline = _offline()
     try:
         config = AutoConfig.from_pretrained(name, local_files_only=offline)
         model = AutoModel.from_pretrained(name, local_files_only=offline)
@@ -200,11 +221,6 @@ def wav2vec2_family(name: str) -> Backbone:
                         hint="use wav2vec2, HuBERT or data2vec-audio")
     if not hasattr(model, "feature_extractor") or not hasattr(model, "encoder"):
         raise UserError(f"backbone {name!r} ({config.model_type}) is not a wav2vec2-family audio encoder")
-    try:
-        extractor = AutoFeatureExtractor.from_pretrained(name, local_files_only=offline)
-        rate, normalize = extractor.sampling_rate, bool(getattr(extractor, "do_normalize", True))
-    except OSError:
-        rate, normalize = 16_000, True
     model.config._attn_implementation = "sdpa"
     layers = list(model.encoder.layers)
     final = model.encoder.layer_norm if config.do_stable_layer_norm else None
@@ -213,7 +229,7 @@ def wav2vec2_family(name: str) -> Backbone:
     stamp = f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}" if weights else "hub"
     fingerprint = f"{name}:{config.model_type}:{stamp}"
     return Backbone(
-        preprocessor=Wav2Vec2Preprocessor(rate, normalize, f"wave{rate}-norm{normalize}-v1"),
+        preprocessor=wav2vec2_preprocessor(name),
         stem=Wav2Vec2Stem(model),
         blocks=blocks,
         pool=MeanPool(),

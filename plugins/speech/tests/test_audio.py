@@ -22,6 +22,16 @@ def test_log_mel_matches_transformers_feature_extractor(tmp_path: Path) -> None:
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_mel_filters_are_the_feature_extractors_to_the_bit(n_mels: int) -> None:
+    """Computed without transformers (a bundle's start-up must not import it), yet the same filters."""
+    from transformers import WhisperFeatureExtractor
+
+    from automl_tl_speech.audio import _mel_filters
+
+    assert torch.equal(_mel_filters(n_mels), torch.from_numpy(WhisperFeatureExtractor(feature_size=n_mels).mel_filters).float())
+
+
 def test_read_audio_resamples_mixes_to_mono_and_normalises(tmp_path: Path) -> None:
     stereo = np.stack([np.linspace(-0.1, 0.1, 8000), np.linspace(0.1, -0.05, 8000)], axis=1).astype(np.float32)
     sf.write(str(tmp_path / "s.flac"), stereo, 8000)

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,7 +9,7 @@ from automl_tl.errors import UserError
 from automl_tl_speech import SpeechOptions, SpeechPlugin
 from automl_tl_speech.whisper.load import available
 
-from speech_fixtures import fsdd_folder
+from speech_fixtures import fsdd_folder, tone
 
 
 def tiny_wav2vec2(folder: Path) -> Path:
@@ -60,6 +62,29 @@ def test_wav2vec2_layers_reproduce_the_transformers_model(tmp_path: Path) -> Non
             hidden = block(hidden)
         expected = model(wave).last_hidden_state
     torch.testing.assert_close(hidden.states, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_build_preprocessor_is_the_backbones_own(tmp_path: Path) -> None:
+    """What a bundle predicts with: the same fingerprint and tensors as the built backbone's preprocessor."""
+    plugin, options = SpeechPlugin(), SpeechOptions()
+    clip = tone(tmp_path / "clip.wav", "high", seconds=0.6, seed=1)
+    names = [str(tiny_wav2vec2(tmp_path / "w2v"))] + (["whisper-tiny.en"] if available("whisper-tiny.en") else [])
+    for name in names:
+        alone, built = plugin.build_preprocessor(name, options), plugin.build_backbone(name, options).preprocessor
+        assert alone.fingerprint == built.fingerprint
+        a, b = (pre.collate([pre.transform(pre.load(clip), False)]) for pre in (alone, built))
+        assert a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_a_whisper_preprocessor_imports_no_model_code(tmp_path: Path) -> None:
+    """A bundle's start-up: Whisper's preprocessing runs without transformers, and without its weights."""
+    clip = tone(tmp_path / "clip.wav", "low", seconds=0.5, seed=2)
+    code = ("import sys\nfrom automl_tl_speech import SpeechOptions, SpeechPlugin\n"
+            "pre = SpeechPlugin().build_preprocessor('whisper-base', SpeechOptions())\n"
+            "batch = pre.collate([pre.transform(pre.load(sys.argv[1]), False)])\n"
+            "print(sorted(batch), 'transformers' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code, str(clip)], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["['input_features',", "'mel_mask']", "False"]
 
 
 def test_unknown_backbone_offline_is_a_user_error() -> None:

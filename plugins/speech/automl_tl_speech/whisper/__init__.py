@@ -1,8 +1,8 @@
 """Whisper encoders for transfer learning, built offline from bundled CTranslate2 weights.
 
 `load` finds, converts and caches the weights (`load.available` is cheap: no torch import);
-`short` runs the encoder on clips shorter than Whisper's fixed 30 s window. `short` imports torch
-and transformers, so it is not imported here.
+`short` runs the encoder on clips shorter than Whisper's fixed 30 s window. `short` imports torch,
+so it is not imported here.
 """
 
 from automl_tl_speech.whisper.load import (

@@ -32,6 +32,7 @@ __all__ = [
     "default_cache_dir",
     "feature_extractor",
     "load_whisper_encoder",
+    "mel_bins",
     "model_files",
 ]
 
@@ -101,6 +102,11 @@ def model_files(name: str) -> list[Path] | None:
 def available(name: str) -> bool:
     """Whether the weights of ``name`` are installed; cheap (no torch import, no weight reads)."""
     return model_files(name) is not None
+
+
+def mel_bins(name: str) -> int:
+    """The mel bands ``name`` reads: its preprocessing, known without reading the weights."""
+    return _source(name).n_mels
 
 
 def default_cache_dir(name: str) -> Path:
@@ -215,4 +221,4 @@ def feature_extractor(name: str) -> WhisperFeatureExtractor:
     """
     from transformers import WhisperFeatureExtractor
 
-    return WhisperFeatureExtractor(feature_size=_source(name).n_mels, sampling_rate=SAMPLE_RATE)
+    return WhisperFeatureExtractor(feature_size=mel_bins(name), sampling_rate=SAMPLE_RATE)

@@ -24,11 +24,13 @@ both. Flash and flex attention want other mask formats, so masked calls reject t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
-from transformers.models.whisper.modeling_whisper import WhisperEncoder, WhisperEncoderLayer
+
+if TYPE_CHECKING:  # the modules are passed in: importing transformers' Whisper code costs seconds a bundle does not need
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder, WhisperEncoderLayer
 
 __all__ = [
     "attention_bias",
