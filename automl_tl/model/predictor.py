@@ -28,6 +28,7 @@ from automl_tl.model.network import Network
 from automl_tl.model.source import ModelSource, check_plugin, check_preprocessor, read_source
 from automl_tl.registry import expect
 from automl_tl.search.features import length_batches
+from automl_tl.threads import torch_threads
 from automl_tl.vocabulary import TrialParams
 
 BATCH_SIZE = 32
@@ -110,23 +111,26 @@ class Model:
                  progress: ProgressFn | None = None) -> list[Prediction]:
         """A `Prediction` per item, in order; an item that fails to load gets its error and the rest go on."""
         results = [Prediction() for _ in items]
+        pre = self.preprocessor
         done = 0
         for start in range(0, len(items), CHUNK):
             index = range(start, min(start + CHUNK, len(items)))
             raws: dict[int, Any] = {}
-            for i in index:
-                try:
-                    raws[i] = self.preprocessor.load(items[i])
-                except UserError as exc:
-                    results[i].error = exc.message
-                except Exception as exc:  # a plugin's decoder may raise anything on a hostile file
-                    results[i].error = f"{type(exc).__name__}: {exc}"
+            with torch_threads(1):  # per-example work: small tensors (automl_tl.threads)
+                for i in index:
+                    try:
+                        raws[i] = pre.load(items[i])
+                    except UserError as exc:
+                        results[i].error = exc.message
+                    except Exception as exc:  # a plugin's decoder may raise anything on a hostile file
+                        results[i].error = f"{type(exc).__name__}: {exc}"
             order = list(raws)
-            lengths = [self.preprocessor.length(raws[i]) for i in order]
+            lengths = [pre.length(raws[i]) for i in order]
             for batch in length_batches(lengths, BATCH_SIZE):
                 rows = [order[b] for b in batch]
-                inputs = [self.preprocessor.transform(raws[i], False) for i in rows]
-                p = self.run_network(self.preprocessor.collate(inputs))
+                with torch_threads(1):
+                    inputs = pre.collate([pre.transform(raws[i], False) for i in rows])
+                p = self.run_network(inputs)
                 for row, i in enumerate(rows):
                     results[i] = self._prediction(p[row], top_k, probs)
                 done += len(rows)

@@ -15,7 +15,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail, count_trainable, set_train_mode
 from automl_tl.search.validators import unsupervised_scores
+from automl_tl.threads import torch_threads
 from automl_tl.vocabulary import TrialParams
 from automl_tl.vocabulary.adaptations import TARGET_PREFIX
 
@@ -100,12 +100,12 @@ def train_trial(
     rng = random.Random(seed)
     tail = Tail(store.backbone, params, n_classes)
     mode = input_mode(params)
-    head_threads = 1 if compute.cached else torch.get_num_threads()
+    head_threads = 1 if compute.cached else torch.get_num_threads()  # head-only: thousands of tiny matrix products
     if params.transfer.probe_first:
-        with _threads(head_threads):
+        with torch_threads(head_threads):
             _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True,
                  compute=compute)
-    with _threads(head_threads if mode == "pooled" else torch.get_num_threads()):
+    with torch_threads(head_threads if mode == "pooled" else torch.get_num_threads()):
         outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, compute=compute)
     outcome.trainable_params = count_trainable(tail)
     return outcome
@@ -284,21 +284,6 @@ def _batches(
         else:
             features = [inputs[i] for i in batch]
         yield {"hidden": None, "batch": preprocessor.collate(features)}, torch.tensor(batch)
-
-
-@contextmanager
-def _threads(count: int) -> Iterator[None]:
-    """Run a block with ``count`` intra-op threads.
-
-    Head-only training is thousands of tiny matrix products; thread hand-offs cost more than
-    they save (docs/performance.md has the figures).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _warmup_cosine(total_steps: int, warmup_fraction: float = 0.06) -> Callable[[int], float]:
