@@ -150,6 +150,7 @@ def test_export_then_predict_from_the_bundle(toy_run, run_cli, tmp_path, toy_mod
         assert code == 0, err
         delta = float(out.split("max |Δ probability| ")[1].split()[0])
         assert delta <= 1e-4
+        assert f"checked against PyTorch on {len(test)} of {len(test)} test example(s)" in out
         assert sorted(p.name for p in bundle.iterdir()) == sorted(
             ["README.md", "labels.json", "metrics.json", "preprocessing.json", "model.onnx" if format == "onnx" else "model.pt"])
         code, from_bundle, err = run_cli("predict", bundle, tmp_path / "inputs", "--probs")
@@ -203,6 +204,50 @@ def test_a_preprocessor_other_than_the_bundles_is_refused(toy_run, tmp_path, mon
     monkeypatch.setattr(toy_modality.ToyPlugin, "build_preprocessor", lambda self, name, options: renamed, raising=False)
     with pytest.raises(UserError, match="preprocesses 'toy-net' differently .*toy-pre-v2 instead of toy-pre-v1"):
         automl_tl.load_model(tmp_path / "bundle")
+
+
+def test_export_checks_every_test_example_unless_capped(toy_run, run_cli, tmp_path, monkeypatch, assert_user_error):
+    """An exported network wrong on one mid-length test example only: checking all of them finds it, a cap of 2 does not."""
+    from automl_tl.model import export
+
+    test = run_test_examples(toy_run)
+    by_length = sorted(test, key=lambda e: len(e.item))
+    wrong = torch.tensor(by_length[len(by_length) // 2].item, dtype=torch.float32)
+    real_runner = export.onnx_runner
+
+    def runner_wrong_on_one_example(path):
+        run = real_runner(path)
+
+        def perturbed(batch):
+            p = run(batch)
+            for row, (x, n) in enumerate(zip(batch["x"], batch["lengths"])):
+                if int(n) == len(wrong) and torch.equal(x[: int(n)], wrong):
+                    p[row] = p[row] + 1e-3
+            return p
+
+        return perturbed
+
+    monkeypatch.setattr(export, "onnx_runner", runner_wrong_on_one_example)
+    assert_user_error(*run_cli("export", toy_run, "--out", tmp_path / "all"), "differ from PyTorch's by up to 1.00e-03")
+    assert not (tmp_path / "all").exists()
+    code, out, err = run_cli("export", toy_run, "--out", tmp_path / "two", "--check-examples", "2")
+    assert code == 0, err
+    assert f"checked against PyTorch on 2 of {len(test)} test example(s)" in out
+
+
+@pytest.mark.parametrize("limit, checked", [(None, 150), (10, 10), (2, 2), (1000, 150)])
+def test_the_examples_an_export_is_checked_on(toy_run, toy_modules, monkeypatch, limit, checked):
+    """All of a large test split by default; a cap keeps the shortest and the longest and spreads the rest."""
+    import automl_tl
+    from automl_tl.model.export import _check_examples
+
+    model = automl_tl.load_model(toy_run)
+    test = toy_modules[0].synthetic(n_per_class=50, seed=7)
+    monkeypatch.setattr(model, "test_examples", lambda: test)
+    raws, count = _check_examples(model, limit)
+    lengths = [len(raw) for raw in raws]
+    assert count == 150 and len(raws) == checked and lengths == sorted(lengths)
+    assert (lengths[0], lengths[-1]) == (min(len(e.item) for e in test), max(len(e.item) for e in test))
 
 
 def test_bad_inputs_are_rows_with_an_error_and_exit_1(toy_run, run_cli, tmp_path, examples):

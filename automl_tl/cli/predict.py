@@ -11,16 +11,16 @@ import csv
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Any, Optional, TextIO
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from automl_tl.cli.errors import handles_user_errors, stderr
+from automl_tl.cli.feedback import feedback
 from automl_tl.errors import UserError
 
 
@@ -43,15 +43,15 @@ def predict(
     from automl_tl.model.inputs import Input, expand  # torch loads only when a model is used
     from automl_tl.model.predictor import load_model
 
-    with _status("loading the model"):
+    with feedback("loading the model") as shown:
         model = load_model(run)
-    entries = expand(inputs, model.plugin, model.source.options, sys.stdin)
-    if not entries:
-        raise UserError(f"no inputs to predict in {', '.join(inputs)}",
-                        hint=f"give files, folders or a manifest the {model.source.modality} plugin reads")
-    items = [e.item for e in entries if isinstance(e, Input)]
-    with _progress(len(items)) as advance:
-        predictions = iter(model.classify(items, min(top_k, len(model.labels)), probs, advance))
+        entries = expand(inputs, model.plugin, model.source.options, sys.stdin)
+        if not entries:
+            raise UserError(f"no inputs to predict in {', '.join(inputs)}",
+                            hint=f"give files, folders or a manifest the {model.source.modality} plugin reads")
+        items = [e.item for e in entries if isinstance(e, Input)]
+        shown.status("predicting")
+        predictions = iter(model.classify(items, min(top_k, len(model.labels)), probs, shown.progress))
     rows = [_row(e.name, next(predictions)) if isinstance(e, Input) else _failed(e.name, e.error) for e in entries]
     with _output(out) as stream:
         write = _write_jsonl if format is OutputFormat.jsonl else _write_csv
@@ -110,22 +110,3 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}", hint="pass --out a file in a writable folder") from None
     with stream:
         yield stream
-
-
-@contextmanager
-def _status(what: str) -> Iterator[None]:
-    """A spinner on a terminal; nothing when stderr is a pipe or a file."""
-    with stderr.status(what) if stderr.is_terminal else nullcontext():
-        yield
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Any]:
-    """``advance(done, total)`` driving a progress bar on stderr when it is a terminal."""
-    if not stderr.is_terminal:
-        yield None
-        return
-    columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("predict", total=total)
-        yield lambda done, _total: bar.update(task, completed=done)

@@ -8,8 +8,9 @@ not need the run directory, the training data or the study's storage: only autom
 
 The network is traced on a padded batch (the shortest and the longest of the run's own test
 examples), so the masking path is the one recorded, and axes that change with the input's length
-are exported as dynamic. The exported network is then run against PyTorch on a sample of the
-test examples; a bundle is written only when no probability differs by more than `TOLERANCE`.
+are exported as dynamic. The exported network is then run against PyTorch on every test example
+(or as many as the caller allows, spread over their lengths), each alone and in the padded batches
+prediction makes; a bundle is written only when no probability differs by more than `TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -24,21 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from automl_tl import __version__
 from automl_tl.errors import UserError
 from automl_tl.model.card import model_card
 from automl_tl.model.network import Positional
-from automl_tl.model.predictor import Model, Runner, load_model, onnx_runner, torchscript_runner
+from automl_tl.model.predictor import BATCH_SIZE, Model, ProgressFn, Runner, load_model, onnx_runner, torchscript_runner
 from automl_tl.model.source import BUNDLE_FORMAT, NETWORK_FILES
 from automl_tl.registry import discover
 from automl_tl.rundir import write_json
+from automl_tl.threads import torch_threads
 
 TOLERANCE = 1e-4
 """Largest difference in any class probability between the exported network and PyTorch."""
-CHECK_EXAMPLES = 64
-"""Test examples the exported network is checked on (spread over their lengths)."""
 OPSET = 17
 
 Status = Callable[[str], None]
@@ -51,11 +50,19 @@ class ExportReport:
     max_delta: float
     """Largest |probability difference| between the exported network and PyTorch on the checked examples."""
     checked: int
+    """Test examples the exported network was checked on."""
+    test_examples: int
+    """Test examples the run has."""
     seconds: float
 
 
-def export_bundle(run: Path, out: Path, format: str = "onnx", status: Status = lambda what: None) -> ExportReport:
-    """Write the bundle of ``run``'s final model to ``out`` (a new or empty folder)."""
+def export_bundle(run: Path, out: Path, format: str = "onnx", status: Status = lambda what: None,
+                  progress: ProgressFn = lambda done, total: None, check_limit: int | None = None) -> ExportReport:
+    """Write the bundle of ``run``'s final model to ``out`` (a new or empty folder).
+
+    The exported network is checked on every test example of the run, or on ``check_limit`` of
+    them spread over their lengths; ``progress(done, total)`` follows the check.
+    """
     started = time.perf_counter()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"{out} already exists and is not an empty folder", hint="pass --out a new folder, or remove it")
@@ -64,16 +71,16 @@ def export_bundle(run: Path, out: Path, format: str = "onnx", status: Status = l
     if model.source.kind != "run" or model.network is None:
         raise UserError(f"{run} is already an exported bundle", hint="export from the run directory the search wrote")
     status("reading the run's test examples")
-    inputs = _check_inputs(model)
+    raws, test_count = _check_examples(model, check_limit)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         status(f"exporting the network ({format})")
-        keys = _write_network(model, inputs, tmp / NETWORK_FILES[format], format)
+        keys = _write_network(model, raws, tmp / NETWORK_FILES[format], format)
         status("checking the exported network against PyTorch")
         exported = onnx_runner(tmp / NETWORK_FILES[format]) if format == "onnx" else torchscript_runner(tmp / NETWORK_FILES[format], keys)
-        delta = _max_delta(model, exported, inputs)
+        delta = _max_delta(model, exported, raws, progress)
         if delta > TOLERANCE:
             raise UserError(f"the exported network's probabilities differ from PyTorch's by up to {delta:.2e} "
                             f"(more than {TOLERANCE:g}); no bundle written", hint="try --format torch, or report it")
@@ -83,29 +90,31 @@ def export_bundle(run: Path, out: Path, format: str = "onnx", status: Status = l
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ExportReport(out, format, delta, len(inputs), time.perf_counter() - started)
+    return ExportReport(out, format, delta, len(raws), test_count, time.perf_counter() - started)
 
 
-def _check_inputs(model: Model) -> list[dict[str, Tensor]]:
-    """Preprocessed test examples of the run, at most `CHECK_EXAMPLES`, spread over their lengths, shortest first."""
+def _check_examples(model: Model, limit: int | None) -> tuple[list[Any], int]:
+    """The run's test examples loaded, shortest first (at most ``limit``, spread over their lengths), and how many it has."""
     try:
         test = model.test_examples()
     except UserError as exc:
         raise UserError(f"cannot read the run's test examples, which the export is checked on: {exc.message}",
                         hint="run the export where the search's data is (set AUTOML_TL_DATA to its data home)") from None
     pre = model.preprocessor
-    raws = [pre.load(example.item) for example in test]
-    order = sorted(range(len(raws)), key=lambda i: pre.length(raws[i]))
-    step = max(1.0, len(order) / CHECK_EXAMPLES)
-    picks = sorted({min(len(order) - 1, int(i * step)) for i in range(min(CHECK_EXAMPLES, len(order)))} | {len(order) - 1})
-    return [pre.transform(raws[order[p]], False) for p in picks]
+    with torch_threads(1):  # per-example work, as in prediction
+        raws = [pre.load(example.item) for example in test]
+        order = sorted(range(len(raws)), key=lambda i: pre.length(raws[i]))
+        n = len(order)
+        count = n if limit is None else min(n, max(2, limit))  # the shortest and the longest trace the network
+        picks = range(n) if count == n else sorted({round(i * (n - 1) / (count - 1)) for i in range(count)})
+    return [raws[order[p]] for p in picks], n
 
 
-def _write_network(model: Model, inputs: Sequence[dict[str, Tensor]], path: Path, format: str) -> list[str]:
+def _write_network(model: Model, raws: Sequence[Any], path: Path, format: str) -> list[str]:
     """Trace the network on a padded batch (shortest and longest example) and save it; returns its input names."""
     assert model.network is not None
     pre = model.preprocessor
-    shortest, longest = inputs[0], inputs[-1]
+    shortest, longest = pre.transform(raws[0], False), pre.transform(raws[-1], False)
     batch = pre.collate([shortest, longest])
     alone = pre.collate([shortest])
     keys = list(batch)
@@ -123,16 +132,19 @@ def _write_network(model: Model, inputs: Sequence[dict[str, Tensor]], path: Path
     return keys
 
 
-def _max_delta(model: Model, exported: Runner, inputs: Sequence[dict[str, Tensor]]) -> float:
-    """Largest |Δ probability| between PyTorch and the exported network, one by one and in padded batches.
+def _max_delta(model: Model, exported: Runner, raws: Sequence[Any], progress: ProgressFn) -> float:
+    """Largest |Δ probability| between PyTorch and the exported network: each example in its padded batch, then alone.
 
-    ``inputs`` are sorted by length, so consecutive batches are the ones prediction makes.
+    ``raws`` are sorted by length, so consecutive batches of `BATCH_SIZE` are the ones prediction makes.
     """
+    pre = model.preprocessor
     delta = 0.0
-    for size in (1, 16):
-        for start in range(0, len(inputs), size):
-            batch = model.preprocessor.collate(list(inputs[start : start + size]))
+    for start in range(0, len(raws), BATCH_SIZE):
+        with torch_threads(1):
+            chunk = [pre.transform(raw, False) for raw in raws[start : start + BATCH_SIZE]]
+        for batch in (pre.collate(chunk), *(pre.collate([one]) for one in chunk)):
             delta = max(delta, float(abs(exported(batch) - model.run_network(batch)).max()))
+        progress(start + len(chunk), len(raws))
     return delta
 
 
