@@ -138,12 +138,16 @@ def _max_delta(model: Model, exported: Runner, raws: Sequence[Any], progress: Pr
     ``raws`` are sorted by length, so consecutive batches of `BATCH_SIZE` are the ones prediction makes.
     """
     pre = model.preprocessor
+
+    def differ(batch: dict[str, Any]) -> float:
+        return float(abs(exported(batch) - model.run_network(batch)).max())
+
     delta = 0.0
     for start in range(0, len(raws), BATCH_SIZE):
-        with torch_threads(1):
+        with torch_threads(1):  # per-example work, and a batch of one is small tensors too
             chunk = [pre.transform(raw, False) for raw in raws[start : start + BATCH_SIZE]]
-        for batch in (pre.collate(chunk), *(pre.collate([one]) for one in chunk)):
-            delta = max(delta, float(abs(exported(batch) - model.run_network(batch)).max()))
+            delta = max(delta, *(differ(pre.collate([one])) for one in chunk))
+        delta = max(delta, differ(pre.collate(chunk)))
         progress(start + len(chunk), len(raws))
     return delta
 
