@@ -115,8 +115,8 @@ def _mel_filters(n_mels: int) -> torch.Tensor:
     """(WINDOW // 2 + 1, n_mels) Slaney-normalised triangular filters on the Slaney mel scale, 0-8 kHz: Whisper's.
 
     Computed here, in float64 as transformers' ``WhisperFeatureExtractor`` does, so that the
-    result is the same to the bit without importing transformers, which alone would cost a model
-    bundle's start-up a second.
+    result is the same to the bit without importing transformers, the largest part of a bundle's
+    start-up otherwise (docs/performance.md).
     """
     edges = _slaney_hertz(np.linspace(0.0, _slaney_mel(8000.0), n_mels + 2))
     bins = np.linspace(0, SAMPLE_RATE // 2, 1 + WINDOW // 2)
