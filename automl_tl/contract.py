@@ -219,3 +219,7 @@ class BackbonePlugin(ABC):
     @abstractmethod
     def build_backbone(self, name: str, options: Any) -> Backbone:
         """Build backbone ``name``; ``options`` is the modality's options object (``options_type``)."""
+
+    def build_preprocessor(self, name: str, options: Any) -> Preprocessor:
+        """Only backbone ``name``'s preprocessing: the same contract and default as `ModalityPlugin.build_preprocessor`."""
+        return self.build_backbone(name, options).preprocessor

@@ -26,7 +26,7 @@ from automl_tl.datahome import data_home
 from automl_tl.errors import DataError, UserError
 from automl_tl.model.network import Network
 from automl_tl.model.source import ModelSource, check_plugin, check_preprocessor, read_source
-from automl_tl.registry import expect
+from automl_tl.registry import backbone_builder, expect
 from automl_tl.search.features import length_batches
 from automl_tl.threads import torch_threads
 from automl_tl.vocabulary import TrialParams
@@ -156,12 +156,13 @@ def load_model(path: str | Path) -> Model:
     source = read_source(Path(path))
     plugin = check_plugin(source)
     options = plugin_options(plugin, source.options)
+    builder = backbone_builder(plugin, source.backbone)  # a backbone plugin's backbone is built by that plugin, as in the search
     if source.kind == "run":
-        backbone = expect(plugin, "build_backbone()", plugin.build_backbone(source.backbone, options), Backbone)
+        backbone = expect(builder, "build_backbone()", builder.build_backbone(source.backbone, options), Backbone)
         check_preprocessor(source, backbone.preprocessor)
         network = _network(source, backbone)
         return Model(source, plugin, backbone.preprocessor, _torch_runner(network), network)
-    preprocessor = expect(plugin, "build_preprocessor()", plugin.build_preprocessor(source.backbone, options), Preprocessor)
+    preprocessor = expect(builder, "build_preprocessor()", builder.build_preprocessor(source.backbone, options), Preprocessor)
     check_preprocessor(source, preprocessor)
     if source.kind == "onnx":
         return Model(source, plugin, preprocessor, onnx_runner(source.network))

@@ -25,6 +25,15 @@ def test_a_two_trial_search_with_local_weights(library, model, suffix, images, s
     plugins = json.loads((tmp_path / "run" / "config.json").read_text())["plugins"]
     assert {p["distribution"] for p in plugins} == {"automl-tl-vision", "automl-tl-vision-zoo"}
 
+    image = next((images / "red").iterdir())  # the model is used through the backbone plugin that built it
+    code, out, err = run_cli("predict", "run", image)
+    assert code == 0, err
+    code, _, err = run_cli("export", "run", "--out", "bundle")
+    assert code == 0, err
+    code, again, err = run_cli("predict", "bundle", image)
+    assert code == 0, err
+    assert json.loads(again)["label"] == json.loads(out)["label"]
+
 
 def test_the_zoo_is_listed_under_the_vision_modality(run_cli):
     code, out, err = run_cli("plugins", "list")
