@@ -138,7 +138,7 @@ def projection(run: Path, after: Row, status: Status) -> Figure | Paragraph:
         return Paragraph(f"The feature projection is not drawn: {exc.message}.", note=True)
     counts = {d: len(f) for d, f in features["after"].items()}
     panels = [("before: frozen backbone (the linear probe's input)", features["before"]),
-              (f"after: trial {after.trial}'s head input ({describe_adaptation(after.params)})", features["after"])]
+              (f"after: the chosen model's head input ({describe_adaptation(after.params)})", features["after"])]
 
     def draw(fig: Canvas) -> None:
         axes = fig.subplots(1, 2)
