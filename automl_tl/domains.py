@@ -135,13 +135,19 @@ def guard(candidates: Sequence[Candidate], margin: float | None) -> tuple[list[C
     return [c for c in candidates if floor is None or c.adaptation == SOURCE_ONLY or (c.source or 0.0) >= floor], floor
 
 
+def source_reference(candidates: Sequence[Candidate]) -> Candidate | None:
+    """The best source-only candidate by the search's value: what adaptation is measured against
+    (the guard's reference, the report's "before"); None when no source-only trial completed."""
+    baselines = [c for c in candidates if c.adaptation == SOURCE_ONLY]
+    return max(baselines, key=lambda c: c.value) if baselines else None
+
+
 def source_floor(candidates: Sequence[Candidate], margin: float | None) -> float | None:
     """The lowest source validation score an adapted trial may have and still be chosen (None: no guard)."""
-    baselines = [c for c in candidates if c.adaptation == SOURCE_ONLY]
-    if margin is None or not baselines:
+    reference = source_reference(candidates)
+    if margin is None or reference is None or reference.source is None:
         return None
-    reference = max(baselines, key=lambda c: c.value)
-    return None if reference.source is None else reference.source - margin
+    return reference.source - margin
 
 
 def eligible(completed: Sequence[FrozenTrial], config: RunConfig) -> list[FrozenTrial]:

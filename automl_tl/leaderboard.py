@@ -24,7 +24,8 @@ from rich.table import Table
 from automl_tl.config import SearchConfig
 from automl_tl.errors import UserError
 from automl_tl.leaderboard_columns import (
-    ADAPTATION_COLUMNS, COLUMNS, MIN_WIDTH, NUMERIC, TERMINAL_COLUMNS, adaptation_cells, cells, guarded_best, ranked_by, with_adaptation,
+    ADAPTATION_COLUMNS, COLUMNS, MIN_WIDTH, NUMERIC, TERMINAL_COLUMNS, adaptation_cells, cells, guarded_best, ranked_by, source_only,
+    with_adaptation,
 )
 from automl_tl.rundir import RunDir
 from automl_tl.storage import load_study, reader_url
@@ -61,8 +62,8 @@ class Row:
     """Set when the engine ran this trial as the reference to beat (e.g. ``"linear probe"``)."""
     scores: dict[str, float] = field(default_factory=dict)
     """Every metric of its best epoch: the source's, and with a target each validator's (`VALIDATORS`)."""
-    target_test: dict[str, float] | None = None
-    """Its scores on the labelled target test set: evaluation only, never read to choose."""
+    target_test: dict[str, Any] | None = None
+    """Its scores on the labelled target test set, overall and per class: evaluation only, never read to choose."""
 
     @property
     def strategy(self) -> str | None:
@@ -180,6 +181,11 @@ class Leaderboard:
         probes = [r for r in complete if r.strategy in STRATEGIES and not STRATEGIES[r.strategy].trains_backbone
                   and r.params.get("head") == "linear"]
         return (marked or probes or [None])[0]
+
+    @property
+    def source_only(self) -> Row | None:
+        """With a target, the source-only trial adaptation is measured against (the report's "before")."""
+        return source_only(self.rows, self.run.get("selection") or {}) if self.adapting else None
 
     def top(self, k: int | None) -> Leaderboard:
         if k is None:

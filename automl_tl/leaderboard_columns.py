@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from automl_tl.domains import Candidate, guard
+from automl_tl.domains import Candidate, guard, source_reference
 from automl_tl.vocabulary import cell, columns
 from automl_tl.vocabulary.adaptations import SOURCE_ONLY, VALIDATORS, describe_adaptation
 
@@ -86,12 +86,24 @@ def guarded_best(rows: list[Row], selection: dict[str, Any]) -> int | None:
     margin = selection.get("margin")
     if margin is None:
         return None
-    metric = selection.get("source_metric", "macro_f1")
-    complete = [r for r in rows if r.state == "complete" and r.score is not None]
-    candidates = [Candidate(r.trial, r.score or 0.0, r.params.get("adaptation", SOURCE_ONLY), r.scores.get(metric)) for r in complete]
+    complete, candidates = _candidates(rows, selection)
     kept, floor = guard(candidates, margin)
     allowed = {c.trial for c in kept}
     for row, candidate in zip(complete, candidates, strict=True):
         if floor is not None and candidate.trial not in allowed:
             row.reason = f"not chosen: source val {candidate.source or 0.0:.4f} below {floor:.4f}"
     return max(kept, key=lambda c: c.value).trial if kept else None
+
+
+def source_only(rows: list[Row], selection: dict[str, Any]) -> Row | None:
+    """The source-only trial adaptation is measured against (`automl_tl.domains.source_reference`), if one completed."""
+    complete, candidates = _candidates(rows, selection)
+    reference = source_reference(candidates)
+    return None if reference is None else complete[candidates.index(reference)]
+
+
+def _candidates(rows: list[Row], selection: dict[str, Any]) -> tuple[list[Row], list[Candidate]]:
+    """The completed rows, and each as the source guard sees it."""
+    metric = selection.get("source_metric", "macro_f1")
+    complete = [r for r in rows if r.state == "complete" and r.score is not None]
+    return complete, [Candidate(r.trial, r.score or 0.0, r.params.get("adaptation", SOURCE_ONLY), r.scores.get(metric)) for r in complete]

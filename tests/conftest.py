@@ -8,11 +8,14 @@ cost. Discovery still goes through `importlib.metadata` and real dist-info folde
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import random
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,6 +161,33 @@ batch_size = 32
 def fast_recipe() -> str:
     """A toy search that takes a second or two a trial: no pruning, 1-2 epochs, cached strategies only."""
     return FAST_RECIPE
+
+
+def _write_rows(path: Path, shuffle_labels: bool = False, **kwargs: Any) -> Path:
+    import toy_modality
+
+    examples = toy_modality.synthetic(n_per_class=kwargs.pop("n_per_class", 12), noise=0.5, **kwargs)
+    labels = [e.label for e in examples]
+    if shuffle_labels:
+        random.Random(7).shuffle(labels)
+    path.write_text(json.dumps([{"x": e.item, "label": label, "group": e.group} for e, label in zip(examples, labels)]))
+    return path
+
+
+@pytest.fixture
+def toy_rows(toy_modules) -> Callable[..., Path]:
+    """``toy_rows(path, shuffle_labels=False, **synthetic)``: toy examples written as a JSON file the toy plugin reads."""
+    return _write_rows
+
+
+@pytest.fixture
+def domains(tmp_path: Path, toy_rows: Callable[..., Path]) -> dict[str, Path]:
+    """A toy source, a shifted target and a labelled shifted target test set (domain adaptation)."""
+    return {
+        "source": toy_rows(tmp_path / "source.json", seed=0),
+        "target": toy_rows(tmp_path / "target.json", seed=1, shift=1.0),
+        "target_test": toy_rows(tmp_path / "target_test.json", seed=2, shift=1.0),
+    }
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -22,27 +21,6 @@ from automl_tl.vocabulary.adaptations import ADAPTATIONS, VALIDATORS
 def recipe(fast_recipe: str) -> str:
     """The core suite's fast toy search (conftest), as a recipe that names its modality."""
     return 'modality = "toy"\n' + fast_recipe
-
-
-def write_rows(path: Path, shuffle_labels: bool = False, **kwargs) -> Path:
-    import toy_modality
-
-    examples = toy_modality.synthetic(n_per_class=kwargs.pop("n_per_class", 12), noise=0.5, **kwargs)
-    labels = [e.label for e in examples]
-    if shuffle_labels:
-        random.Random(7).shuffle(labels)
-    path.write_text(json.dumps([{"x": e.item, "label": label, "group": e.group} for e, label in zip(examples, labels)]))
-    return path
-
-
-@pytest.fixture
-def domains(tmp_path: Path, toy_modules) -> dict[str, Path]:
-    """A toy source, a shifted target and a labelled shifted target test set."""
-    return {
-        "source": write_rows(tmp_path / "source.json", seed=0),
-        "target": write_rows(tmp_path / "target.json", seed=1, shift=1.0),
-        "target_test": write_rows(tmp_path / "target_test.json", seed=2, shift=1.0),
-    }
 
 
 def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_it_once(toy, run_cli, write_recipe, recipe, domains, tmp_path):
@@ -94,8 +72,8 @@ def _outcome(run: Path) -> list:
     return records + [json.loads((run / "test.json").read_text())]
 
 
-def test_the_targets_labels_are_unused_shuffled_they_give_the_identical_search(toy, run_cli, write_recipe, recipe, domains, tmp_path):
-    shuffled = write_rows(tmp_path / "shuffled.json", seed=1, shift=1.0, shuffle_labels=True)
+def test_the_targets_labels_are_unused_shuffled_they_give_the_identical_search(toy, run_cli, write_recipe, recipe, domains, toy_rows, tmp_path):
+    shuffled = toy_rows(tmp_path / "shuffled.json", seed=1, shift=1.0, shuffle_labels=True)
     assert json.loads(shuffled.read_text()) != json.loads(domains["target"].read_text())
     written = write_recipe(recipe)
     runs = []

@@ -71,6 +71,9 @@ def test_html_report_of_a_real_run(html_report, toy_run):
     for name, scores in test["per_class"].items():
         assert f"<td>{name}</td><td class=\"num\">{scores['precision']:.3f}</td>" in per_class
 
+    # a run without a target domain has no adaptation section
+    assert "Domain adaptation" not in page
+
     # reproducibility
     assert "<dt>Seed</dt><dd>0</dd>" in page and "<dt>Command</dt>" in page and "<dt>PyTorch</dt>" in page
 

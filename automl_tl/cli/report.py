@@ -8,6 +8,7 @@ from typing import Optional
 
 import optuna
 import typer
+from rich.console import Console
 
 from automl_tl.cli.errors import handles_user_errors
 from automl_tl.leaderboard import Leaderboard
@@ -36,6 +37,7 @@ def report(
         format = ReportFormat.markdown if out is not None and out.suffix.lower() in (".md", ".markdown") else ReportFormat.html
     out = out or Path("report.md" if format is ReportFormat.markdown else "report.html")
     boards = [(str(run), Leaderboard.of_run(run, importance=True)) for run in runs]
-    written = write_report(boards, out, format.value)
+    with Console(stderr=True).status("writing the report") as progress:
+        written = write_report(boards, out, format.value, status=lambda what: progress.update(f"report: {what}"))
     images = f" and {len(written) - 1} image(s) beside it" if len(written) > 1 else ""
     typer.echo(f"wrote {written[0]} ({written[0].stat().st_size / 1024:.0f} KB){images}")

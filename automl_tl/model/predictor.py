@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from automl_tl.registry import backbone_builder, expect
 from automl_tl.search.features import length_batches
 from automl_tl.threads import torch_threads
 from automl_tl.vocabulary import TrialParams
+
+if TYPE_CHECKING:
+    from automl_tl.search.inputs import PreparedData
 
 BATCH_SIZE = 32
 """Examples per forward pass: the feature store's batch size, so batches pad alike."""
@@ -64,13 +67,16 @@ class Model:
     """A trained classifier: the plugin's preprocessing in front of the trained network."""
 
     def __init__(self, source: ModelSource, plugin: ModalityPlugin, preprocessor: Preprocessor, runner: Runner,
-                 network: Network | None = None) -> None:
+                 network: Network | None = None, backbone: Backbone | None = None) -> None:
         self.source = source
         self.plugin = plugin
         self.preprocessor = preprocessor
         self.run_network = runner
         self.network = network
         """The PyTorch network, for a model read from a run directory (export traces it)."""
+        self.backbone = backbone
+        """The pretrained backbone as the plugin built it, for a run directory's model (a bundle builds none;
+        the network holds its own copies of the blocks it trained)."""
 
     @property
     def labels(self) -> list[str]:
@@ -83,7 +89,11 @@ class Model:
         return self.source.card
 
     def test_examples(self) -> list[Example]:
-        """The run's own test split, read again from its data as the search split it.
+        """The run's own test split, read again from its data as the search split it (see `run_data`)."""
+        return self.run_data().splits.test
+
+    def run_data(self) -> PreparedData:
+        """The run's data read again and split as the search split it, with its target domain's parts.
 
         For a model read from a run directory, whose data is where the search found it; a
         `UserError` when that data is gone (or the model is a bundle, which keeps no data).
@@ -91,10 +101,10 @@ class Model:
         from automl_tl.search.inputs import SearchRequest, load_data  # the search side loads only when asked
 
         if self.source.kind != "run":
-            raise UserError(f"{self.source.root} is an exported bundle, which keeps no test examples",
+            raise UserError(f"{self.source.root} is an exported bundle, which keeps no data",
                             hint="use the run directory the search wrote")
         config = RunConfig.model_validate(self.source.config["config"])
-        return load_data(self.plugin, SearchRequest(config=config, data_home=data_home())).splits.test
+        return load_data(self.plugin, SearchRequest(config=config, data_home=data_home()))
 
     def predict(self, items: Sequence[Any], top_k: int = 1) -> list[list[dict[str, Any]]]:
         """Per item (a path, a text: whatever the plugin's examples are), the ``top_k`` classes, best first.
@@ -161,7 +171,7 @@ def load_model(path: str | Path) -> Model:
         backbone = expect(builder, "build_backbone()", builder.build_backbone(source.backbone, options), Backbone)
         check_preprocessor(source, backbone.preprocessor)
         network = _network(source, backbone)
-        return Model(source, plugin, backbone.preprocessor, _torch_runner(network), network)
+        return Model(source, plugin, backbone.preprocessor, _torch_runner(network), network, backbone)
     preprocessor = expect(builder, "build_preprocessor()", builder.build_preprocessor(source.backbone, options), Preprocessor)
     check_preprocessor(source, preprocessor)
     if source.kind == "onnx":

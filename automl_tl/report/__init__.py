@@ -14,14 +14,18 @@ from typing import Literal
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.report import html, markdown
+from automl_tl.report.adaptation import Status
 from automl_tl.report.content import build
 
 ReportFormat = Literal["html", "markdown"]
 
 
-def write_report(runs: Sequence[tuple[str, Leaderboard]], out: Path, format: ReportFormat) -> list[Path]:
-    """Write the report of ``runs`` (label, leaderboard) to ``out``; returns every file written, ``out`` first."""
-    document = build(runs)
+def write_report(runs: Sequence[tuple[str, Leaderboard]], out: Path, format: ReportFormat,
+                 status: Status = lambda what: None) -> list[Path]:
+    """Write the report of ``runs`` (label, leaderboard) to ``out``; returns every file written, ``out`` first.
+
+    ``status`` hears what takes a while, for a progress line."""
+    document = build(runs, status)
     if format == "html":
         files = {out: html.render(document).encode("utf-8")}
     else:

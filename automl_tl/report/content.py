@@ -18,7 +18,8 @@ from automl_tl.errors import UserError
 from automl_tl.leaderboard import NUMERIC, Leaderboard, Row, test_line
 from automl_tl.model.source import final_model_line
 from automl_tl.provenance import Provenance
-from automl_tl.report import plots
+from automl_tl.report import adaptation, plots
+from automl_tl.report.adaptation import Status
 from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
 from automl_tl.vocabulary import describe
 
@@ -28,8 +29,9 @@ ENVIRONMENT_LABELS = {
 }
 
 
-def build(runs: Sequence[tuple[str, Leaderboard]]) -> Document:
-    """The report of one or several runs, each given as (how the user named it, its leaderboard)."""
+def build(runs: Sequence[tuple[str, Leaderboard]], status: Status = lambda what: None) -> Document:
+    """The report of one or several runs, each given as (how the user named it, its leaderboard);
+    ``status`` hears what takes a while (the adaptation section loads a model and reads data)."""
     for label, board in runs:
         if not board.rows:
             raise UserError(f"run {label} has no trials yet", hint="report on it once `automl-tl search` has run a trial")
@@ -37,16 +39,17 @@ def build(runs: Sequence[tuple[str, Leaderboard]]) -> Document:
     if len(runs) == 1:
         label, board = runs[0]
         return Document(f"{board.study}: transfer-learning search report", f"{generated} from {label}.",
-                        _run_sections(label, board))
+                        _run_sections(label, board, status))
     sections = [Section("Comparison across runs", [comparison(runs)])]
-    sections += [Section(f"Run {i}: {board.study} ({label})", children=_run_sections(label, board))
+    sections += [Section(f"Run {i}: {board.study} ({label})", children=_run_sections(label, board, status))
                  for i, (label, board) in enumerate(runs, start=1)]
     return Document(f"Transfer-learning search report: {len(runs)} runs", f"{generated} from {', '.join(l for l, _ in runs)}.",
                     sections)
 
 
-def _run_sections(label: str, board: Leaderboard) -> list[Section]:
+def _run_sections(label: str, board: Leaderboard, status: Status) -> list[Section]:
     classes = board.run.get("data", {}).get("classes", [])
+    adapted = adaptation.section(label, board, status)
     return [
         Section("Headline", _headline(board)),
         Section("Leaderboard", [leaderboard_table(board), Paragraph(_leaderboard_caption(board))]),
@@ -54,6 +57,7 @@ def _run_sections(label: str, board: Leaderboard) -> list[Section]:
         Section("What mattered", [plots.score_by_strategy(board), plots.score_by_freeze_depth(board),
                                   plots.learning_rate_vs_score(board), plots.importance(board)]),
         Section("Best model on the test split", test_blocks(board, classes) + _use_blocks(label)),
+        *([adapted] if adapted else []),
         Section("Environment and reproducibility", [_environment(label, board)]),
     ]
 

@@ -63,7 +63,7 @@ def score_over_trials(board: Leaderboard) -> Figure | Paragraph:
         _legend(fig, rows, best_line=bool(best))
 
     return Figure("score-over-trials", f"Validation {board.objective} of each trial, in the order they ran; "
-                  f"the line is the best completed trial so far.{_failed_note(board)}", _png(draw, WIDE))
+                  f"the line is the best completed trial so far.{_failed_note(board)}", png(draw, WIDE))
 
 
 def score_over_time(board: Leaderboard) -> Figure | Paragraph:
@@ -87,7 +87,7 @@ def score_over_time(board: Leaderboard) -> Figure | Paragraph:
         _legend(fig, rows, best_line=bool(best))
 
     return Figure("score-over-time", f"Validation {board.objective} against the wall time at which each trial ended; "
-                  "the line is the best completed trial so far.", _png(draw, WIDE))
+                  "the line is the best completed trial so far.", png(draw, WIDE))
 
 
 def epoch_curves(board: Leaderboard) -> Figure | Paragraph:
@@ -112,7 +112,7 @@ def epoch_curves(board: Leaderboard) -> Figure | Paragraph:
         _legend(fig, rows, best_line=False)
 
     return Figure("epoch-curves", f"Validation {board.objective} after each epoch of each trial; the best trial is bold, "
-                  "pruned, failed and running trials dotted and hollow.", _png(draw, WIDE))
+                  "pruned, failed and running trials dotted and hollow.", png(draw, WIDE))
 
 
 def score_by_strategy(board: Leaderboard) -> Figure | Paragraph:
@@ -137,7 +137,7 @@ def score_by_strategy(board: Leaderboard) -> Figure | Paragraph:
         _legend(fig, rows, best_line=False)
 
     return Figure("score-by-strategy", f"Validation {board.objective} by transfer strategy; the bar marks each "
-                  "strategy's best completed trial.", _png(draw, WIDE))
+                  "strategy's best completed trial.", png(draw, WIDE))
 
 
 def score_by_freeze_depth(board: Leaderboard) -> Figure | Paragraph:
@@ -154,7 +154,7 @@ def score_by_freeze_depth(board: Leaderboard) -> Figure | Paragraph:
         _legend(fig, rows, best_line=False)
 
     return Figure("score-by-freeze-depth", f"Validation {board.objective} by how many backbone blocks stayed frozen.",
-                  _png(draw, WIDE))
+                  png(draw, WIDE))
 
 
 def learning_rate_vs_score(board: Leaderboard) -> Figure | Paragraph:
@@ -175,7 +175,7 @@ def learning_rate_vs_score(board: Leaderboard) -> Figure | Paragraph:
         _legend(fig, rows, best_line=False)
 
     note = " The backbone's rate applies only to trials that train it." if len(rates) == 2 else ""
-    return Figure("learning-rate-vs-score", f"Learning rate against validation {board.objective}.{note}", _png(draw, WIDE))
+    return Figure("learning-rate-vs-score", f"Learning rate against validation {board.objective}.{note}", png(draw, WIDE))
 
 
 def importance(board: Leaderboard) -> Figure | Paragraph:
@@ -195,7 +195,7 @@ def importance(board: Leaderboard) -> Figure | Paragraph:
     height = max(2.2, 0.35 * len(names) + 1.0)
     return Figure("importance", "Which search dimensions mattered most for reaching the run's best validation scores "
                   "(Optuna's PED-ANOVA over completed trials; a conditional dimension such as the freeze depth counts "
-                  "where it was sampled). With few trials, read it as a rough guide.", _png(draw, (WIDE[0], height)))
+                  "where it was sampled). With few trials, read it as a rough guide.", png(draw, (WIDE[0], height)))
 
 
 def confusion_matrix(test: dict[str, Any], classes: Sequence[str]) -> Figure:
@@ -221,7 +221,7 @@ def confusion_matrix(test: dict[str, Any], classes: Sequence[str]) -> Figure:
         fig.colorbar(image, ax=ax, shrink=0.8, label="share of the true class")
 
     return Figure("confusion-matrix", "Confusion matrix of the best model on the test split: rows are true classes, "
-                  "columns predictions; cells hold counts, shaded by the share of their row.", _png(draw, (side + 1.2, side)))
+                  "columns predictions; cells hold counts, shaded by the share of their row.", png(draw, (side + 1.2, side)))
 
 
 def per_class_scores(test: dict[str, Any]) -> Figure:
@@ -241,7 +241,7 @@ def per_class_scores(test: dict[str, Any]) -> Figure:
 
     height = max(2.4, 0.3 * len(classes) + 1.0)
     return Figure("per-class-scores", "Precision, recall and F1 of the best model for each class on the test split.",
-                  _png(draw, (WIDE[0], height)))
+                  png(draw, (WIDE[0], height)))
 
 
 def _tick(label: str) -> str:
@@ -276,7 +276,7 @@ def _log_axis(ax: Axes, values: Sequence[float]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _png(draw: Callable[[Canvas], None], size: tuple[float, float]) -> bytes:
+def png(draw: Callable[[Canvas], None], size: tuple[float, float]) -> bytes:
     """Draw on a fresh figure with the report's style and return it as PNG (no global pyplot state)."""
     with matplotlib.rc_context(STYLE):
         fig = Canvas(figsize=size, layout="constrained")

@@ -128,8 +128,12 @@ class Tail(nn.Module):
         return self.head(self.features(*args, **kwargs))  # type: ignore[arg-type]
 
     def classify(self, features: Tensor, target: bool) -> Tensor:
-        """Logits from the head's input; a target domain's features first go through the shift, if any."""
-        return self.head(self.shift.to_source(features) if target and self.shift is not None else features)
+        """Logits from the pooled features; a target domain's first go through the shift, if any."""
+        return self.head(self.head_input(features, target))
+
+    def head_input(self, features: Tensor, target: bool) -> Tensor:
+        """What the head reads: the pooled features, a target domain's mapped onto the source's by the shift, if any."""
+        return self.shift.to_source(features) if target and self.shift is not None else features
 
 
 def set_train_mode(tail: Tail, batchnorm: str | None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 import torch
@@ -24,7 +25,7 @@ from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.epochs import best_epoch
-from automl_tl.search.metrics import interval, scores
+from automl_tl.search.metrics import detailed, interval
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
@@ -171,14 +172,17 @@ def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> No
     run.prune_weights(keep)
 
 
-def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.Tensor]) -> dict[str, float]:
+def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """A trial's scores on the labelled target test set, for evaluation only: recorded, never read to
-    choose, so docs/adaptation.md can measure how well each validator tracks them."""
+    choose, so docs/adaptation.md can measure how well each validator tracks them. Per class too (no
+    confusion matrix): the report compares the source-only trial's classes with the chosen model's,
+    whose weights are the only ones a run keeps."""
     store = ctx.stores[params.backbone]
     tail = Tail(store.backbone, params, ctx.n_classes)
     tail.load_state_dict(state)
     predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
-    return scores(store.labels("target_test").numpy(), predicted, ctx.n_classes)
+    found = detailed(store.labels("target_test").numpy(), predicted, list(store.class_index))
+    return {key: value for key, value in found.items() if key != "confusion"}
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -207,6 +207,25 @@ def probabilities(
     return probs
 
 
+def head_inputs(
+    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
+) -> Tensor:
+    """What the head reads for each example of a split, in the split's order (a target split's through
+    the tail's domain shift): where the model places each example, which the report projects."""
+    tail.eval()
+    parts: list[Tensor] = []
+    order: list[Tensor] = []
+    with torch.inference_mode():
+        for inputs, index in _batches(tail, store, split, mode, params, None, compute.cached):
+            with compute.autocast(mode):
+                parts.append(tail.head_input(_features(tail, mode, inputs), split.startswith("target")).float())
+            order.append(index)
+    found = torch.cat(parts)
+    placed = torch.empty_like(found)
+    placed[torch.cat(order)] = found
+    return placed
+
+
 def target_scores(tail: Tail, store: FeatureStore, mode: str, params: TrialParams, compute: Compute) -> dict[str, float]:
     """Every unsupervised validator on the unlabelled target, and the ``target_`` scores of its labelled
     examples when the user set some aside (no other split's labels are read)."""
