@@ -11,7 +11,6 @@ Torch-free, so a worker, a test or the leaderboard opens a study without loading
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import time
@@ -135,13 +134,15 @@ def silent_trial_ids(study: optuna.Study, grace: int) -> set[int]:
 
     Read only (Optuna's own check fails them as it finds them): for readers, such as leaderboards,
     that must show what happened without changing the study. Asks the storage as Optuna's check
-    does, by the database's clock, through a copy set to ``grace`` so the study's storage is untouched.
+    does, by the database's clock, through a view set to ``grace`` so the study's storage is untouched.
+    The view shares the storage's engine: `copy.copy` would connect again and re-run Optuna's schema
+    check (its ``__setstate__``), the bulk of a small run's read.
     """
     backend = getattr(study._storage, "_backend", study._storage)  # load_study wraps it in a cache
     if not isinstance(backend, optuna.storages.RDBStorage):
         return set()
-    view = copy.copy(backend)
-    view.heartbeat_interval, view.grace_period = grace, grace
+    view = object.__new__(type(backend))
+    view.__dict__.update(backend.__dict__, heartbeat_interval=grace, grace_period=grace)
     return set(view._get_stale_trial_ids(study._study_id))
 
 

@@ -131,3 +131,18 @@ def test_plain_and_rendered_cells(every_state):
     assert rows[-1][COLUMNS.index("state")] == "failed: loss became nan in epoch 1"
     assert "| 1.5k |" in board.to_markdown()
     assert board.top(2).rows == board.rows[:2] and board.top(None) is board
+
+
+def test_reading_a_board_checks_the_storage_schema_once(tmp_path, monkeypatch):
+    """The check for silent running trials shares the open storage: opening it again re-runs Optuna's schema check."""
+    from optuna.storages._rdb.storage import _VersionManager
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    study.set_user_attr("run", {"objective": "accuracy", "config": {"search": {"heartbeat": 1}}})
+    study.ask()  # a running trial: the board asks the storage whether its worker still beats
+    checks: list[object] = []
+    real = _VersionManager.check_table_schema_compatibility
+    monkeypatch.setattr(_VersionManager, "check_table_schema_compatibility", lambda self: checks.append(self) or real(self))
+    board = Leaderboard.from_study(optuna.load_study(study_name="s", storage=url))
+    assert len(checks) == 1 and board.counts["running"] == 1
