@@ -132,9 +132,9 @@ def build(app: App, picker: gr.Dropdown, tab: gr.Tab) -> None:
     seen = gr.State(None)  # what the text and leaderboard were drawn from
     drawn = gr.State(None)  # what the figures were drawn from
 
-    # the tab's opening draws at once (its timer first ticks a poll later)
+    # the tab's opening draws at once (its timer first ticks a poll later); a pick while a poll is drawing is drawn after it
     gr.on([picker.change, tab.select, gr.Timer(POLL_SECONDS).tick], lambda name, before: refresh(app, name, before),
-          [picker, seen], [status, command, log, stop, resume, board_html, seen], show_progress="hidden",
+          [picker, seen], [status, command, log, stop, resume, board_html, seen], show_progress="hidden", trigger_mode="always_last",
           ).then(lambda name, now, before: figures(app, name, now, before), [picker, seen, drawn],
                  [progress_html, test_html, drawn], show_progress="hidden")
     weigh.click(lambda name: what_mattered(app, name), picker, importance_html)

@@ -42,7 +42,7 @@ def build(app: App, picker: gr.Dropdown, blocks: gr.Blocks) -> None:
         return (_about(app, name), gr.Audio(visible=kind == "audio"), gr.Image(visible=kind == "image"),
                 gr.Textbox(visible=kind == "text"))
 
-    gr.on([blocks.load, picker.change], inputs_for, picker, [about, audio, image, text])
+    gr.on([blocks.load, picker.change], inputs_for, picker, [about, audio, image, text], trigger_mode="always_last")
 
     def predict(name: str | None, source: str | None, k: float, as_text: bool = False) -> tuple[str, Any]:
         if not name or not source:
