@@ -7,7 +7,7 @@ each shown as what it is (the plugin's `media`): a player, a picture or the text
 
 The leaderboard is what a reader comes for, so it is drawn first (`refresh`) and the figures
 follow in a second step (`figures`). The hyperparameter importance is computed only when asked
-for (`what_mattered`): it fits a model over every completed trial, the slowest part of the page.
+for (`what_mattered`): it works over every completed trial, and was the slowest part of the page.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def refresh(app: App, name: str | None, before: Any) -> tuple[Any, ...]:
 
 
 def figures(app: App, name: str | None, now: Any, drawn: Any) -> tuple[Any, ...]:
-    """Progress and test evaluation, drawn after `refresh` from the board it read; ``drawn``: what they show now."""
+    """Progress and test evaluation, drawn after `refresh` (from the board it kept); ``drawn``: what they show now."""
     if now == drawn:
         return gr.skip(), gr.skip(), drawn
     if now is None or not name:
