@@ -132,11 +132,16 @@ def build(app: App, picker: gr.Dropdown, tab: gr.Tab) -> None:
     seen = gr.State(None)  # what the text and leaderboard were drawn from
     drawn = gr.State(None)  # what the figures were drawn from
 
-    # the tab's opening draws at once (its timer first ticks a poll later); a pick while a poll is drawing is drawn after it
-    gr.on([picker.change, tab.select, gr.Timer(POLL_SECONDS).tick], lambda name, before: refresh(app, name, before),
-          [picker, seen], [status, command, log, stop, resume, board_html, seen], show_progress="hidden", trigger_mode="always_last",
-          ).then(lambda name, now, before: figures(app, name, now, before), [picker, seen, drawn],
-                 [progress_html, test_html, drawn], show_progress="hidden")
+    def draw(triggers: list[Any], trigger_mode: str) -> None:
+        gr.on(triggers, lambda name, before: refresh(app, name, before), [picker, seen],
+              [status, command, log, stop, resume, board_html, seen], show_progress="hidden", trigger_mode=trigger_mode,
+              ).then(lambda name, now, before: figures(app, name, now, before), [picker, seen, drawn],
+                     [progress_html, test_html, drawn], show_progress="hidden")
+
+    # a poll still drawing when the next is due skips it; a pick (or the tab's opening, which draws at
+    # once rather than at its timer's first tick) made while one is drawing is drawn after it
+    draw([gr.Timer(POLL_SECONDS).tick], "once")
+    draw([picker.change, tab.select], "always_last")
     weigh.click(lambda name: what_mattered(app, name), picker, importance_html)
 
     def do_stop(name: str | None) -> str:
