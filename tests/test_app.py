@@ -150,7 +150,11 @@ def _start(page: Any, name: str, trials: int, recipe: Path) -> None:
     except Exception:
         raise AssertionError(page.locator("#search-command").inner_text()) from None
     page.locator("#start").click()
-    page.wait_for_function("() => /^(starting|running)/.test(document.querySelector('#run-status').innerText)")
+    try:
+        page.wait_for_function("() => /^(starting|running)/.test(document.querySelector('#run-status').innerText)")
+    except Exception:
+        shown = _status(page), page.locator("#search-message").inner_text(), page.locator("#run-picker input").input_value()
+        raise AssertionError(f"{name} never read starting or running: {shown}") from None
 
 
 def _leaderboard_json(env: dict[str, str], tmp_path: Path, run: str) -> list[dict[str, Any]]:
