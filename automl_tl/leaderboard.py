@@ -97,7 +97,8 @@ class Leaderboard:
     @classmethod
     def from_study(cls, study: optuna.Study, importance: bool = False) -> Leaderboard:
         """The leaderboard of ``study``; ``importance`` adds hyperparameter importances (a little slower)."""
-        run = study.user_attrs.get("run", {})
+        attrs = study.user_attrs  # a query each time it is read
+        run = attrs.get("run", {})
         every = as_read(study, run.get("config", {}).get("search", {}).get("heartbeat", HEARTBEAT))
         trials = [t for t in every if t.state in STATE_ORDER]
         trials.sort(key=lambda t: (STATE_ORDER[t.state], -(_score(t) if _score(t) is not None else -1.0), t.number))
@@ -113,7 +114,7 @@ class Leaderboard:
             objective=run.get("objective", "score"),
             run=run,
             rows=rows,
-            test=study.user_attrs.get("test"),
+            test=attrs.get("test"),
             counts=counts,
             compute_seconds=sum(r.seconds or 0.0 for r in rows),
             interrupted=sum(1 for t in trials if is_interrupted(t)),

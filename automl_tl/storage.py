@@ -11,7 +11,6 @@ Torch-free, so a worker, a test or the leaderboard opens a study without loading
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 import time
@@ -135,24 +134,44 @@ def silent_trial_ids(study: optuna.Study, grace: int) -> set[int]:
 
     Read only (Optuna's own check fails them as it finds them): for readers, such as leaderboards,
     that must show what happened without changing the study. Asks the storage as Optuna's check
-    does, by the database's clock, through a copy set to ``grace`` so the study's storage is untouched.
+    does, by the database's clock, through a view set to ``grace`` so the study's storage is untouched.
+    The view shares the storage's engine: `copy.copy` would connect again and re-run Optuna's schema
+    check (its ``__setstate__``), the bulk of a small run's read.
     """
     backend = getattr(study._storage, "_backend", study._storage)  # load_study wraps it in a cache
     if not isinstance(backend, optuna.storages.RDBStorage):
         return set()
-    view = copy.copy(backend)
-    view.heartbeat_interval, view.grace_period = grace, grace
+    view = object.__new__(type(backend))
+    view.__dict__.update(backend.__dict__, heartbeat_interval=grace, grace_period=grace)
     return set(view._get_stale_trial_ids(study._study_id))
 
 
+_newest_schema: str | None = None
+"""The schema revision this Optuna writes, found at the first `load_study`: finding it loads all of alembic's migration scripts."""
+
+
 def load_study(url: str, name: str) -> optuna.Study:
-    """An existing study, for reading (leaderboards, reports); a `UserError` when it cannot be had."""
+    """An existing study, for reading (leaderboards, reports); a `UserError` when it cannot be had.
+
+    Optuna's own schema check finds its newest schema again at every open, which was most of the
+    time a reader takes for a small run (the app reads every run in the folder); here it is found
+    once, and each database's own revision compared with it.
+    """
+    global _newest_schema
     try:
-        return optuna.load_study(study_name=name, storage=url)
+        storage = optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+        if _newest_schema is None:
+            _newest_schema = storage.get_head_version()
+        schema = storage.get_current_version()
+        if schema == _newest_schema:
+            return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise UserError(f"study {name!r} is not in {redact(url)}") from None
     except Exception as exc:  # a bad URL, an unreachable server, a damaged database
         raise UserError(f"cannot open study storage {redact(url)}: {_first_line(exc)}") from None
+    raise UserError(f"the study storage {redact(url)} has a database schema Optuna {optuna.__version__} does not read "
+                    f"({schema}; it reads {_newest_schema})",
+                    hint=f"an older database: optuna storage upgrade --storage {redact(url)}; a newer one: a newer Optuna")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -159,9 +159,10 @@ def as_read(study: optuna.Study, heartbeat: int) -> list[FrozenTrial]:
     for the heartbeat grace, or, on this machine, a process that has ended.
     """
     grace = GRACE_BEATS * heartbeat
-    silent = silent_trial_ids(study, grace)
+    every = study.get_trials(deepcopy=False)
+    silent = silent_trial_ids(study, grace) if any(t.state == TrialState.RUNNING for t in every) else set()
     shown = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in every:
         reason = None
         if trial.state == TrialState.RUNNING:
             reason = abandoned(trial, timedelta(seconds=grace)) or (STALE_REASON if trial._trial_id in silent else None)

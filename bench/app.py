@@ -1,13 +1,23 @@
 """How fast `automl-tl app` is with many runs and big studies, measured in a real browser.
 
-    python bench/app.py [--runs 50] [--trials 200]
+    python bench/app.py [--runs 50] [--trials 200] [--repeat 3]
 
 Writes synthetic runs (a ``config.json`` and a SQLite study whose trials carry what the engine
-records: parameters, scores, per-epoch history) into a temporary folder: ``--runs`` small runs and
-one of ``--trials`` trials. Then starts the real command and drives headless Chromium:
+records: parameters, scores, per-epoch history) into a temporary folder: one run of ``--trials``
+trials, then ``--runs`` - 1 small ones (so the big run is not the newest, which the app opens
+first: picking it changes the page). Then, ``--repeat`` times, starts the real command and drives
+headless Chromium, launched beforehand as a user's browser is:
 
-1. start-up to first page: from starting ``automl-tl app`` to the Runs table drawn (every run read);
-2. a big run's page: from picking it to its leaderboard drawn with every row and its plots.
+1. start-up to first page: from starting ``automl-tl app`` until the Runs table is drawn with
+   every visible row read (its state, data and scores; none still "reading…"). Like the app's own
+   opening of the browser, the bench waits for the port with a plain connection before loading the
+   page (a browser retrying a refused page costs the machine more than the app's start);
+   ``names_s``: when the table first showed the runs' names, before their boards were read;
+2. the same start with an empty runs folder: what Python, Gradio and the browser take anyway;
+3. a big run's page: from picking it to its leaderboard drawn with every row (``run_page_rows_s``),
+   and to its progress and test figures drawn (``run_page_figures_s``).
+
+Prints the median of each over the repeats, and every measurement.
 """
 
 from __future__ import annotations
@@ -16,12 +26,16 @@ import argparse
 import json
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.distributions import FloatDistribution
@@ -76,57 +90,97 @@ def synthetic_run(folder: Path, trials: int, seed: int) -> None:
     (folder / "test.json").write_text(json.dumps(test))
 
 
+@contextmanager
+def app_on(runs: Path) -> Iterator[tuple[int, float]]:
+    """`automl-tl app` on ``runs``, started now, until its port answers; (its port, when it was started)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    app = subprocess.Popen([sys.executable, "-m", "automl_tl", "app", "--runs", str(runs), "--port", str(port), "--no-browser"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield port, started
+    finally:
+        app.terminate()
+        app.wait(30)
+
+
+@contextmanager
+def opened(browser: Any) -> Iterator[Any]:
+    """A new browser tab, closed before the app stops (an open page keeps the app's server waiting on it)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def first_page(page: Any, port: int, started: float, shown: str, read: str | None = None) -> dict[str, float]:
+    """Load the app's page: when the Runs table shows ``shown``, then (given ``read``) shows it and no row is still reading."""
+    page.goto(f"http://127.0.0.1:{port}/")
+    page.wait_for_function("text => document.querySelector('#runs-table')?.innerText.includes(text)", arg=shown, timeout=120_000)
+    times = {"names_s": time.perf_counter() - started}
+    if read is not None:
+        page.wait_for_function("text => { const t = document.querySelector('#runs-table')?.innerText || '';"
+                               " return t.includes(text) && !t.includes('reading…'); }", arg=read, timeout=120_000)
+        times["first_page_s"] = time.perf_counter() - started
+    return times
+
+
+def run_page(page: Any, name: str, trials: int) -> dict[str, float]:
+    """Pick run ``name`` on the Run page; when its rows, then its figures, are drawn."""
+    page.get_by_role("tab", name="Run", exact=True).click()
+    box = page.locator("#run-picker input")
+    box.click()
+    box.fill(name)
+    option = page.get_by_role("option", name=name, exact=True)
+    option.wait_for()
+    clicked = time.perf_counter()
+    option.click()
+    page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length === {trials}", timeout=60_000)
+    rows = time.perf_counter() - clicked
+    page.wait_for_function("() => document.querySelectorAll('#progress img').length >= 2 && document.querySelectorAll('#test img').length >= 2",
+                           timeout=60_000)
+    return {"run_page_rows_s": rows, "run_page_figures_s": time.perf_counter() - clicked}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    measured: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="automl-tl-bench-app-") as tmp:
-        runs = Path(tmp) / "runs"
+        runs, empty = Path(tmp) / "runs", Path(tmp) / "empty"
+        empty.mkdir()
+        synthetic_run(runs / "big", args.trials, 999)
         for i in range(args.runs - 1):
             synthetic_run(runs / f"run-{i:02d}", 12, i)
-        synthetic_run(runs / "big", args.trials, 999)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        started = time.perf_counter()
-        app = subprocess.Popen([sys.executable, "-m", "automl_tl", "app", "--runs", str(runs), "--port", str(port), "--no-browser"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                while True:
-                    try:
-                        page.goto(f"http://127.0.0.1:{port}/")
-                        break
-                    except Exception:
-                        time.sleep(0.1)
-                # the newest run (the big one, written last) heads the table: the table is drawn from every run's storage
-                page.wait_for_function("() => document.querySelector('#runs-table')?.innerText.includes('synthetic run 999')",
-                                       timeout=120_000)
-                first_page = time.perf_counter() - started
-                page.get_by_role("tab", name="Run", exact=True).click()
-                box = page.locator("#run-picker input")
-                box.click()
-                box.fill("big")
-                option = page.get_by_role("option", name="big", exact=True)
-                option.wait_for()
-                clicked = time.perf_counter()
-                option.click()
-                page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length === {args.trials}"
-                                       " && document.querySelectorAll('#progress img').length >= 3", timeout=60_000)
-                run_page = time.perf_counter() - clicked
-                browser.close()
-        finally:
-            app.terminate()
-            app.wait(30)
-    print(json.dumps({"runs": args.runs, "trials": args.trials, "startup_to_first_page_s": round(first_page, 2),
-                      "run_page_s": round(run_page, 2)}))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+            for _ in range(args.repeat):
+                with app_on(runs) as (port, started), opened(browser) as page:
+                    one = first_page(page, port, started, f"run-{args.runs - 2:02d}", f"synthetic run {args.runs - 2}")
+                    one |= run_page(page, "big", args.trials)
+                with app_on(empty) as (port, started), opened(browser) as page:
+                    one["empty_first_page_s"] = first_page(page, port, started, "best validation")["names_s"]
+                measured.append(one)
+            browser.close()
+    medians = {k: round(statistics.median(m[k] for m in measured), 2) for k in measured[0]}
+    print(json.dumps({"runs": args.runs, "trials": args.trials, "repeat": args.repeat, "median": medians,
+                      "each": [{k: round(v, 2) for k, v in m.items()} for m in measured]}))
 
 
 if __name__ == "__main__":

@@ -150,7 +150,11 @@ def _start(page: Any, name: str, trials: int, recipe: Path) -> None:
     except Exception:
         raise AssertionError(page.locator("#search-command").inner_text()) from None
     page.locator("#start").click()
-    page.wait_for_function("() => /^(starting|running)/.test(document.querySelector('#run-status').innerText)")
+    try:
+        page.wait_for_function("() => /^(starting|running)/.test(document.querySelector('#run-status').innerText)")
+    except Exception:
+        shown = _status(page), page.locator("#search-message").inner_text(), page.locator("#run-picker input").input_value()
+        raise AssertionError(f"{name} never read starting or running: {shown}") from None
 
 
 def _leaderboard_json(env: dict[str, str], tmp_path: Path, run: str) -> list[dict[str, Any]]:
@@ -187,10 +191,11 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             page.set_default_timeout(60_000)
             page.goto(served)
 
-            # a run the command line is writing now: a new trial shows without reloading
+            # a run the command line is writing now: listed, then a new trial shows without reloading
             page.wait_for_selector("#runs-table")
             while not (tmp_path / "runs" / "cli-run" / "study.db").exists():
                 time.sleep(0.2)
+            page.wait_for_function("() => /cli-run\\s+running/.test(document.querySelector('#runs-table').innerText)")
             _pick(page, "#run-picker", "cli-run")
             page.get_by_role("tab", name="Run", exact=True).click()
             page.wait_for_function("() => document.querySelectorAll('#leaderboard tbody tr').length > 0")
@@ -204,6 +209,11 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             page.wait_for_function("() => document.querySelector('#test img') !== null")
             expected = [cells(Row(**row), plain=False) for row in _leaderboard_json(env, tmp_path, "app-run")]
             assert _rows(page) == expected and len(expected) == 2
+
+            # the hyperparameter importance: computed when asked for, not with the page
+            assert page.locator("#importance").inner_text().strip() == ""
+            page.locator("#weigh").click()
+            page.wait_for_function("() => /PED-ANOVA|importance/.test(document.querySelector('#importance').innerText)")
 
             # the test examples the model got wrong, most confident first
             page.locator("#find-mistakes").click()

@@ -131,3 +131,32 @@ def test_plain_and_rendered_cells(every_state):
     assert rows[-1][COLUMNS.index("state")] == "failed: loss became nan in epoch 1"
     assert "| 1.5k |" in board.to_markdown()
     assert board.top(2).rows == board.rows[:2] and board.top(None) is board
+
+
+def test_reading_boards_finds_optunas_newest_schema_once(tmp_path, monkeypatch):
+    """Finding it loads all of alembic's migration scripts: at every open, and again in the check for silent
+    running trials, that was most of the time a small run's board took (the app reads every run)."""
+    from optuna.storages._rdb.storage import _VersionManager
+
+    from automl_tl import storage
+
+    urls = [f"sqlite:///{tmp_path / name}.db" for name in "abc"]
+    for url in urls:
+        study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+        study.set_user_attr("run", {"objective": "accuracy", "config": {"search": {"heartbeat": 1}}})
+        study.ask()  # a running trial: the board asks the storage whether its worker still beats
+    found: list[object] = []
+    real = _VersionManager.get_head_version
+    monkeypatch.setattr(_VersionManager, "get_head_version", lambda self: found.append(self) or real(self))
+    monkeypatch.setattr(storage, "_newest_schema", None)
+    boards = [Leaderboard.from_study(storage.load_study(url, "s")) for url in urls]
+    assert len(found) == 1 and [b.counts["running"] for b in boards] == [1, 1, 1]
+
+
+def test_a_study_storage_of_another_optuna_schema_is_one_clear_line(finished_run, run_cli, assert_user_error):
+    import sqlite3
+
+    with sqlite3.connect(finished_run / "study.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = 'v9.9.9'")
+    code, out, err = run_cli("leaderboard", finished_run)
+    assert_user_error(code, out, err, "has a database schema Optuna", "(v9.9.9; it reads v", "optuna storage upgrade")

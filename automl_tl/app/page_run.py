@@ -4,6 +4,10 @@ The page polls the storage (`POLL_SECONDS`), so a search started from a terminal
 one started from the app does; it draws again only when a trial's state, score or epochs changed.
 Then the test evaluation, and the test examples the final model got wrong, most confident first,
 each shown as what it is (the plugin's `media`): a player, a picture or the text.
+
+The leaderboard is what a reader comes for, so it is drawn first (`refresh`) and the figures
+follow in a second step (`figures`). The hyperparameter importance is computed only when asked
+for (`what_mattered`): it works over every completed trial, and was the slowest part of the page.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from automl_tl.app.ui import POLL_SECONDS, App, error_line
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.registry import get_plugin
-from automl_tl.report import html, plots
+from automl_tl.report import html
 from automl_tl.report.content import leaderboard_table, test_blocks
 from automl_tl.report.document import Paragraph
 
@@ -49,7 +53,61 @@ def recorded_command(board: Leaderboard) -> str:
     return "automl-tl " + shlex.join(command[1:]) if command else ""
 
 
-def build(app: App, picker: gr.Dropdown) -> None:
+def refresh(app: App, name: str | None, before: Any) -> tuple[Any, ...]:
+    """The page's text and leaderboard; the last value is what they were drawn from (`version`), for `figures`."""
+    if not name:
+        return ("Pick a run above, or start one on New search.", "", gr.Textbox(visible=False), gr.Button(visible=False),
+                gr.Button(visible=False), "", None)
+    job = app.jobs.get(name)
+    alive = job is not None and job.alive
+    controls = (gr.Textbox(value=app.jobs.output(name), visible=job is not None), gr.Button(visible=alive),
+                gr.Button(visible=job is not None and not alive))
+    try:
+        board = app.runs.board(name)
+    except UserError as exc:
+        said = ("**starting** — the search is reading its data" if alive else
+                "**stopped** before the search wrote its run — what it printed is below" if job else error_line(exc))
+        return (said, command_line(job.args) if job else "", *controls, "", None)
+    now = (name, version(board, alive))
+    state = run_state(board, alive)
+    if now == before:
+        return (status_line(board, state), gr.skip(), *controls, gr.skip(), before)
+    app.allow_data(name)
+    return (status_line(board, state), command_line(job.args) if job else recorded_command(board), *controls,
+            html.fragment([leaderboard_table(board)]), now)
+
+
+def figures(app: App, name: str | None, now: Any, drawn: Any) -> tuple[Any, ...]:
+    """Progress and test evaluation, drawn after `refresh` (from the board it kept); ``drawn``: what they show now."""
+    if now == drawn:
+        return gr.skip(), gr.skip(), drawn
+    if now is None or not name:
+        return "", "", None
+    from automl_tl.report import plots  # matplotlib loads with the first figure, not at start-up
+
+    try:
+        board = app.runs.board(name)
+    except UserError:
+        return "", "", None
+    classes = board.run.get("data", {}).get("classes", [])
+    return (html.fragment([plots.score_over_time(board), plots.epoch_curves(board)]),
+            html.fragment(test_blocks(board, classes)), now)
+
+
+def what_mattered(app: App, name: str | None) -> str:
+    """The hyperparameter importance of the run as it is now, or why there is none."""
+    if not name:
+        return html.fragment([Paragraph("Pick a run first.", note=True)])
+    from automl_tl.report import plots
+
+    try:
+        board = app.runs.board(name, importance=True)
+    except UserError as exc:
+        return html.fragment([Paragraph(f"Error: {exc.message}")])
+    return html.fragment([plots.importance(board)])  # the figure, or the sentence saying why there is none
+
+
+def build(app: App, picker: gr.Dropdown, tab: gr.Tab) -> None:
     status = gr.Markdown(elem_id="run-status")
     with gr.Row():
         stop = gr.Button("Stop (Ctrl-C)", variant="stop", visible=False, elem_id="stop", scale=0)
@@ -60,44 +118,31 @@ def build(app: App, picker: gr.Dropdown) -> None:
     board_html = gr.HTML(elem_classes=["report"], elem_id="leaderboard")
     gr.Markdown("### Progress")
     progress_html = gr.HTML(elem_classes=["report"], elem_id="progress")
+    gr.Markdown("### What mattered")
+    with gr.Row():
+        weigh = gr.Button("Compute the hyperparameter importance", elem_id="weigh", scale=0)
+        gr.Markdown("PED-ANOVA over the completed trials so far; computed when asked for, as it takes a moment.")
+    importance_html = gr.HTML(elem_classes=["report"], elem_id="importance")
     gr.Markdown("### Test evaluation")
     test_html = gr.HTML(elem_classes=["report"], elem_id="test")
     with gr.Row():
         find = gr.Button("Show the test examples it got wrong", elem_id="find-mistakes", scale=0)
         mistakes_note = gr.Markdown(elem_id="mistakes-note")
     mistakes = gr.State([])
-    seen = gr.State(None)
-    outputs = [status, command, log, stop, resume, board_html, progress_html, test_html, seen]
+    seen = gr.State(None)  # what the text and leaderboard were drawn from
+    drawn = gr.State(None)  # what the figures were drawn from
 
-    def refresh(name: str | None, before: Any) -> tuple[Any, ...]:
-        if not name:
-            return ("Pick a run above, or start one on New search.", "", gr.Textbox(visible=False), gr.Button(visible=False),
-                    gr.Button(visible=False), "", "", "", None)
-        job = app.jobs.get(name)
-        alive = job is not None and job.alive
-        controls = (gr.Textbox(value=app.jobs.output(name), visible=job is not None), gr.Button(visible=alive),
-                    gr.Button(visible=job is not None and not alive))
-        try:
-            board = app.runs.board(name, importance=True)
-        except UserError as exc:
-            said = ("**starting** — the search is reading its data" if alive else
-                    "**stopped** before the search wrote its run — what it printed is below" if job else error_line(exc))
-            return (said, command_line(job.args) if job else "", *controls, "", "", "", None)
-        now = (name, version(board, alive))
-        state = run_state(board, alive)
-        if now == before:
-            return (status_line(board, state), gr.skip(), *controls, gr.skip(), gr.skip(), gr.skip(), before)
-        app.allow_data(name)
-        progress = [plots.score_over_time(board), plots.epoch_curves(board), plots.importance(board)]
-        if board.importance is None and board.importance_note:
-            progress.append(Paragraph(board.importance_note, note=True))
-        classes = board.run.get("data", {}).get("classes", [])
-        return (status_line(board, state), command_line(job.args) if job else recorded_command(board), *controls,
-                html.fragment([leaderboard_table(board)]), html.fragment(progress), html.fragment(test_blocks(board, classes)), now)
+    def draw(triggers: list[Any], trigger_mode: str) -> None:
+        gr.on(triggers, lambda name, before: refresh(app, name, before), [picker, seen],
+              [status, command, log, stop, resume, board_html, seen], show_progress="hidden", trigger_mode=trigger_mode,
+              ).then(lambda name, now, before: figures(app, name, now, before), [picker, seen, drawn],
+                     [progress_html, test_html, drawn], show_progress="hidden")
 
-    timer = gr.Timer(POLL_SECONDS)
-    timer.tick(refresh, [picker, seen], outputs, show_progress="hidden")
-    picker.change(refresh, [picker, gr.State(None)], outputs, show_progress="hidden")
+    # a poll still drawing when the next is due skips it; a pick (or the tab's opening, which draws at
+    # once rather than at its timer's first tick) made while one is drawing is drawn after it
+    draw([gr.Timer(POLL_SECONDS).tick], "once")
+    draw([picker.change, tab.select], "always_last")
+    weigh.click(lambda name: what_mattered(app, name), picker, importance_html)
 
     def do_stop(name: str | None) -> str:
         return ("Stopping: the running trial is being marked interrupted." if name and app.jobs.stop(name)
@@ -142,7 +187,7 @@ def build(app: App, picker: gr.Dropdown) -> None:
                 with gr.Column(min_width=240, elem_classes=["mistake"]):
                     media_view(m["media"], m["item"], f"#{i + 1}: {caption}")
 
-    picker.change(lambda: ("", []), None, [mistakes_note, mistakes])
+    picker.change(lambda: ("", [], ""), None, [mistakes_note, mistakes, importance_html])  # they were of the run before
 
 
 def media_view(media: str | None, item: Any, label: str) -> gr.Component:

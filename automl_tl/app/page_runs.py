@@ -6,11 +6,10 @@ from typing import Any
 
 import gradio as gr
 
-from automl_tl.app.runs import RunSummary
+from automl_tl.app.runs import READING, RunSummary
 from automl_tl.app.ui import POLL_SECONDS, App
 from automl_tl.errors import UserError
-from automl_tl.report import html, plots
-from automl_tl.report.content import comparison
+from automl_tl.report import html
 from automl_tl.report.document import Paragraph
 
 HEADER = ["run", "state", "modality", "data", "best validation", "test", "trials", "when"]
@@ -22,14 +21,16 @@ def rows(summaries: list[RunSummary]) -> list[list[Any]]:
     def score(value: float | None, objective: str) -> str:
         return "" if value is None else f"{value:.4f} {objective}"
 
-    return [[s.name, s.state, s.modality, s.problem or s.data, score(s.best, s.objective), score(s.test, s.objective),
-             s.trials, s.when] for s in summaries]
+    return [[s.name, f"{s.state}…" if s.state == READING else s.state, s.modality, s.problem or s.data,
+             score(s.best, s.objective), score(s.test, s.objective), "" if s.state == READING else s.trials, s.when]
+            for s in summaries]
 
 
-def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs) -> None:
+def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs, blocks: gr.Blocks) -> None:
+    """The table is drawn at once from the folder (`Runs.listing`); its rows fill in as the boards are read."""
     gr.Markdown(f"Every run in `{app.runs.root}`, newest first, as `automl-tl leaderboard` reads it "
                 "(searches started from a terminal show too). Click a run to open it.")
-    listed = rows(app.runs.summaries(app.jobs.alive()))
+    listed = rows(app.runs.listing())
     table = gr.Dataframe(value=listed, headers=HEADER, interactive=False, elem_id="runs-table", wrap=True)
     shown = gr.State(listed)  # what the page shows: a poll that finds the same draws nothing (an open list stays open)
     with gr.Accordion("Compare two runs", open=False):
@@ -46,7 +47,7 @@ def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs) -> None:
         return (gr.Dataframe(value=now), gr.Dropdown(choices=names), gr.Dropdown(choices=names),
                 gr.Dropdown(choices=names), now)
 
-    gr.Timer(POLL_SECONDS).tick(refresh, shown, [table, picker, first, second, shown], show_progress="hidden")
+    gr.on([blocks.load, gr.Timer(POLL_SECONDS).tick], refresh, shown, [table, picker, first, second, shown], show_progress="hidden")
 
     def open_run(event: gr.SelectData) -> tuple[Any, Any]:
         row = event.row_value if event.row_value else None
@@ -63,6 +64,9 @@ def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs) -> None:
             boards = [(name, app.runs.board(name)) for name in (a, b)]
         except UserError as exc:
             return html.fragment([Paragraph(f"Error: {exc.message}")])
+        from automl_tl.report import plots  # matplotlib loads with the first figure, not at start-up
+        from automl_tl.report.content import comparison
+
         curves = [plots.score_over_time(board) for _, board in boards]
         return html.fragment([comparison(boards), *curves])
 

@@ -21,17 +21,17 @@ from automl_tl.registry import get_plugin
 TOP_K = 5
 
 
-def build(app: App, picker: gr.Dropdown) -> None:
-    media = _media(app, picker.value)
-    about = gr.Markdown(_about(app, picker.value), elem_id="try-about")
+def build(app: App, picker: gr.Dropdown, blocks: gr.Blocks) -> None:
+    """The inputs shown follow the picked run's plugin, found when the page loads (reading a board) and as it changes."""
+    about = gr.Markdown(elem_id="try-about")
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="Drop a file (read as `automl-tl predict` reads it)", type="filepath", elem_id="try-file")
             audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Or record from the microphone",
-                             visible=media == "audio", elem_id="try-audio")
+                             visible=False, elem_id="try-audio")
             image = gr.Image(sources=["upload", "webcam"], type="filepath", label="Or take a webcam picture",
-                             visible=media == "image", elem_id="try-image")
-            text = gr.Textbox(label="Or type a text (Enter predicts)", visible=media == "text", elem_id="try-text")
+                             visible=False, elem_id="try-image")
+            text = gr.Textbox(label="Or type a text (Enter predicts)", visible=False, elem_id="try-text")
             top_k = gr.Slider(1, 10, value=TOP_K, step=1, label="Top k")
         with gr.Column():
             said = gr.Markdown(elem_id="try-message")
@@ -42,7 +42,7 @@ def build(app: App, picker: gr.Dropdown) -> None:
         return (_about(app, name), gr.Audio(visible=kind == "audio"), gr.Image(visible=kind == "image"),
                 gr.Textbox(visible=kind == "text"))
 
-    picker.change(inputs_for, picker, [about, audio, image, text])
+    gr.on([blocks.load, picker.change], inputs_for, picker, [about, audio, image, text], trigger_mode="always_last")
 
     def predict(name: str | None, source: str | None, k: float, as_text: bool = False) -> tuple[str, Any]:
         if not name or not source:

@@ -5,6 +5,11 @@ from a terminal shows in the app as one started from the app does, and the app w
 run. Boards are kept while the files of the run stay unchanged, which is what lets the pages poll
 every couple of seconds; a board with a running trial is always read again, because whether its
 worker is still alive is a question of time, not of files.
+
+Reading a board opens its storage, so the first page does not wait for every run: it lists them
+(`listing`, from the folder alone) while `warm` reads their boards in the background, newest
+first, and the page fills its rows from them. One run's board is read by one thread at a time:
+a page asking for a board being read waits for it rather than reading it again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.rundir import RunDir
 
+READING = "reading"
+"""The state of a run listed before its board is read."""
 STAMPED = ("config.json", "test.json", "study.db", "study.db-wal", "study.db-journal")
 """The files whose change means a run's board must be read again (SQLite storage in the run)."""
 
@@ -32,7 +39,7 @@ class RunSummary:
     """The run's folder, relative to the runs folder: how every page names it."""
     path: Path
     state: str
-    """running, finished, interrupted (stopped before its test evaluation), or unreadable."""
+    """running, finished, interrupted (stopped before its test evaluation), unreadable, or `READING` (listed, board not read yet)."""
     modality: str
     data: str
     objective: str
@@ -59,6 +66,7 @@ class Runs:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self._boards: dict[tuple[Path, bool], tuple[tuple[float, ...], Leaderboard]] = {}
+        self._reading: dict[tuple[Path, bool], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -80,15 +88,29 @@ class Runs:
         stamps = tuple(_mtime(path / f) for f in STAMPED)
         key = (path, importance)
         with self._lock:
-            kept = self._boards.get(key)
-        if kept is not None and kept[0] == stamps:
-            return kept[1]
-        board = Leaderboard.of_run(path, importance=importance)
-        stored_in_run = stamps[2] > 0  # a study in a database elsewhere has no file to watch
-        if stored_in_run and not board.counts.get("running"):
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
             with self._lock:
-                self._boards[key] = (stamps, board)
-        return board
+                kept = self._boards.get(key)
+            if kept is not None and kept[0] == stamps:
+                return kept[1]
+            board = Leaderboard.of_run(path, importance=importance)
+            stored_in_run = stamps[2] > 0  # a study in a database elsewhere has no file to watch
+            if stored_in_run and not board.counts.get("running"):
+                with self._lock:
+                    self._boards[key] = (stamps, board)
+            return board
+
+    def warm(self) -> threading.Thread:
+        """Read every run's board in a background thread, newest first, so that the pages find them read."""
+        thread = threading.Thread(target=self.summaries, name="automl-tl-warm-boards", daemon=True)
+        thread.start()
+        return thread
+
+    def listing(self) -> list[RunSummary]:
+        """Every run as a `READING` summary: what the folder alone says, for a first page that must not wait."""
+        return [RunSummary(name, self.root / name, READING, "", "", "", None, None, 0, _when(self.root / name))
+                for name in self.names()]
 
     def summaries(self, alive: Iterable[str] = ()) -> list[RunSummary]:
         """A `RunSummary` per run; a run that cannot be read is listed with its problem, not dropped."""
@@ -97,7 +119,7 @@ class Runs:
 
     def summary(self, name: str, alive: bool = False) -> RunSummary:
         path = self.root / name
-        when = datetime.fromtimestamp(_stamp(path)).strftime("%Y-%m-%d %H:%M")
+        when = _when(path)
         try:
             board = self.board(name)
         except UserError as exc:
@@ -137,3 +159,7 @@ def _mtime(path: Path) -> float:
 def _stamp(run: Path) -> float:
     """When a run last changed: its newest stamped file."""
     return max(_mtime(run / f) for f in STAMPED)
+
+
+def _when(run: Path) -> str:
+    return datetime.fromtimestamp(_stamp(run)).strftime("%Y-%m-%d %H:%M")

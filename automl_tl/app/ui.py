@@ -75,17 +75,18 @@ def build(runs_folder: Path, folder: Path) -> tuple[gr.Blocks, Any, str, list[st
                                  scale=4, allow_custom_value=True)
         with gr.Tabs(selected="runs") as tabs:
             with gr.Tab("Runs", id="runs"):
-                page_runs.build(app, picker, tabs)
+                page_runs.build(app, picker, tabs, blocks)
             with gr.Tab("New search", id="search"):
                 page_search.build(app, picker, tabs)
-            with gr.Tab("Run", id="run"):
-                page_run.build(app, picker)
+            with gr.Tab("Run", id="run") as run_tab:
+                page_run.build(app, picker, run_tab)
             with gr.Tab("Try it", id="try"):
-                page_try.build(app, picker)
+                page_try.build(app, picker, blocks)
             with gr.Tab("Export", id="export"):
                 page_export.build(app, picker)
     # system fonts only: the default theme would fetch its fonts from the internet
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    app.runs.warm()  # while the server starts and the browser loads the page
     return blocks, theme, CSS, app.roots
 
 

@@ -14,8 +14,8 @@ from typing import Literal
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.report import html, markdown
-from automl_tl.report.adaptation import Status
 from automl_tl.report.content import build
+from automl_tl.report.document import Status
 
 ReportFormat = Literal["html", "markdown"]
 

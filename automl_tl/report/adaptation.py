@@ -18,7 +18,7 @@ and preprocesses, the section only sees feature vectors.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,11 @@ from automl_tl.contract import Example
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard, Row
 from automl_tl.leaderboard_columns import ranked_by
-from automl_tl.report.document import Block, Figure, Paragraph, Section, Table
+from automl_tl.report.document import Block, Figure, Paragraph, Section, Status, Table
 from automl_tl.report.plots import OKABE_ITO, WIDE, png
 from automl_tl.vocabulary import describe
 from automl_tl.vocabulary.adaptations import SOURCE_ONLY, describe_adaptation
 
-Status = Callable[[str], None]
 """Says what the report is doing now (the terminal shows it while a model loads and data passes through it)."""
 SAMPLE = 200
 """Examples per domain in the projection: enough to show where each domain lies, one quick backbone pass."""

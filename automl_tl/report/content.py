@@ -3,6 +3,8 @@
 The reader is a stakeholder who did not run the search: the headline answers "how good is it, on
 what, compared with the obvious thing", the rest shows how the search got there and how to
 reproduce it. Everything comes from the leaderboard data model, i.e. from the study's storage.
+The figures' module (matplotlib) is imported where a figure is drawn: the app shows a leaderboard
+without loading it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ from automl_tl.errors import UserError
 from automl_tl.leaderboard import NUMERIC, Leaderboard, Row, test_line
 from automl_tl.model.source import final_model_line
 from automl_tl.provenance import Provenance
-from automl_tl.report import adaptation, plots
-from automl_tl.report.adaptation import Status
-from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Table
+from automl_tl.report.document import Block, Document, Facts, Paragraph, Section, Status, Table
 from automl_tl.vocabulary import describe
 
 ENVIRONMENT_LABELS = {
@@ -48,6 +48,8 @@ def build(runs: Sequence[tuple[str, Leaderboard]], status: Status = lambda what:
 
 
 def _run_sections(label: str, board: Leaderboard, status: Status) -> list[Section]:
+    from automl_tl.report import adaptation, plots  # matplotlib loads when a report is built, not with the app
+
     classes = board.run.get("data", {}).get("classes", [])
     adapted = adaptation.section(label, board, status)
     return [
@@ -146,6 +148,8 @@ def test_blocks(board: Leaderboard, classes: Sequence[str]) -> list[Block]:
     test = board.test
     if not test:
         return [Paragraph("The test split has not been evaluated yet: the search was interrupted or is still running.", note=True)]
+    from automl_tl.report import plots
+
     rows = [[name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"])]
             for name, s in test["per_class"].items()]
     return [

@@ -6,7 +6,11 @@ block looks. A fact added to the report therefore shows up in both formats, and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+Status = Callable[[str], None]
+"""Hears what takes a while while a report is built (`automl-tl report` shows it as a progress line)."""
 
 
 @dataclass(frozen=True)
