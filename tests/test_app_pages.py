@@ -59,8 +59,8 @@ def figures_drawn(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     from automl_tl.report import plots
 
     drawn: list[int] = []
-    real = plots._png
-    monkeypatch.setattr(plots, "_png", lambda *args: drawn.append(1) or real(*args))
+    real = plots.png
+    monkeypatch.setattr(plots, "png", lambda *args: drawn.append(1) or real(*args))
     return drawn
 
 
