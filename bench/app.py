@@ -101,6 +101,8 @@ def app_on(runs: Path) -> Iterator[tuple[int, float]]:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
+            if app.poll() is not None:
+                raise RuntimeError(f"automl-tl app --runs {runs} exited with code {app.returncode} before serving")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
