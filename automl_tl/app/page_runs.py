@@ -13,6 +13,9 @@ from automl_tl.report import html
 from automl_tl.report.document import Paragraph
 
 HEADER = ["run", "state", "modality", "data", "best validation", "test", "trials", "when"]
+WIDTHS = ["14%", "9%", "8%", "27%", "13%", "13%", "6%", "10%"]
+"""The data column holds a sentence with a path in it: left to size itself it pushes test, trials
+and when out of a laptop-wide window."""
 
 
 def rows(summaries: list[RunSummary]) -> list[list[Any]]:
@@ -31,7 +34,8 @@ def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs, blocks: gr.Blocks) -> No
     gr.Markdown(f"Every run in `{app.runs.root}`, newest first, as `automl-tl leaderboard` reads it "
                 "(searches started from a terminal show too). Click a run to open it.")
     listed = rows(app.runs.listing())
-    table = gr.Dataframe(value=listed, headers=HEADER, interactive=False, elem_id="runs-table", wrap=True)
+    table = gr.Dataframe(value=listed, headers=HEADER, interactive=False, elem_id="runs-table", wrap=True,
+                         column_widths=WIDTHS)
     shown = gr.State(listed)  # what the page shows: a poll that finds the same draws nothing (an open list stays open)
     with gr.Accordion("Compare two runs", open=False):
         with gr.Row():
