@@ -112,8 +112,11 @@ def _status(page: Any) -> str:
     return page.locator("#run-status").inner_text()
 
 
-def _wait_status(page: Any, prefix: str, timeout: float = 60_000) -> None:
-    """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed."""
+def _wait_status(page: Any, prefix: str, timeout: float = 120_000) -> None:
+    """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed.
+
+    Generous: on a loaded 2-core machine one poll of the page has been seen to take several seconds,
+    and a poll still drawing skips the next."""
     try:
         page.wait_for_function("p => document.querySelector('#run-status').innerText.startsWith(p)", arg=prefix, timeout=timeout)
     except Exception:
