@@ -28,13 +28,12 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: make `bench` importable
 
+from automl_tl.testing.browser import OffMachineGuard  # noqa: E402
 from bench.app import CHROMIUM_ARGS, app_on, first_page, run_page  # noqa: E402
 
-LOCAL = {"127.0.0.1", "localhost"}
 SLOW_MS = 15 * 60_000
 """The mistakes gallery and a first prediction load the backbone and read data: generous on a small CPU."""
 
@@ -55,14 +54,7 @@ def main() -> None:
 
     trials = len(Leaderboard.of_run(args.runs / args.run).rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    aborted: list[str] = []
-
-    def only_local(route: Any) -> None:
-        if urlparse(route.request.url).hostname in LOCAL or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            aborted.append(route.request.url)
-            route.abort()
+    guard = OffMachineGuard()
 
     def shot(page: Any, name: str, full_page: bool = False) -> None:
         # not "networkidle": the pages poll every 2 s. Every picture loaded, then a moment for transitions
@@ -75,7 +67,7 @@ def main() -> None:
     with app_on(args.runs) as (port, started), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": args.width, "height": 900})
-        context.route("**/*", only_local)
+        context.route("**/*", guard)
         page = context.new_page()
         page.set_default_timeout(120_000)
 
@@ -96,8 +88,8 @@ def main() -> None:
                                arg=args.example.name, timeout=SLOW_MS)
         shot(page, "app-try.png")
         browser.close()
-    if aborted:
-        sys.exit(f"the app asked for {len(aborted)} thing(s) off this machine: {aborted[:5]}")
+    if guard.aborted:
+        sys.exit(f"the app asked for {len(guard.aborted)} thing(s) off this machine: {guard.aborted[:5]}")
 
 
 if __name__ == "__main__":

@@ -20,12 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 from urllib.request import urlopen
 
 import pytest
 
 from automl_tl.leaderboard import Row, cells
+from automl_tl.testing.browser import OffMachineGuard
 
 REQUIRED = bool(os.environ.get("CI") or os.environ.get("AUTOML_TL_REQUIRE_CHROMIUM"))
 """In CI the browser check must run: what it needs missing is a failure there, a skip elsewhere."""
@@ -40,7 +41,6 @@ except ImportError as missing:
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-LOCAL = {"127.0.0.1", "localhost"}
 SLOW_TOY = """
 modality = "toy"
 [search]
@@ -176,21 +176,14 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
     (tmp_path / "slow.toml").write_text(SLOW_TOY)
     cli = subprocess.Popen([sys.executable, "-m", "automl_tl", "search", "-r", "slow.toml", "-n", "40", "--run-dir", "runs/cli-run"],
                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    aborted: list[str] = []
-
-    def only_local(route: Any) -> None:
-        if urlparse(route.request.url).hostname in LOCAL or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            aborted.append(route.request.url)
-            route.abort()
+    guard = OffMachineGuard()
 
     try:
         with sync_playwright() as playwright, tempfile_profile() as profile:
             browser = playwright.chromium.launch_persistent_context(
                 profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
             page = browser.pages[0] if browser.pages else browser.new_page()
-            page.route("**/*", only_local)
+            page.route("**/*", guard)
             page.set_default_timeout(60_000)
             page.goto(served)
 
@@ -255,7 +248,7 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
         if cli.poll() is None:
             cli.send_signal(signal.SIGINT)
         cli.wait(30)
-    assert aborted == [], f"the app asked for {len(aborted)} thing(s) off this machine: {aborted[:5]}"
+    assert guard.aborted == [], f"the app asked for {len(guard.aborted)} thing(s) off this machine: {guard.aborted[:5]}"
 
 
 def test_files_outside_the_runs_and_their_data_are_not_found(served, tmp_path):
