@@ -104,17 +104,24 @@ def test_folds_hold_each_example_out_once_and_keep_groups_whole():
     assert all({plain[i].label for i in fold} == {"a", "b", "c"} for fold in folds)  # stratified
 
 
-def test_a_tiny_validation_split_is_cross_validated_before_the_choice(toy_modules, register_plugin, run_cli, write_recipe, tmp_path):
-    """Six validation examples cannot choose: the candidates are re-scored on folds of train + validation."""
+@pytest.fixture
+def small_data(toy, toy_modules, tmp_path) -> str:
+    """A few noisy toy examples in the working folder: a validation split too small to choose on."""
     import json
 
-    register_plugin("toy-modality", {"toy": "toy_modality:ToyPlugin"})
     toy_modality, _ = toy_modules
     rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
     (tmp_path / "small.json").write_text(json.dumps(rows))
+    return "small.json"
+
+
+def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data, run_cli, write_recipe, tmp_path):
+    """Six validation examples cannot choose: the candidates are re-scored on folds of train + validation."""
+    import json
+
     recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
                           '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
-    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", "small.json", "-n", "4", "--run-dir", "run")
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "4", "--run-dir", "run")
     assert code == 0, err
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     folds = test["cross_validation"]
@@ -140,19 +147,15 @@ def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
     assert len(folds) == 4 and all(len({speakers[i].group for i in fold}) == 1 for fold in folds)
 
 
-def test_a_finished_search_run_again_does_not_cross_validate_again(toy_modules, register_plugin, run_cli, write_recipe, tmp_path, monkeypatch):
+def test_a_finished_search_run_again_does_not_cross_validate_again(small_data, run_cli, write_recipe, tmp_path, monkeypatch):
     """The choice depends only on the trials within noise of the best: once tested, re-running is free."""
     import json
 
     from automl_tl.search import crossval
 
-    register_plugin("toy-modality", {"toy": "toy_modality:ToyPlugin"})
-    toy_modality, _ = toy_modules
-    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
-    (tmp_path / "small.json").write_text(json.dumps(rows))
     recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
                           '[space]\nstrategy = "feature_extraction"\nepochs = [1, 2]\nbatch_size = 8\n')
-    args = ("search", "-m", "toy", "-r", recipe, "--data", "small.json", "-n", "3", "--run-dir", "run")
+    args = ("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "3", "--run-dir", "run")
     assert run_cli(*args)[0] == 0
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert test["considered"] and "cross_validation" in test
