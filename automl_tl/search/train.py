@@ -70,11 +70,12 @@ EpochCallback = Callable[[dict[str, float]], None]
 """Called after each validated epoch with its history entry (epoch, train loss, every validation
 metric, seconds); may raise `optuna.TrialPruned`, so a pruned trial keeps the same record of its
 epochs as a completed one, or `StopTraining`."""
+BatchCallback = Callable[[int, int], None]
+"""Called after each training batch with (batches done, batches per epoch): the live view's bar."""
 
 
 class StopTraining(Exception):
     """Raised by an `EpochCallback` to end training after that epoch: the outcome is the best epoch so far."""
-BatchCallback = Callable[[int, int], None]
 
 
 def input_mode(params: TrialParams) -> str:
