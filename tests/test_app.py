@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import quote
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import pytest
 
@@ -69,15 +69,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[Any], timeout: float = 60) -> None:
+def _wait_for_app(port: int, process: subprocess.Popen[Any], timeout: float = 120) -> None:
+    """Until the port answers with the app itself, not the starting page it serves while Gradio loads."""
+    from automl_tl.app.server import STARTING
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the app exited while starting"
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with urlopen(Request(f"http://127.0.0.1:{port}/", method="HEAD"), timeout=5) as answer:
+                if STARTING.decode() not in answer.headers:
+                    return
+        except HTTPError as answer:
+            if STARTING.decode() not in answer.headers:
                 return
         except OSError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     raise AssertionError("the app did not start in time")
 
 
@@ -97,7 +105,7 @@ def served(env, tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen([sys.executable, "-m", "automl_tl", "app", "--runs", "runs", "--port", str(port), "--no-browser"],
                                cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, process)
+        _wait_for_app(port, process)
         yield f"http://127.0.0.1:{port}/"
     finally:
         process.send_signal(signal.SIGINT)  # as Ctrl-C: the app stops its searches first

@@ -1,12 +1,13 @@
 """The app's pages without a browser: what the first page and a run's page read, and when.
 
-The Runs page must be drawn before any run's board is read, and a run's page must draw its
-leaderboard before its figures, and the hyperparameter importance only when asked for: those are
-what keep the app's start and its run pages quick (docs/performance.md).
+The port must answer with the Runs table before Gradio is loaded, each board read once for every
+page; a run's page must draw its leaderboard before its figures, and the hyperparameter importance
+only when asked for: those are what keep the app's start and its run pages quick (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 import threading
@@ -21,9 +22,10 @@ pytest.importorskip("gradio", reason="the app's extra is not installed (pip inst
 from automl_tl.app import page_run  # noqa: E402
 from automl_tl.app.jobs import Jobs  # noqa: E402
 from automl_tl.app.models import Models  # noqa: E402
-from automl_tl.app.page_runs import rows  # noqa: E402
-from automl_tl.app.runs import READING, Runs  # noqa: E402
+from automl_tl.app.runs import Runs  # noqa: E402
+from automl_tl.app.server import STARTING, Starting  # noqa: E402
 from automl_tl.app.ui import App  # noqa: E402
+from automl_tl.errors import UserError  # noqa: E402
 from automl_tl.leaderboard import Leaderboard  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,20 +75,62 @@ def _body_rows(fragment: str) -> int:
     return body.group(1).count("<tr") if body else 0
 
 
-def test_the_runs_are_listed_before_any_board_is_read(runs, reads):
-    listed = Runs(runs).listing()
-    assert [(s.name, s.state) for s in listed] == [("small", READING), ("big", READING)]
-    assert [r[:2] for r in rows(listed)] == [["small", "reading…"], ["big", "reading…"]]
-    assert reads == []
+def _toy_app(events: list[str]) -> Any:
+    """What the loader would mount: an ASGI app with a lifespan, recording when it starts and stops."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        events.append("started")
+        yield
+        events.append("stopped")
+
+    return Starlette(routes=[Route("/", lambda request: PlainTextResponse("the app"))], lifespan=lifespan)
 
 
-def test_warming_reads_each_board_once_for_every_page(runs, reads):
-    boards = Runs(runs)
-    boards.warm().join()
-    assert len(reads) == 2
-    summaries = boards.summaries()
-    assert [(s.name, s.state, s.trials) for s in summaries] == [("small", "finished", 4), ("big", "finished", 30)]
-    assert len(reads) == 2, "the pages found the boards read"
+def test_the_port_serves_the_runs_table_until_the_app_is_loaded(runs, reads, tmp_path):
+    from starlette.testclient import TestClient
+
+    loaded, events, failures = threading.Event(), [], []
+
+    def load() -> tuple[Any, list[str]]:
+        loaded.wait(30)
+        return _toy_app(events), [str(runs), str(tmp_path / "data")]
+
+    starting = Starting(Runs(runs), load, failures.append)
+    with TestClient(starting) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers[STARTING.decode()] == "1"
+        body = re.search(r'<div id="runs-table">.*?<tbody>(.*?)</tbody>', page.text, re.S)
+        cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body.group(1), re.S)]
+        assert [c[:2] + [c[6]] for c in cells] == [["small", "finished", "4"], ["big", "finished", "30"]]
+        assert len(reads) == 2, "each board read once, by the loader or the page, not both"
+        assert client.get("/gradio_api/info").status_code == 503 and events == []
+        loaded.set()
+        deadline = time.monotonic() + 30
+        while starting.app is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        answer = client.get("/")
+        assert answer.text == "the app" and STARTING.decode() not in answer.headers
+        assert events == ["started"] and starting.roots == [str(runs), str(tmp_path / "data")]
+    assert events == ["started", "stopped"] and failures == []
+
+
+def test_an_app_that_cannot_load_is_handed_to_the_server(runs):
+    from starlette.testclient import TestClient
+
+    failures: list[BaseException] = []
+
+    def load() -> tuple[Any, list[str]]:
+        raise UserError("no app today", hint="a test")
+
+    with TestClient(Starting(Runs(runs), load, failures.append)):
+        deadline = time.monotonic() + 30
+        while not failures and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [str(f) for f in failures] == [str(UserError("no app today", hint="a test"))]
 
 
 def test_a_board_being_read_is_waited_for_not_read_again(runs, monkeypatch):

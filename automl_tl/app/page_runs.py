@@ -6,34 +6,22 @@ from typing import Any
 
 import gradio as gr
 
-from automl_tl.app.runs import READING, RunSummary
+from automl_tl.app.runs import HEADER, rows
 from automl_tl.app.ui import POLL_SECONDS, App
 from automl_tl.errors import UserError
 from automl_tl.report import html
 from automl_tl.report.document import Paragraph
 
-HEADER = ["run", "state", "modality", "data", "best validation", "test", "trials", "when"]
 WIDTHS = ["14%", "9%", "8%", "27%", "13%", "13%", "6%", "10%"]
 """The data column holds a sentence with a path in it: left to size itself it pushes test, trials
 and when out of a laptop-wide window."""
 
 
-def rows(summaries: list[RunSummary]) -> list[list[Any]]:
-    """The Runs table: a score with its objective, a run that cannot be read with its problem."""
-
-    def score(value: float | None, objective: str) -> str:
-        return "" if value is None else f"{value:.4f} {objective}"
-
-    return [[s.name, f"{s.state}…" if s.state == READING else s.state, s.modality, s.problem or s.data,
-             score(s.best, s.objective), score(s.test, s.objective), "" if s.state == READING else s.trials, s.when]
-            for s in summaries]
-
-
 def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs, blocks: gr.Blocks) -> None:
-    """The table is drawn at once from the folder (`Runs.listing`); its rows fill in as the boards are read."""
+    """The table starts from the boards the starting page read (`automl_tl.app.starting`); a poll keeps it current."""
     gr.Markdown(f"Every run in `{app.runs.root}`, newest first, as `automl-tl leaderboard` reads it "
                 "(searches started from a terminal show too). Click a run to open it.")
-    listed = rows(app.runs.listing())
+    listed = rows(app.runs.summaries(app.jobs.alive()))
     table = gr.Dataframe(value=listed, headers=HEADER, interactive=False, elem_id="runs-table", wrap=True,
                          column_widths=WIDTHS)
     shown = gr.State(listed)  # what the page shows: a poll that finds the same draws nothing (an open list stays open)

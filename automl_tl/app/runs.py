@@ -6,10 +6,9 @@ run. Boards are kept while the files of the run stay unchanged, which is what le
 every couple of seconds; a board with a running trial is always read again, because whether its
 worker is still alive is a question of time, not of files.
 
-Reading a board opens its storage, so the first page does not wait for every run: it lists them
-(`listing`, from the folder alone) while `warm` reads their boards in the background, newest
-first, and the page fills its rows from them. One run's board is read by one thread at a time:
-a page asking for a board being read waits for it rather than reading it again.
+Reading a board opens its storage, which is most of what the first page costs: the app reads them
+while Gradio has not even been imported (`automl_tl.app.starting`). One run's board is read by one
+thread at a time: a page asking for a board being read waits for it rather than reading it again.
 """
 
 from __future__ import annotations
@@ -19,14 +18,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from automl_tl.datahome import data_home, existing_path
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.rundir import RunDir
 
-READING = "reading"
-"""The state of a run listed before its board is read."""
+HEADER = ["run", "state", "modality", "data", "best validation", "test", "trials", "when"]
+"""The Runs table's columns, on the starting page and the Runs page alike."""
 STAMPED = ("config.json", "test.json", "study.db", "study.db-wal", "study.db-journal")
 """The files whose change means a run's board must be read again (SQLite storage in the run)."""
 
@@ -39,7 +39,7 @@ class RunSummary:
     """The run's folder, relative to the runs folder: how every page names it."""
     path: Path
     state: str
-    """running, finished, interrupted (stopped before its test evaluation), unreadable, or `READING` (listed, board not read yet)."""
+    """running, finished, interrupted (stopped before its test evaluation) or unreadable."""
     modality: str
     data: str
     objective: str
@@ -101,17 +101,6 @@ class Runs:
                     self._boards[key] = (stamps, board)
             return board
 
-    def warm(self) -> threading.Thread:
-        """Read every run's board in a background thread, newest first, so that the pages find them read."""
-        thread = threading.Thread(target=self.summaries, name="automl-tl-warm-boards", daemon=True)
-        thread.start()
-        return thread
-
-    def listing(self) -> list[RunSummary]:
-        """Every run as a `READING` summary: what the folder alone says, for a first page that must not wait."""
-        return [RunSummary(name, self.root / name, READING, "", "", "", None, None, 0, _when(self.root / name))
-                for name in self.names()]
-
     def summaries(self, alive: Iterable[str] = ()) -> list[RunSummary]:
         """A `RunSummary` per run; a run that cannot be read is listed with its problem, not dropped."""
         running = set(alive)
@@ -147,6 +136,16 @@ class Runs:
             except UserError:
                 continue  # gone since the search: nothing there to serve
         return roots
+
+
+def rows(summaries: list[RunSummary]) -> list[list[Any]]:
+    """The Runs table (`HEADER`): a score with its objective, a run that cannot be read with its problem."""
+
+    def score(value: float | None, objective: str) -> str:
+        return "" if value is None else f"{value:.4f} {objective}"
+
+    return [[s.name, s.state, s.modality, s.problem or s.data, score(s.best, s.objective), score(s.test, s.objective), s.trials, s.when]
+            for s in summaries]
 
 
 def _mtime(path: Path) -> float:

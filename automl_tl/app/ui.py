@@ -59,13 +59,12 @@ class App:
         self.roots.extend(str(p) for p in found if str(p) not in self.roots)
 
 
-def build(runs_folder: Path, folder: Path) -> tuple[gr.Blocks, Any, str, list[str]]:
-    """The app over ``runs_folder``: (Blocks, theme, css, the list of servable roots it keeps up to date)."""
+def build(runs: Runs, folder: Path) -> tuple[gr.Blocks, Any, str, list[str]]:
+    """The app over ``runs``: (Blocks, theme, css, the list of servable roots it keeps up to date)."""
     from automl_tl.app import page_export, page_run, page_runs, page_search, page_try
 
-    runs_folder.mkdir(parents=True, exist_ok=True)
     (folder / "logs").mkdir(parents=True, exist_ok=True)
-    app = App(Runs(runs_folder), Jobs(folder / "logs"), Models(), [str(runs_folder.resolve())], folder)
+    app = App(runs, Jobs(folder / "logs"), Models(), [str(runs.root)], folder)
     atexit.register(app.jobs.stop_all)  # Ctrl-C on the app stops its searches as Ctrl-C on a search would
     names = app.runs.names()
     with gr.Blocks(title="automl-tl", analytics_enabled=False) as blocks:
@@ -86,7 +85,6 @@ def build(runs_folder: Path, folder: Path) -> tuple[gr.Blocks, Any, str, list[st
                 page_export.build(app, picker)
     # system fonts only: the default theme would fetch its fonts from the internet
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-    app.runs.warm()  # while the server starts and the browser loads the page
     return blocks, theme, CSS, app.roots
 
 

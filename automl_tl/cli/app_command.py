@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Optional
 
@@ -24,12 +25,8 @@ def app(
     from automl_tl.app.server import app_token, serve
 
     needed = app_token(host, token)  # before anything loads: a refusal is instant
-    try:
-        import gradio  # noqa: F401  the optional extra
-    except ImportError:
-        raise UserError("the app needs Gradio, which is not installed", hint="pip install 'automl-tl[app]'") from None
+    if importlib.util.find_spec("gradio") is None:  # the optional extra; imported once the port is open
+        raise UserError("the app needs Gradio, which is not installed", hint="pip install 'automl-tl[app]'")
     if runs.exists() and not runs.is_dir():
         raise UserError(f"--runs {runs} is not a folder", hint="pass the folder that holds your run directories")
-    from automl_tl.app.ui import build
-
-    serve(host, port, needed, lambda folder: build(runs, folder), open_browser=not no_browser)
+    serve(host, port, needed, runs, open_browser=not no_browser)
