@@ -71,7 +71,7 @@ def main() -> None:
         page = context.new_page()
         page.set_default_timeout(120_000)
 
-        first_page(page, port, started, args.run, args.run)
+        first_page(page, port, started, args.run)  # the starting page, then the app it turns into
         shot(page, "app-runs.png")
 
         run_page(page, args.run, trials)
