@@ -1,9 +1,12 @@
-"""Image datasets the project was never tuned on, written as class folders outside the repository.
+"""Benchmark datasets made from offline sources, written outside the repository.
 
-Selection and defaults must hold on data nobody chose them on (issue #24). Both sets come from
-offline packages, are written once into the cache folder (`$AUTOML_TL_CACHE/bench-data/<name>`,
-never into the repository) as ``train/<class>/*.png`` and ``test/<class>/*.png``, and the folder's
-path is printed for `automl-tl search --modality vision --data PATH/train --test PATH/test`:
+Selection and defaults must hold on data nobody chose them on (issue #24), and domain adaptation
+needs a source and a target (issue #19). Each set is written once into the cache folder
+(`$AUTOML_TL_CACHE/bench-data/<name>`, never into the repository) or into ``--out DIR``, and
+the folder's path is printed.
+
+Two image sets, as ``train/<class>/*.png`` and ``test/<class>/*.png``, for `automl-tl search
+--modality vision --data PATH/train --test PATH/test`:
 
 * ``digits``: scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes), a
   stratified 70 / 30 split with seed 0;
@@ -11,8 +14,19 @@ path is printed for `automl-tl search --modality vision --data PATH/train --test
   images, 10 classes; ``apt-get install dataset-fashion-mnist``), ``--per-class`` images per class
   from its train file and a third as many from its test file.
 
+One speech pair, for `recipes/speech-synth-to-fsdd.toml` (synthetic voices to real ones):
+
+* ``speech-pair``: ``source/`` spoken digits synthesised by the speech plugin's own eSpeak NG
+  synthesiser (``--per-class`` clips per digit, many voices; `automl_tl_speech.synth`),
+  ``target/`` the FSDD recordings of every speaker but george and theo and ``target-test/``
+  theirs, each an FSDD-style ``recordings/`` folder of symbolic links into the data home's
+  ``fsdd/recordings`` (no audio is copied). The speech plugin reads all three by their file
+  names, ``{digit}_{speaker}_{index}.wav``: the digit is the label and the speaker (an eSpeak
+  voice in the source) the group, so a group split holds whole voices out.
+
     python bench/datasets.py digits
     python bench/datasets.py fashion --per-class 60
+    python bench/datasets.py speech-pair --per-class 100 --out /tmp/speech-pair
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +43,11 @@ from PIL import Image
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+PER_CLASS = {"fashion": 60, "speech-pair": 100}
+"""``--per-class`` by default: fashion's training images, speech-pair's synthesised clips per digit."""
+SPEECH_PAIR_RATE = 8000
+"""The synthetic source's sample rate: FSDD's. At the synthesiser's own 16 kHz the source alone would
+carry sound above 4 kHz, a difference of recording bandwidth, where the pair asks about voices."""
 
 
 def home() -> Path:
@@ -69,14 +89,60 @@ def fashion(folder: Path, per_class: int) -> None:
         write(folder, split, images[chosen], [FASHION_CLASSES[c] for c in labels[chosen]])
 
 
+def speech_pair(folder: Path, fsdd: Path, per_class: int, seed: int) -> None:
+    """Write ``source/``, ``target/`` and ``target-test/`` under ``folder`` (see the module docstring).
+
+    FSDD is read by the speech plugin's own loader, so each recording goes where the search will
+    see its speaker. Everything is built in a hidden folder beside ``folder`` and renamed into
+    place at the end: an interrupted run leaves no half-made pair that a later call would take
+    for a finished one.
+    """
+    from automl_tl_speech import synth
+    from automl_tl_speech.data import DEMO_TEST_SPEAKERS, load_path
+
+    if not fsdd.is_dir():
+        raise SystemExit(f"FSDD is not at {fsdd}: set AUTOML_TL_DATA to the data home that holds fsdd/")
+    if not synth.available():
+        raise SystemExit("eSpeak NG is not available: pip install espeakng-loader (or apt-get install espeak-ng)")
+    recordings = load_path(fsdd, skip_bad_files=False).examples
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    try:
+        synth.synthesize_digits(staging / "source", per_class=per_class, seed=seed, sample_rate=SPEECH_PAIR_RATE)
+        for example in recordings:
+            file = Path(example.item)
+            link = staging / ("target-test" if example.group in DEMO_TEST_SPEAKERS else "target") / "recordings" / file.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(file.resolve())
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # removes the links, never what they point to
+        raise
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["digits", "fashion"])
-    parser.add_argument("--per-class", type=int, default=60, help="fashion: training images per class")
+    parser.add_argument("name", choices=["digits", "fashion", "speech-pair"])
+    parser.add_argument("--per-class", type=int, help="fashion: training images per class (60); "
+                        "speech-pair: synthesised clips per digit (100)")
+    parser.add_argument("--seed", type=int, default=0, help="speech-pair: the synthesiser's seed")
+    parser.add_argument("--out", type=Path, help="the folder to write (default: one named after the set in the cache folder)")
     options = parser.parse_args()
-    folder = home() / (options.name if options.name == "digits" else f"fashion-{options.per_class}")
-    if not (folder / "test").is_dir():
-        digits(folder) if options.name == "digits" else fashion(folder, options.per_class)
+    per_class = options.per_class or PER_CLASS.get(options.name, 0)
+    if options.per_class is not None and options.per_class < 1 or options.seed < 0:
+        parser.error("--per-class must be at least 1 and --seed at least 0")
+    default = {"digits": "digits", "fashion": f"fashion-{per_class}", "speech-pair": f"speech-pair-{per_class}-seed{options.seed}"}
+    folder = (options.out or home() / default[options.name]).expanduser().absolute()
+    done = folder / ("target-test" if options.name == "speech-pair" else "test")
+    if options.name == "speech-pair" and folder.exists() and not done.is_dir() and any(folder.iterdir()):
+        parser.error(f"{folder} exists and holds no finished {options.name} set: remove it or choose another --out")
+    if not done.is_dir():
+        if options.name == "speech-pair":
+            from automl_tl.datahome import data_home
+
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            speech_pair(folder, data_home() / "fsdd", per_class, options.seed)
+        else:
+            digits(folder) if options.name == "digits" else fashion(folder, per_class)
     print(folder)
 
 
