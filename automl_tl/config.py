@@ -20,6 +20,7 @@ from pydantic.errors import PydanticSchemaGenerationError, PydanticUndefinedAnno
 from automl_tl.contract import ModalityPlugin
 from automl_tl.errors import UserError
 from automl_tl.vocabulary import DIMENSIONS, Dimension
+from automl_tl.vocabulary.adaptations import VALIDATORS
 
 GRACE_BEATS = 4
 """Heartbeats a running trial may miss before other workers treat its worker as gone."""
@@ -70,8 +71,8 @@ class SearchConfig(_Strict):
     seed: int = Field(0, ge=0, le=SEED_MAX)
     """Seeds the splits, the sampler and training; checked here, before anything loads or a run directory is made."""
     objective: Literal["macro_f1", "accuracy"] = "macro_f1"
-    validator: Literal["im", "snd", "bnm", "source"] = "im"
-    """What scores a trial when the target has no labels (`automl_tl.vocabulary.adaptations.VALIDATORS`).
+    validator: str = "im"
+    """What scores a trial when the target has no labels: a name in `automl_tl.vocabulary.adaptations.VALIDATORS`.
 
     Information maximisation by default: SND rewards near-uniform predictions when classes are few
     (every probability vector is then every other's neighbour), which docs/adaptation.md shows on
@@ -104,6 +105,13 @@ class SearchConfig(_Strict):
         if self.n_trials is None and self.timeout is None:
             raise ValueError("set n_trials or timeout, or both")
         return self
+
+    @field_validator("validator")
+    @classmethod
+    def _known_validator(cls, name: str) -> str:
+        if name not in VALIDATORS:
+            raise ValueError(f"unknown validator {name!r}; known: {', '.join(VALIDATORS)}")
+        return name
 
 
 class RunConfig(_Strict):

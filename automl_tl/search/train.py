@@ -29,7 +29,7 @@ from automl_tl.search.epochs import BestEpoch, TrialOutcome
 from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail, count_trainable, set_train_mode
-from automl_tl.search.validators import unsupervised_scores
+from automl_tl.search.validators import target_validator_scores
 from automl_tl.threads import torch_threads
 from automl_tl.vocabulary import TrialParams
 from automl_tl.vocabulary.adaptations import TARGET_PREFIX
@@ -167,10 +167,12 @@ def _fit(
             if epoch == epochs:
                 best = TrialOutcome({}, epoch, 0, state=tail.state_dict())
             continue
-        predictions = predict(tail, store, "validation", mode, params, compute)
-        metrics = scores(store.labels("validation").numpy(), predictions, tail.n_classes)
+        placed, probs = outputs(tail, store, "validation", mode, params, compute)
+        predictions = probs.argmax(dim=-1).numpy()
+        truth = store.labels("validation")
+        metrics = scores(truth.numpy(), predictions, tail.n_classes)
         if "target" in store.examples:
-            metrics.update(target_scores(tail, store, mode, params, compute))
+            metrics.update(target_scores(tail, store, mode, params, compute, (placed, torch.from_numpy(predictions) == truth)))
         entry = {"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started}
         history.append(entry)
         chosen.add(metrics, copy.deepcopy(tail.state_dict()), predictions)
@@ -196,41 +198,46 @@ def predict(
 def probabilities(
     tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
 ) -> Tensor:
-    """Predicted class probabilities for a split, in the split's order (a target split's through the
-    tail's domain shift, when it has one)."""
-    tail.eval()
-    probs = torch.empty(len(store.examples[split]), tail.n_classes)
-    with torch.inference_mode():
-        for inputs, index in _batches(tail, store, split, mode, params, None, compute.cached):
-            with compute.autocast(mode):  # the tail only: the store's own pass (if due) stays fp32
-                logits = tail.classify(_features(tail, mode, inputs), split.startswith("target"))
-            probs[index] = logits.float().softmax(dim=-1)
-    return probs
+    """Predicted class probabilities for a split, in the split's order."""
+    return outputs(tail, store, split, mode, params, compute)[1]
 
 
 def head_inputs(
     tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
 ) -> Tensor:
-    """What the head reads for each example of a split, in the split's order (a target split's through
-    the tail's domain shift): where the model places each example, which the report projects."""
+    """What the head reads for each example of a split, in the split's order: where the model places each example."""
+    return outputs(tail, store, split, mode, params, compute)[0]
+
+
+def outputs(
+    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
+) -> tuple[Tensor, Tensor]:
+    """(head inputs, class probabilities) for a split, in the split's order; a target split's go through
+    the tail's domain shift, when it has one. One pass for both: DEV needs where the model places the
+    examples beside what it predicts, and the report projects the places."""
     tail.eval()
-    parts: list[Tensor] = []
-    order: list[Tensor] = []
+    count = len(store.examples[split])
+    placed, probs = torch.empty(count, 0), torch.empty(count, tail.n_classes)
     with torch.inference_mode():
         for inputs, index in _batches(tail, store, split, mode, params, None, compute.cached):
-            with compute.autocast(mode):
-                parts.append(tail.head_input(_features(tail, mode, inputs), split.startswith("target")).float())
-            order.append(index)
-    found = torch.cat(parts)
-    placed = torch.empty_like(found)
-    placed[torch.cat(order)] = found
-    return placed
+            with compute.autocast(mode):  # the tail only: the store's own pass (if due) stays fp32
+                features = tail.head_input(_features(tail, mode, inputs), split.startswith("target"))
+                logits = tail.head(features)
+            if placed.shape[1] != features.shape[1]:
+                placed = torch.empty(count, features.shape[1])
+            placed[index] = features.float()
+            probs[index] = logits.float().softmax(dim=-1)
+    return placed, probs
 
 
-def target_scores(tail: Tail, store: FeatureStore, mode: str, params: TrialParams, compute: Compute) -> dict[str, float]:
-    """Every unsupervised validator on the unlabelled target, and the ``target_`` scores of its labelled
-    examples when the user set some aside (no other split's labels are read)."""
-    metrics = unsupervised_scores(probabilities(tail, store, "target", mode, params, compute))
+def target_scores(
+    tail: Tail, store: FeatureStore, mode: str, params: TrialParams, compute: Compute, source: tuple[Tensor, Tensor],
+) -> dict[str, float]:
+    """Every validator on the unlabelled target, and the ``target_`` scores of its labelled examples
+    when the user set some aside (no other split's labels are read). ``source``: the source validation
+    examples' head inputs and whether each was predicted right, which DEV weighs."""
+    placed, probs = outputs(tail, store, "target", mode, params, compute)
+    metrics = target_validator_scores(probs, placed, *source)
     if store.examples.get("target_validation"):
         predicted = predict(tail, store, "target_validation", mode, params, compute)
         labelled = scores(store.labels("target_validation").numpy(), predicted, tail.n_classes)

@@ -1,5 +1,9 @@
-"""What the validators of `automl_tl.vocabulary.adaptations.VALIDATORS` compute from a model's
-predicted probabilities on the unlabelled target (higher is better for each).
+"""What the validators of `automl_tl.vocabulary.adaptations.VALIDATORS` compute (higher is better for each).
+
+Three read the model's predicted probabilities on the unlabelled target alone (`UNSUPERVISED`); DEV
+reads where the model places source validation and target examples (the head's input) and which
+source validation examples it gets right, so it can answer the question the others cannot: is a
+target that looks like the source predicted as well as the source is?
 
 Every epoch of a trial with a target records all of them, whichever one the search optimises, so
 docs/adaptation.md can measure how well each tracks target accuracy across the trials of a search.
@@ -10,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from automl_tl.search.adaptation import information_maximisation
@@ -47,6 +52,67 @@ def bnm(probs: Tensor) -> float:
 UNSUPERVISED = {"im": im, "snd": snd, "bnm": bnm}
 """The validators computed from target predictions alone (``source`` is the source validation score)."""
 
+DOMAIN_FOLDS = 2
+"""DEV's domain classifier scores each source validation example with a model fit on the other folds
+(cross-fitting): a classifier that had seen an example would call it more source-like than it is."""
+DOMAIN_L2 = 1e-2
+"""Ridge penalty of the domain classifier, on standardised features: it keeps the density ratios of
+small validation splits from running to extremes."""
+DOMAIN_PROBABILITY = (1e-3, 1 - 1e-3)
+"""Domain probabilities are clipped here before they become density ratios (weights of at most ~1000)."""
 
-def unsupervised_scores(probs: Tensor) -> dict[str, float]:
-    return {name: fn(probs.float()) for name, fn in UNSUPERVISED.items()}
+
+def dev(source: Tensor, correct: Tensor, target: Tensor) -> float:
+    """Deep embedded validation (You et al. 2019), on the 0-1 loss: an estimate of target accuracy.
+
+    Each source validation example's error is weighted by the density ratio target/source at its
+    features (`density_ratios`), and the control variate (the weights' mean is 1 in expectation)
+    takes out the variance the weights add. A target that looks like the source weighs every example
+    alike, so DEV is then the source validation accuracy: confidence on the target earns nothing.
+    """
+    weights = density_ratios(source.float(), target.float())
+    weighted = weights * (1.0 - correct.float())
+    spread = weights.var()
+    eta = -float(((weighted - weighted.mean()) * (weights - weights.mean())).mean() / spread) if spread > 0 else 0.0
+    return 1.0 - float(weighted.mean() + eta * weights.mean() - eta)
+
+
+def density_ratios(source: Tensor, target: Tensor) -> Tensor:
+    """p_target(x) / p_source(x) at each source example, from a ridge logistic domain classifier, cross-fitted."""
+    both = torch.cat([source, target])
+    both = (both - both.mean(0)) / both.std(0).clamp(min=1e-6)
+    domain = torch.cat([torch.zeros(len(source)), torch.ones(len(target))])
+    fold = torch.cat([torch.randperm(len(source), generator=torch.Generator().manual_seed(0)),
+                      torch.randperm(len(target), generator=torch.Generator().manual_seed(1))]) % DOMAIN_FOLDS
+    chance = torch.empty(len(source))
+    for k in range(DOMAIN_FOLDS):
+        fit = fold != k
+        scored = (fold[: len(source)] == k).nonzero().squeeze(1)
+        weight, bias = _logistic(both[fit], domain[fit])
+        chance[scored] = torch.sigmoid(both[scored] @ weight + bias)
+    chance = chance.clamp(*DOMAIN_PROBABILITY)
+    return chance / (1 - chance) * (len(source) / len(target))
+
+
+def _logistic(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """A ridge logistic regression fit by L-BFGS: deterministic, and quick at these sizes."""
+    weight = torch.zeros(x.shape[1], requires_grad=True)
+    bias = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=100, line_search_fn="strong_wolfe")
+
+    def loss() -> Tensor:
+        optimizer.zero_grad()
+        value = F.binary_cross_entropy_with_logits(x @ weight + bias, y) + DOMAIN_L2 * weight.square().sum()
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        optimizer.step(loss)
+    return weight.detach(), bias.detach()
+
+
+def target_validator_scores(target_probs: Tensor, target_inputs: Tensor, source_inputs: Tensor, source_correct: Tensor) -> dict[str, float]:
+    """Every validator but ``source`` for one model, from its outputs on the target and on source validation."""
+    found = {name: fn(target_probs.float()) for name, fn in UNSUPERVISED.items()}
+    found["dev"] = dev(source_inputs, source_correct, target_inputs)
+    return found

@@ -93,6 +93,9 @@ VALIDATORS: dict[str, Validator] = {v.name: v for v in (
                   "target examples sit in tight clusters of the model's output space."),
     Validator("bnm", "BNM",
               doc="Nuclear norm of the target's prediction matrix over N (Cui et al. 2020): confident and diverse."),
+    Validator("dev", "DEV",
+              doc="Deep embedded validation (You et al. 2019): source validation accuracy with each example weighted "
+                  "by how target-like it is (a domain classifier on the head's input), variance-controlled."),
 )}
 """How a search with an unlabelled target scores its trials (`search.validator` chooses one)."""
 
