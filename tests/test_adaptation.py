@@ -13,7 +13,7 @@ from automl_tl.search.adaptation import ADAPTERS, DomainShift, coral
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.space import TrialParams
 from automl_tl.search.train import input_mode, train_trial
-from automl_tl.search.validators import UNSUPERVISED, bnm, dev, im, snd
+from automl_tl.search.validators import UNSUPERVISED, bnm, im, importance_weighted, snd
 from automl_tl.vocabulary import DIMENSIONS
 from automl_tl.vocabulary.adaptations import ADAPTATIONS, VALIDATORS
 
@@ -152,7 +152,7 @@ def test_every_method_trains_with_every_input_path_and_records_every_validator(t
                          adaptation=method, **{**tuned, "adaptation_weight": 1.0} if tuned else {}, **case)
     outcome = train_trial(params, store, 3, "snd", seed=0, on_epoch=lambda e: None, on_batch=lambda d, t: None)
     assert input_mode(params) in ("pooled", "prefix", "live")
-    for name in [*UNSUPERVISED, "dev", "macro_f1", "target_accuracy", "target_macro_f1"]:
+    for name in [*UNSUPERVISED, "dev", "iwcv", "macro_f1", "target_accuracy", "target_macro_f1"]:
         assert name in outcome.scores and outcome.scores[name] == outcome.scores[name], name
     assert any(key.startswith("shift.") for key in outcome.state) == ADAPTATIONS[method].shifts_features
 
@@ -161,7 +161,7 @@ def test_each_method_that_trains_on_target_batches_has_its_code_and_its_dimensio
     assert set(ADAPTERS) == {name for name, a in ADAPTATIONS.items() if a.needs_target_batches}
     for adaptation in ADAPTATIONS.values():
         assert all(d in DIMENSIONS for d in adaptation.dimensions), adaptation.name
-    assert list(ADAPTATIONS)[0] == "none" and set(VALIDATORS) == {"source", "dev", *UNSUPERVISED}
+    assert list(ADAPTATIONS)[0] == "none" and set(VALIDATORS) == {"source", "dev", "iwcv", *UNSUPERVISED}
 
 
 def test_a_search_without_a_target_samples_what_it_sampled_before_adaptation_existed(monkeypatch):
@@ -208,15 +208,18 @@ def test_validators_prefer_confident_diverse_predictions_to_uniform_or_collapsed
     assert snd(confident) != snd(uniform)
 
 
-def test_dev_weighs_the_source_examples_that_look_like_the_target():
+def test_dev_and_iwcv_weigh_the_source_examples_that_look_like_the_target():
     """Source validation: right on the examples around (-2, 0), wrong on those around (+2, 0), so 0.5 accurate."""
     torch.manual_seed(0)
     left, right = torch.randn(100, 2) * 0.5 + torch.tensor([-2.0, 0.0]), torch.randn(100, 2) * 0.5 + torch.tensor([2.0, 0.0])
     source, correct = torch.cat([left, right]), torch.cat([torch.ones(100), torch.zeros(100)]).bool()
     alike = torch.randn(300, 2) * 0.5 + torch.tensor([[-2.0, 0.0], [2.0, 0.0]]).repeat(150, 1)
-    assert abs(dev(source, correct, alike) - 0.5) < 0.1, "a target like the source: the source's accuracy"
-    assert dev(source, correct, torch.randn(300, 2) * 0.5 + torch.tensor([-2.0, 0.0])) > 0.85
-    assert dev(source, correct, torch.randn(300, 2) * 0.5 + torch.tensor([2.0, 0.0])) < 0.15
+    for name in ("dev", "iwcv"):
+        assert abs(importance_weighted(source, correct, alike)[name] - 0.5) < 0.1, f"{name}: a target like the source, the source's accuracy"
+        assert importance_weighted(source, correct, torch.randn(300, 2) * 0.5 + torch.tensor([-2.0, 0.0]))[name] > 0.8, name
+        assert importance_weighted(source, correct, torch.randn(300, 2) * 0.5 + torch.tensor([2.0, 0.0]))[name] < 0.2, name
+    lopsided = importance_weighted(source, correct, torch.randn(300, 2) * 0.1 + torch.tensor([2.0, 0.0]))
+    assert 0.0 <= lopsided["iwcv"] <= 1.0, "self-normalised: an accuracy whatever the weights"
 
 
 def test_the_domain_shift_maps_target_statistics_onto_the_source():

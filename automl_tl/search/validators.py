@@ -1,9 +1,9 @@
 """What the validators of `automl_tl.vocabulary.adaptations.VALIDATORS` compute (higher is better for each).
 
 Three read the model's predicted probabilities on the unlabelled target alone (`UNSUPERVISED`); DEV
-reads where the model places source validation and target examples (the head's input) and which
-source validation examples it gets right, so it can answer the question the others cannot: is a
-target that looks like the source predicted as well as the source is?
+and IWCV read where the model places source validation and target examples (the head's input) and
+which source validation examples it gets right, so they can answer the question the others cannot:
+is a target that looks like the source predicted as well as the source is?
 
 Every epoch of a trial with a target records all of them, whichever one the search optimises, so
 docs/adaptation.md can measure how well each tracks target accuracy across the trials of a search.
@@ -53,28 +53,34 @@ UNSUPERVISED = {"im": im, "snd": snd, "bnm": bnm}
 """The validators computed from target predictions alone (``source`` is the source validation score)."""
 
 DOMAIN_FOLDS = 2
-"""DEV's domain classifier scores each source validation example with a model fit on the other folds
+"""The domain classifier scores each source validation example with a model fit on the other folds
 (cross-fitting): a classifier that had seen an example would call it more source-like than it is."""
-DOMAIN_L2 = 1e-2
-"""Ridge penalty of the domain classifier, on standardised features: it keeps the density ratios of
-small validation splits from running to extremes."""
+DOMAIN_L2 = 0.1
+"""Ridge penalty of the domain classifier, on standardised features. Weak penalties let it separate
+domains by memorised detail (fine-tuned features of sentences it trained on): its ratios then run to
+extremes and DEV's estimate leaves [0, 1]."""
 DOMAIN_PROBABILITY = (1e-3, 1 - 1e-3)
 """Domain probabilities are clipped here before they become density ratios (weights of at most ~1000)."""
 
 
-def dev(source: Tensor, correct: Tensor, target: Tensor) -> float:
-    """Deep embedded validation (You et al. 2019), on the 0-1 loss: an estimate of target accuracy.
+def importance_weighted(source: Tensor, correct: Tensor, target: Tensor) -> dict[str, float]:
+    """Source validation accuracy with each example weighted by how target-like it is: two estimates of target accuracy.
 
-    Each source validation example's error is weighted by the density ratio target/source at its
-    features (`density_ratios`), and the control variate (the weights' mean is 1 in expectation)
-    takes out the variance the weights add. A target that looks like the source weighs every example
-    alike, so DEV is then the source validation accuracy: confidence on the target earns nothing.
+    The weights are the density ratio target/source at each example's features (`density_ratios`).
+    ``dev``: deep embedded validation (You et al. 2019), the weighted error with the control variate
+    that uses the weights' known mean of 1 to take out the variance they add. ``iwcv``: the
+    self-normalised weighted accuracy (importance-weighted validation, Sugiyama et al. 2007), which
+    stays in [0, 1] however badly the domain classifier is calibrated. A target that looks like the
+    source weighs every example alike, so both are then the source validation accuracy: unlike the
+    validators that read target predictions, confidence on the target earns nothing.
     """
     weights = density_ratios(source.float(), target.float())
-    weighted = weights * (1.0 - correct.float())
+    wrong = 1.0 - correct.float()
+    weighted = weights * wrong
     spread = weights.var()
     eta = -float(((weighted - weighted.mean()) * (weights - weights.mean())).mean() / spread) if spread > 0 else 0.0
-    return 1.0 - float(weighted.mean() + eta * weights.mean() - eta)
+    return {"dev": 1.0 - float(weighted.mean() + eta * weights.mean() - eta),
+            "iwcv": 1.0 - float(weighted.sum() / weights.sum())}
 
 
 def density_ratios(source: Tensor, target: Tensor) -> Tensor:
@@ -114,5 +120,5 @@ def _logistic(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 def target_validator_scores(target_probs: Tensor, target_inputs: Tensor, source_inputs: Tensor, source_correct: Tensor) -> dict[str, float]:
     """Every validator but ``source`` for one model, from its outputs on the target and on source validation."""
     found = {name: fn(target_probs.float()) for name, fn in UNSUPERVISED.items()}
-    found["dev"] = dev(source_inputs, source_correct, target_inputs)
+    found.update(importance_weighted(source_inputs, source_correct, target_inputs))
     return found

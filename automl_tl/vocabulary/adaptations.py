@@ -96,6 +96,9 @@ VALIDATORS: dict[str, Validator] = {v.name: v for v in (
     Validator("dev", "DEV",
               doc="Deep embedded validation (You et al. 2019): source validation accuracy with each example weighted "
                   "by how target-like it is (a domain classifier on the head's input), variance-controlled."),
+    Validator("iwcv", "IWCV",
+              doc="Importance-weighted validation: the same weights as DEV, self-normalised, so the estimate of "
+                  "target accuracy stays in [0, 1] when the domain classifier is overconfident."),
 )}
 """How a search with an unlabelled target scores its trials (`search.validator` chooses one)."""
 
