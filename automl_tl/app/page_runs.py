@@ -18,7 +18,7 @@ and when out of a laptop-wide window."""
 
 
 def build(app: App, picker: gr.Dropdown, tabs: gr.Tabs, blocks: gr.Blocks) -> None:
-    """The table starts from the boards the starting page read (`automl_tl.app.starting`); a poll keeps it current."""
+    """The table starts from the boards the starting page read (`automl_tl.app.server.Starting`); a poll keeps it current."""
     gr.Markdown(f"Every run in `{app.runs.root}`, newest first, as `automl-tl leaderboard` reads it "
                 "(searches started from a terminal show too). Click a run to open it.")
     listed = rows(app.runs.summaries(app.jobs.alive()))

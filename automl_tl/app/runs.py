@@ -7,7 +7,7 @@ every couple of seconds; a board with a running trial is always read again, beca
 worker is still alive is a question of time, not of files.
 
 Reading a board opens its storage, which is most of what the first page costs: the app reads them
-while Gradio has not even been imported (`automl_tl.app.starting`). One run's board is read by one
+while Gradio has not even been imported (`automl_tl.app.server.Starting`). One run's board is read by one
 thread at a time: a page asking for a board being read waits for it rather than reading it again.
 """
 
