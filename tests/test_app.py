@@ -48,10 +48,14 @@ seed = 1
 pruner = "none"
 [space]
 strategy = "partial"
-epochs = 4
+epochs = 40
 batch_size = 8
 """
-"""A CLI search whose trials take a moment each, so the app sees it while it writes."""
+"""A search whose trials take seconds each, so the app sees it while it writes, and a search left
+running until Stop does not pile up hundreds of trials (each poll of a live run page redraws them
+all: on a loaded machine the polls then crowd out the Stop click)."""
+SLOW_MS = 120_000
+"""How long a step that waits on a search may take: a loaded 2-core machine (or one core) has needed over a minute."""
 
 
 def _chromium() -> str:
@@ -120,7 +124,7 @@ def _status(page: Any) -> str:
     return page.locator("#run-status").inner_text()
 
 
-def _wait_status(page: Any, prefix: str, timeout: float = 120_000) -> None:
+def _wait_status(page: Any, prefix: str, timeout: float = SLOW_MS) -> None:
     """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed.
 
     Generous: on a loaded 2-core machine one poll of the page has been seen to take several seconds,
@@ -199,12 +203,13 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             page.wait_for_selector("#runs-table")
             while not (tmp_path / "runs" / "cli-run" / "study.db").exists():
                 time.sleep(0.2)
-            page.wait_for_function("() => /cli-run\\s+running/.test(document.querySelector('#runs-table').innerText)")
+            # generous: on one busy core the command line's search takes most of a minute to start its first trial
+            page.wait_for_function("() => /cli-run\\s+running/.test(document.querySelector('#runs-table').innerText)", timeout=SLOW_MS)
             _pick(page, "#run-picker", "cli-run")
             page.get_by_role("tab", name="Run", exact=True).click()
             page.wait_for_function("() => document.querySelectorAll('#leaderboard tbody tr').length > 0")
             seen = len(_rows(page))
-            page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length > {seen}", timeout=30_000)
+            page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length > {seen}", timeout=SLOW_MS)
             cli.send_signal(signal.SIGINT)
 
             # New search → its Run page, live, to the end; the same rows as `automl-tl leaderboard`
@@ -241,14 +246,14 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             # Stop = Ctrl-C (the trial is marked interrupted), Resume = the same command again
             _start(page, "stopped-run", 500, tmp_path / "slow.toml")  # more than fit in the test: only Stop ends it
             page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('running')"
-                                   " && document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=30_000)
+                                   " && document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=SLOW_MS)
             page.locator("#stop").click()
             _wait_status(page, "interrupted")
             stopped = _leaderboard_json(env, tmp_path, "stopped-run")
             assert any("interrupted" in (row["reason"] or "") for row in stopped), stopped
             page.locator("#resume").click()
             _wait_status(page, "running")
-            page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length > {len(stopped)}", timeout=30_000)
+            page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length > {len(stopped)}", timeout=SLOW_MS)
             page.locator("#stop").click()
             _wait_status(page, "interrupted")
             browser.close()
