@@ -186,8 +186,9 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
     recipe = tmp_path / "fast.toml"
     recipe.write_text(fast_recipe)
     (tmp_path / "slow.toml").write_text(SLOW_TOY)
+    cli_log = (tmp_path / "cli.log").open("w")  # a file, not a pipe: an unread pipe fills and blocks the search mid-write
     cli = subprocess.Popen([sys.executable, "-m", "automl_tl", "search", "-r", "slow.toml", "-n", "40", "--run-dir", "runs/cli-run"],
-                           cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                           cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=cli_log)
     guard = OffMachineGuard()
 
     try:
@@ -261,6 +262,7 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
         if cli.poll() is None:
             cli.send_signal(signal.SIGINT)
         cli.wait(30)
+        cli_log.close()
     assert guard.aborted == [], f"the app asked for {len(guard.aborted)} thing(s) off this machine: {guard.aborted[:5]}"
 
 
