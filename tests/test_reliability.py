@@ -86,8 +86,13 @@ def test_ctrl_c_and_sigkill_at_any_point_lose_no_finished_trial_and_resume_to_th
     survived: dict[int, tuple[TrialState, float | None]] = {}
     log = [("before-rename", "*/cache/*", 0)]
 
-    # Ctrl-C in the first trial: the trial is marked and queued again, the board shown, the way back said
-    result = child.run("sigint", "", 2)
+    # Ctrl-C in the first trial: the trial is marked and queued again, the board shown, the way back said;
+    # started with SIGINT ignored, as a non-interactive shell starts a background job (the app's Stop is a SIGINT)
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = child.run("sigint", "", 2)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert result.returncode == 130, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     out = " ".join(result.stdout.split())

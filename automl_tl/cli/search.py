@@ -119,13 +119,19 @@ class TerminateAsInterrupt:
     code is the conventional 128 + 15. A second SIGTERM while that happens is ignored: it takes a
     moment, and SIGKILL still stops the process at once. Outside the main thread (where signals
     cannot be handled) nothing changes.
+
+    SIGINT is made Ctrl-C's again too: a process started in the background by a non-interactive
+    shell (``automl-tl app &`` in a script) inherits SIGINT ignored, and so would every search the
+    app starts, whose Stop button is a SIGINT.
     """
 
     def __enter__(self) -> TerminateAsInterrupt:
         self.received = False
         self.previous: Any = None
+        self.previous_int: Any = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._stop)
+            self.previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         return self
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
@@ -136,6 +142,8 @@ class TerminateAsInterrupt:
     def __exit__(self, *exc: object) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
+        if self.previous_int is not None:
+            signal.signal(signal.SIGINT, self.previous_int)
 
 
 def plugin_flags(args: list[str]) -> dict[str, str | bool]:
