@@ -122,6 +122,29 @@ def test_the_best_epoch_is_chosen_on_the_smoothed_curve_with_its_own_weights(cur
     assert best_epoch(curve) == best - 1  # what a pruned trial's partial curve is judged by
 
 
+def _refit_length(correct_by_epoch: list[int], truth: bool = True) -> tuple[int, int]:
+    """(best epoch, refit epochs) of a 200-example curve whose epochs get the first ``n`` examples right."""
+    labels = np.zeros(200, dtype=np.int64)
+    chosen = BestEpoch("accuracy", labels if truth else None, 2)
+    for epoch, correct in enumerate(correct_by_epoch, start=1):
+        predictions = np.where(np.arange(200) < correct, 0, 1)
+        chosen.add({"accuracy": correct / 200}, {"epoch": torch.tensor(epoch)}, predictions)
+    outcome = chosen.outcome()
+    assert outcome.refit_epochs is not None
+    return outcome.best_epoch, outcome.refit_epochs
+
+
+def test_a_refit_trains_the_whole_schedule_when_the_last_epoch_is_within_noise_of_the_best() -> None:
+    # a flat curve whose first epochs "win" by a few examples (the FSDD case): the refit is not cut to epoch 1
+    assert _refit_length([197, 198, 196, 197, 197, 197]) == (1, 6)
+
+
+def test_a_refit_stops_at_the_best_epoch_when_the_last_is_worse_beyond_noise() -> None:
+    assert _refit_length([150, 190, 192, 160, 120]) == (3, 3)  # past the peak the model overfits
+    assert _refit_length([150, 160, 190]) == (3, 3)  # the best epoch is the last
+    assert _refit_length([197, 198, 196, 197, 197, 197], truth=False) == (1, 1)  # nothing to compare on
+
+
 @pytest.mark.parametrize(("batchnorm", "changes"), [(None, False), ("frozen", False), ("adapt", True)])
 def test_batchnorm_statistics_stay_frozen_unless_the_trial_adapts_them(toy_modules, batchnorm, changes):
     toy_modality, toy_network = toy_modules

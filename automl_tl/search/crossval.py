@@ -20,6 +20,7 @@ import numpy as np
 from optuna.trial import FrozenTrial
 
 from automl_tl.contract import Example
+from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import simplicity
@@ -91,12 +92,12 @@ def out_of_fold(
 ) -> np.ndarray:
     """The trial's configuration trained on all but one fold at a time, predicting the fold left out.
 
-    Each fold trains for the trial's best epoch count and keeps its last epoch: no epoch is chosen
+    Each fold trains as long as a refit would (`refit_epochs`) and keeps its last epoch: no epoch is chosen
     on the examples it is scored on. ``store`` is train + validation (`FeatureStore.merged`), ``folds``
     its `fold_indices`.
     """
     params: TrialParams = TrialParams(**trial.user_attrs["params"])
-    params = replace(params, epochs=int(trial.user_attrs.get("best_epoch", params.epochs)))
+    params = replace(params, epochs=refit_epochs(trial, params.epochs))
     examples = store.examples["train"]
     predictions = np.empty(len(examples), dtype=np.int64)
     for number, held in enumerate(folds):

@@ -1,4 +1,5 @@
-"""Which epoch of a trial counts: the best by a smoothed validation curve, with that epoch's weights."""
+"""Which epoch of a trial counts: the best by a smoothed validation curve, with that epoch's weights;
+and how long a refit of the trial's configuration trains."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from optuna.trial import FrozenTrial
 from torch import Tensor
+
+from automl_tl.search.metrics import paired_difference
 
 
 @dataclass
@@ -20,15 +24,25 @@ class TrialOutcome:
     """The tail's weights at the best epoch."""
     predictions: np.ndarray | None = None
     """Validation predictions (class indices) of the best epoch: selection compares trials on them."""
+    refit_epochs: int | None = None
+    """How many epochs a refit on train + validation trains (`BestEpoch.outcome` says why)."""
+
+
+def refit_epochs(trial: FrozenTrial, configured: int) -> int:
+    """Epochs a refit (or a cross-validation fold) of a completed trial's configuration trains.
+
+    A trial recorded before `TrialOutcome.refit_epochs` existed refits for its best epoch.
+    """
+    return int(trial.user_attrs.get("refit_epochs") or trial.user_attrs.get("best_epoch", configured))
 
 
 def smoothed(curve: list[float], index: int) -> float:
     """Epoch ``index``'s validation score averaged with its neighbours' (one each side, where they exist).
 
     The best epoch is chosen on this, not on the raw curve: on a few hundred validation examples
-    one epoch's score jumps by a standard error or two, and the best epoch decides both the
-    trial's checkpoint and how long the refit trains; a one-epoch spike would otherwise cut the
-    refit short (the CIFAR case in docs/performance.md, "Figures behind the code's choices").
+    one epoch's score jumps by a standard error or two, and the best epoch decides the trial's
+    value and checkpoint; a one-epoch spike would otherwise stand for the whole trial (the CIFAR
+    case in docs/performance.md, "Figures behind the code's choices").
     """
     window = curve[max(0, index - 1) : index + 2]
     return sum(window) / len(window)
@@ -48,10 +62,13 @@ class BestEpoch:
 
     An epoch is judged once the next epoch's score is in (its right neighbour in the smoothing
     window), so at most two copies of the weights are held: the best so far and the last epoch's.
+    ``truth`` (the validation labels) lets the outcome compare the best epoch with the last on the
+    same examples; without it (an objective no label scores) a refit trains for the best epoch.
     """
 
-    def __init__(self, objective: str) -> None:
+    def __init__(self, objective: str, truth: np.ndarray | None = None, n_classes: int = 0) -> None:
         self.objective = objective
+        self.truth, self.n_classes = truth, n_classes
         self.metrics: list[dict[str, float]] = []
         self.predictions: list[np.ndarray] = []
         self.waiting: dict[str, Tensor] | None = None
@@ -70,7 +87,24 @@ class BestEpoch:
             self._judge(len(self.metrics) - 1, self.waiting)
             self.waiting = None
         assert self.best is not None, "no epoch was scored"
+        self.best.refit_epochs = self._refit_epochs(self.best.best_epoch)
         return self.best
+
+    def _refit_epochs(self, best: int) -> int:
+        """The whole schedule, unless its last epoch is worse than the best one beyond validation noise.
+
+        The learning rate follows a schedule over all of a trial's epochs, so a refit cut to the
+        best epoch trains under a compressed schedule the trial never ran; and on a flat curve
+        the best epoch is a coin toss (on one held-out speaker, epoch 1 of 6 "won" by a clip and a
+        one-epoch refit tested points lower: docs/results.md). Only an earlier epoch better than
+        the last by more than the noise (the paired bootstrap `selection` uses) shortens the refit.
+        """
+        last = len(self.metrics)
+        if best == last or self.truth is None or self.objective not in ("accuracy", "macro_f1"):
+            return best
+        _, low, _ = paired_difference(self.truth, self.predictions[best - 1], self.predictions[-1], self.n_classes,
+                                      self.objective)
+        return best if low > 0 else last
 
     def _judge(self, index: int, state: dict[str, Tensor]) -> None:
         score = smoothed([m[self.objective] for m in self.metrics], index)

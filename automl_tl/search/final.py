@@ -5,7 +5,7 @@ of the best), made again on cross-validation folds when the validation split is 
 configurations apart (`automl_tl.search.crossval`). A run that ranks trials on a target domain
 feeds `automl_tl.domains.adapted_choice`'s trials to the same step instead: its validator (or
 labelled target examples), under the source guard. With ``refit`` (the default) it is retrained
-on train and validation together, for as many epochs as its best validation epoch: the final
+on train and validation together, for the epochs `automl_tl.search.epochs.refit_epochs` says: the final
 model then learns from every labelled example outside the test split, which matters most when
 groups are few (a speaker held out for validation is a speaker the model never heard). The test score is stored with its bootstrap
 interval, so a reader can see what difference the test split can resolve. A labelled target test
@@ -29,6 +29,7 @@ from automl_tl.config import RunConfig
 from automl_tl.domains import adapted_choice, selection
 from automl_tl.rundir import RunDir, atomic_write, write_json
 from automl_tl.search import crossval
+from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
@@ -91,7 +92,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     store = ctx.stores[params.backbone]
     tail = Tail(ctx.backbones[params.backbone], params, len(splits.classes))
     if settings.refit:
-        refit_params = replace(params, epochs=int(chosen.user_attrs.get("best_epoch", params.epochs)))
+        refit_params = replace(params, epochs=refit_epochs(chosen, params.epochs))
         with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
             outcome = train_trial(
                 refit_params, store.merged(["train", "validation"]), len(splits.classes), settings.objective,

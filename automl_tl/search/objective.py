@@ -131,6 +131,7 @@ class Objective:
         assert outcome.predictions is not None
         for key, attr in (("scores", outcome.scores), ("history", outcome.history),
                           ("trainable_params", outcome.trainable_params), ("best_epoch", outcome.best_epoch),
+                          ("refit_epochs", outcome.refit_epochs),
                           (PREDICTIONS, outcome.predictions.tolist())):
             trial.set_user_attr(key, attr)
         if self.objective == ctx.settings.objective:  # a validator scores the whole target: no per-example interval

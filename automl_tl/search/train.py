@@ -140,7 +140,7 @@ def _fit(
     target = _endless(tail, store, mode, params, random.Random(rng.getrandbits(32)), compute) if adapter else None
     best: TrialOutcome | None = None
     history: list[dict[str, float]] = []
-    chosen = BestEpoch(objective)
+    chosen = BestEpoch(objective, store.labels("validation").numpy(), tail.n_classes)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
