@@ -224,8 +224,8 @@ def resolve(plugin: ModalityPlugin, recipe: Mapping[str, Any], flags: Mapping[st
     """The run's configuration: the plugin's defaults, then the recipe, then the flags, validated.
 
     A data path among the flags replaces the recipe's data source rather than merging with it; a
-    time budget without a trial count (from the recipe or the flags; the plugin's count does not
-    count) means as many trials as fit; the plugin's options are checked against its options type.
+    time budget without a trial count from the same layer or a later one (a recipe's ``timeout``
+    over the plugin's count, ``--timeout`` over the recipe's) means as many trials as fit; the plugin's options are checked against its options type.
     ``source`` names the recipe (or "settings") in error messages.
     """
     recipe = dict(recipe)
@@ -233,8 +233,10 @@ def resolve(plugin: ModalityPlugin, recipe: Mapping[str, Any], flags: Mapping[st
         recipe["data"] = {k: v for k, v in recipe.get("data", {}).items() if k not in ("dataset", "path")}
     if flags.get("data", {}).get("target_path") is not None:  # a new target: the recipe's labelled target parts go too
         recipe["data"] = {k: v for k, v in recipe.get("data", {}).items() if not k.startswith("target_")}
-    config = validate(deep_merge(deep_merge(plugin.default_recipe(), recipe), flags), source)
-    if config.search.timeout is not None and not any("n_trials" in layer.get("search", {}) for layer in (recipe, flags)):
+    layers = (plugin.default_recipe(), recipe, flags)
+    config = validate(deep_merge(deep_merge(layers[0], recipe), flags), source)
+    timed = [i for i, layer in enumerate(layers) if "timeout" in layer.get("search", {})]
+    if timed and not any("n_trials" in layer.get("search", {}) for layer in layers[timed[-1]:]):
         config.search.n_trials = None
     config.options = _check_options(plugin, config.options, source)
     return config

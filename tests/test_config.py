@@ -176,3 +176,23 @@ def test_timeout_alone_means_as_many_trials_as_fit(toy, run_cli, captured):
     assert code == 0, err
     (config,) = captured
     assert config.search.n_trials is None and config.search.timeout == 30
+
+
+@pytest.mark.parametrize(("recipe", "flags", "expected"), [
+    ("", [], (20, 420)),  # the plugin's own pair: both bind, whichever comes first
+    ("[search]\ntimeout = 60\n", [], (None, 60)),  # a recipe's time budget over the plugin's count
+    ("[search]\nn_trials = 5\n", [], (5, 420)),
+    ("", ["--timeout", "30"], (None, 30)),  # the flag's time budget alone: as many trials as fit
+    ("[search]\nn_trials = 5\n", ["--timeout", "30"], (None, 30)),
+    ("", ["--n-trials", "3"], (3, 420)),
+])
+def test_a_time_budget_without_a_trial_count_in_its_layer_or_a_later_one_means_as_many_as_fit(
+    toy, run_cli, write_recipe, captured, monkeypatch, recipe, flags, expected,
+):
+    import toy_modality
+
+    monkeypatch.setattr(toy_modality.ToyPlugin, "default_recipe", lambda self: {"search": {"n_trials": 20, "timeout": 420}})
+    code, _, err = run_cli("search", "--recipe", write_recipe('modality = "toy"\n' + recipe), *flags)
+    assert code == 0, err
+    (config,) = captured
+    assert (config.search.n_trials, config.search.timeout) == expected
