@@ -10,9 +10,9 @@ import torch
 
 from automl_tl.domains import UNLABELLED, Candidate, guard
 from automl_tl.search.adaptation import ADAPTERS, DomainShift, coral
-from automl_tl.search.features import FeatureStore
+from automl_tl.search.features import FeatureStore, pad_hidden
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import input_mode, train_trial
+from automl_tl.search.train import Compute, input_mode, train_trial
 from automl_tl.search.validators import UNSUPERVISED, bnm, im, importance_weighted, snd
 from automl_tl.vocabulary import DIMENSIONS
 from automl_tl.vocabulary.adaptations import ADAPTATIONS, VALIDATORS
@@ -155,6 +155,29 @@ def test_every_method_trains_with_every_input_path_and_records_every_validator(t
     for name in [*UNSUPERVISED, "dev", "iwcv", "macro_f1", "target_accuracy", "target_macro_f1"]:
         assert name in outcome.scores and outcome.scores[name] == outcome.scores[name], name
     assert any(key.startswith("shift.") for key in outcome.state) == ADAPTATIONS[method].shifts_features
+
+
+def test_target_batches_are_read_from_the_prefix_cache_outside_the_autocast_region(toy_modules, monkeypatch):
+    """The cached prefix is fp16, and stacking it inside the bf16 autocast region fails ("Unexpected
+    floating ScalarType in at::autocast::prioritize": every vision partial fine-tune with a target did)."""
+    import automl_tl.search.train as train
+
+    toy_modality, toy_network = toy_modules
+    store = store_with_target(toy_network.build(), toy_modality)
+    store.cached_depths = {2}
+    read = []
+
+    def outside_autocast(tensors, has_mask):
+        read.append(torch.is_autocast_enabled("cpu"))
+        return pad_hidden(tensors, has_mask)
+
+    monkeypatch.setattr(train, "pad_hidden", outside_autocast)
+    params = TrialParams(backbone="toy-net", head="linear", head_lr=3e-3, weight_decay=1e-4, epochs=2, batch_size=8,
+                         adaptation="entropy", adaptation_weight=1.0, strategy="partial", freeze_depth=2, pooling="mean")
+    assert input_mode(params) == "prefix"
+    train_trial(params, store, 3, "accuracy", seed=0, on_epoch=lambda e: None, on_batch=lambda d, t: None,
+                compute=Compute(cached=True, bf16=True))
+    assert read and not any(read)
 
 
 def test_each_method_that_trains_on_target_batches_has_its_code_and_its_dimensions_exist():

@@ -146,11 +146,13 @@ def _fit(
         set_train_mode(tail, params.batchnorm)
         total_loss, seen = 0.0, 0
         for done, (inputs, index) in enumerate(_batches(tail, store, "train", mode, params, rng, compute.cached)):
+            # batches are read outside autocast: stacking the fp16 prefix cache inside a bf16 region fails
+            target_inputs = next(target) if adapter and target else None
             with compute.autocast(mode):
                 features = _features(tail, mode, inputs)
                 logits = tail.head(features)
-                extra = adapter.step(features, _features(tail, mode, next(target)), (epoch - 1 + done / steps_per_epoch) / epochs) \
-                    if adapter and target else 0.0
+                extra = 0.0 if adapter is None or target_inputs is None else \
+                    adapter.step(features, _features(tail, mode, target_inputs), (epoch - 1 + done / steps_per_epoch) / epochs)
             loss = F.cross_entropy(logits.float(), labels[index]) + extra
             if not torch.isfinite(loss):
                 raise TrialFailed(f"loss became {loss.item()} in epoch {epoch}")

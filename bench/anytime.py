@@ -1,0 +1,147 @@
+"""Time to quality: when does a search first hold a model as good as the one it ends with? (issue #22)
+
+    python bench/anytime.py --modality speech --json after.json          # the demo, `make demo`'s search
+    python bench/anytime.py --recipe recipes/speech-digits.toml --json after.json
+
+One search in this process, every trial's weights kept (a run normally keeps the best trial's
+only). Afterwards each trial that was the run's usable model from its completion on (the best so
+far: what `automl-tl predict` used then, "usable model: trial N" in the live view) is scored once
+on the test split, like the final model; the figures are the times (from the search's start)
+at which each appeared, with its test accuracy.
+
+Two arms, e.g. the code of an earlier commit against this one, run one after the other or each
+pinned to its own core, then put side by side:
+
+    git worktree add /tmp/before COMMIT && cp bench/anytime.py /tmp/before/bench/   # its automl_tl and bench.common
+    PYTHONPATH=/tmp/before/plugins/speech taskset -c 0 python /tmp/before/bench/anytime.py --modality speech --json before.json
+    taskset -c 1 python bench/anytime.py --modality speech --json after.json
+    python bench/anytime.py --combine before.json after.json
+
+The comparison prints, per arm, the first time it held a model whose test accuracy is within
+`--within` (0.5 point) of what the *first* arm's search ended with, and the ratio to the first arm's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--recipe", type=Path)
+    source.add_argument("--modality", help="the plugin's defaults alone, as `automl-tl search --modality M` runs them")
+    source.add_argument("--combine", type=Path, nargs="+", metavar="JSON", help="run nothing: compare these --json files")
+    parser.add_argument("--seed", type=int, default=0, help="with --modality: the search's seed (a recipe has its own)")
+    parser.add_argument("--within", type=float, default=0.005, help="how close to the first arm's final test accuracy counts")
+    parser.add_argument("--keep", type=Path, help="run directory to keep (default: a temporary one)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.combine:
+        arms = [(path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in args.combine]
+        _compare(arms, args.within)
+        return
+    with tempfile.TemporaryDirectory(prefix="automl-tl-anytime-") as scratch:
+        recipe = args.recipe
+        if recipe is None:
+            recipe = Path(scratch) / "defaults.toml"
+            recipe.write_text(f'modality = "{args.modality}"\n[search]\nseed = {args.seed}\n', encoding="utf-8")
+        result = anytime(recipe, args.keep or Path(scratch) / "run")
+    result["source"] = str(args.recipe or f"--modality {args.modality}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    _compare([("this run", result)], args.within)
+
+
+def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:
+    """Run the search with every trial's weights kept, then score each usable model on the test split."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from automl_tl.rundir import RunDir
+    from automl_tl.search.inputs import environment
+    from bench.common import run_search
+
+    RunDir.prune_weights = lambda self, keep: None  # type: ignore[method-assign]  # the bench scores them all afterwards
+    started = time.time()
+    summary = run_search(recipe, run_dir=run_dir)
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}")
+    completed = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.datetime_complete)
+    usable, best = [], None
+    for trial in completed:
+        if best is None or (trial.value or 0.0) > best:
+            best = trial.value or 0.0
+            usable.append({"trial": trial.number, "at_s": trial.datetime_complete.timestamp() - started,
+                           "validation": trial.value})
+    scores = _test_accuracy(run_dir, [u["trial"] for u in usable])
+    for entry in usable:
+        entry["test_accuracy"] = scores[entry["trial"]]
+    return {"environment": environment(), "wall_s": summary["wall_s"], "final_test_accuracy": summary["test"]["accuracy"],
+            "trials_completed": summary["trials_completed"], "trials_pruned": summary["trials_pruned"], "usable": usable}
+
+
+def _test_accuracy(run_dir: Path, trials: list[int]) -> dict[int, float]:
+    """Each trial's kept weights scored on the run's test split, as the final evaluation scores a model."""
+    import torch
+
+    from automl_tl.model.predictor import load_model
+    from automl_tl.rundir import RunDir
+    from automl_tl.search.features import FeatureStore
+    from automl_tl.search.final import DELIVERED
+    from automl_tl.search.model import Tail
+    from automl_tl.search.train import input_mode, predict
+    from automl_tl.vocabulary import TrialParams
+
+    run = RunDir(run_dir)
+    model = load_model(run_dir)
+    splits = model.run_data().splits
+    store = FeatureStore(model.backbone, {"test": splits.test}, model.labels)
+    truth = store.labels("test").numpy()
+    scores = {}
+    for number in trials:
+        record = json.loads((run.trial_dir(number) / "record.json").read_text(encoding="utf-8"))
+        params = TrialParams(**record["params"])
+        tail = Tail(model.backbone, params, len(model.labels))
+        tail.load_state_dict(torch.load(run.weights_path(number), weights_only=True))
+        scores[number] = float((predict(tail, store, "test", input_mode(params), params, DELIVERED) == truth).mean())
+    return scores
+
+
+def time_to_quality(arm: dict[str, Any], bar: float) -> float | None:
+    """Seconds until the arm first held a model testing at ``bar`` or above: a usable model, or the final one at the end."""
+    reached = [e["at_s"] for e in arm["usable"] if e["test_accuracy"] >= bar]
+    if arm["final_test_accuracy"] >= bar:
+        reached.append(arm["wall_s"])
+    return min(reached) if reached else None
+
+
+def _compare(arms: list[tuple[str, dict[str, Any]]], within: float) -> None:
+    reference = arms[0][1]["final_test_accuracy"]
+    print(f"reference: the first arm's final test accuracy {reference:.4f}; a model counts from {reference - within:.4f} on")
+    first: float | None = None
+    for name, arm in arms:
+        print(f"\n{name}: {arm.get('source', '')}; search {arm['wall_s']:.0f} s, final test {arm['final_test_accuracy']:.4f} "
+              f"({arm['trials_completed']} complete, {arm['trials_pruned']} pruned)")
+        for entry in arm["usable"]:
+            print(f"  {entry['at_s']:6.0f} s  usable model: trial {entry['trial']:>3}  val {entry['validation']:.4f}  "
+                  f"test {entry['test_accuracy']:.4f}")
+        print(f"  {arm['wall_s']:6.0f} s  final model (refit)                    test {arm['final_test_accuracy']:.4f}")
+        at = time_to_quality(arm, reference - within)
+        first = at if first is None else first
+        ratio = f" ({at / first:.2f}x the first arm's)" if at is not None and first else ""
+        print(f"  time to quality: {'not reached' if at is None else f'{at:.0f} s'}{ratio}")
+
+
+if __name__ == "__main__":
+    from bench.common import run_script
+
+    run_script(main)

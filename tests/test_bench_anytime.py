@@ -1,0 +1,42 @@
+"""bench/anytime.py: the usable models a search held, each scored on the test split, and the time to quality."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def bench_anytime(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    sys.modules.pop("bench.anytime", None)
+    return importlib.import_module("bench.anytime")
+
+
+def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anytime, toy, write_recipe, tmp_path, monkeypatch):
+    from automl_tl.rundir import RunDir
+
+    monkeypatch.setattr(RunDir, "prune_weights", RunDir.prune_weights)  # the bench patches it for its own process
+    recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 4\nseed = 0\npruner = "none"\nrefit = false\n'
+                          '[space]\nepochs = 2\nbatch_size = 16\n')
+    result = bench_anytime.anytime(recipe, tmp_path / "run")
+    usable = result["usable"]
+    assert usable and [u["at_s"] for u in usable] == sorted(u["at_s"] for u in usable)
+    assert [u["validation"] for u in usable] == sorted({u["validation"] for u in usable})  # each a new best
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert usable[-1]["trial"] == test["trial"]  # the best trial's weights are the final model, scored alike
+    assert usable[-1]["test_accuracy"] == pytest.approx(test["accuracy"]) == pytest.approx(result["final_test_accuracy"])
+
+
+def test_time_to_quality_is_the_first_model_at_the_bar(bench_anytime) -> None:
+    arm = {"wall_s": 300.0, "final_test_accuracy": 0.98,
+           "usable": [{"at_s": 20.0, "test_accuracy": 0.95}, {"at_s": 90.0, "test_accuracy": 0.978}]}
+    assert bench_anytime.time_to_quality(arm, 0.975) == 90.0
+    assert bench_anytime.time_to_quality(arm, 0.979) == 300.0  # only the final (refit) model gets there
+    assert bench_anytime.time_to_quality(arm, 0.99) is None
