@@ -225,7 +225,8 @@ def resolve(plugin: ModalityPlugin, recipe: Mapping[str, Any], flags: Mapping[st
 
     A data path among the flags replaces the recipe's data source rather than merging with it; a
     time budget without a trial count from the same layer or a later one (a recipe's ``timeout``
-    over the plugin's count, ``--timeout`` over the recipe's) means as many trials as fit; the plugin's options are checked against its options type.
+    over the plugin's count, ``--timeout`` over the recipe's) means as many trials as fit; the
+    plugin's options are checked against its options type.
     ``source`` names the recipe (or "settings") in error messages.
     """
     recipe = dict(recipe)

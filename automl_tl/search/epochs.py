@@ -95,9 +95,9 @@ class BestEpoch:
 
         The learning rate follows a schedule over all of a trial's epochs, so a refit cut to the
         best epoch trains under a compressed schedule the trial never ran; and on a flat curve
-        the best epoch is a coin toss (on one held-out speaker, epoch 1 of 6 "won" by a clip and a
-        one-epoch refit tested points lower: docs/results.md). Only an earlier epoch better than
-        the last by more than the noise (the paired bootstrap `selection` uses) shortens the refit.
+        (one held-out speaker) the best epoch is a coin toss, so refits cut to it tested worse
+        (docs/performance.md, "Figures behind the code's choices"). Only an earlier epoch better
+        than the last by more than the noise (the paired bootstrap `selection` uses) shortens it.
         """
         last = len(self.metrics)
         if best == last or self.truth is None or self.objective not in ("accuracy", "macro_f1"):
