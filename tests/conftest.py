@@ -22,6 +22,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
 
 Register = Callable[[str, dict[str, str]], None]
 RunCli = Callable[..., tuple[int, str, str]]
@@ -258,3 +259,15 @@ def add_trial() -> Callable[..., None]:
         study.tell(trial, value, state=state)
 
     return add
+
+
+@pytest.fixture
+def bench_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+    """Import ``bench/<name>.py`` afresh, as its scripts run (the repository root on the path)."""
+
+    def load(name: str) -> Any:
+        monkeypatch.syspath_prepend(str(REPO))
+        sys.modules.pop(f"bench.{name}", None)
+        return importlib.import_module(f"bench.{name}")
+
+    return load

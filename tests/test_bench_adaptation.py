@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -13,23 +12,15 @@ import pytest
 
 from automl_tl.contract import Example
 
-REPO = Path(__file__).resolve().parent.parent
 
-
-def _bench(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    monkeypatch.syspath_prepend(str(REPO))
-    sys.modules.pop(f"bench.{name}", None)
-    return importlib.import_module(f"bench.{name}")
+@pytest.fixture
+def bench_adaptation(bench_module) -> ModuleType:
+    return bench_module("adaptation")
 
 
 @pytest.fixture
-def bench_adaptation(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return _bench("adaptation", monkeypatch)
-
-
-@pytest.fixture
-def bench_datasets(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    return _bench("datasets", monkeypatch)
+def bench_datasets(bench_module) -> ModuleType:
+    return bench_module("datasets")
 
 
 def test_group_scores_count_each_groups_right_answers(bench_adaptation) -> None:

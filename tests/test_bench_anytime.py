@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
-
 @pytest.fixture
-def bench_anytime(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO))
-    sys.modules.pop("bench.anytime", None)
-    return importlib.import_module("bench.anytime")
+def bench_anytime(bench_module):
+    return bench_module("anytime")
 
 
 def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anytime, toy, write_recipe, tmp_path, monkeypatch):

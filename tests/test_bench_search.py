@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture
-def bench_search(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(REPO))
-    sys.modules.pop("bench.search", None)
-    return importlib.import_module("bench.search")
+def bench_search(bench_module):
+    return bench_module("search")
 
 
 def _trials(*pairs):
