@@ -140,7 +140,8 @@ def _fit(
     target = _endless(tail, store, mode, params, random.Random(rng.getrandbits(32)), compute) if adapter else None
     best: TrialOutcome | None = None
     history: list[dict[str, float]] = []
-    chosen = BestEpoch(objective, store.labels("validation").numpy(), tail.n_classes)
+    truth = store.labels("validation")
+    chosen = BestEpoch(objective, truth.numpy(), tail.n_classes)
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
@@ -171,7 +172,6 @@ def _fit(
             continue
         placed, probs = outputs(tail, store, "validation", mode, params, compute)
         predictions = probs.argmax(dim=-1).numpy()
-        truth = store.labels("validation")
         metrics = scores(truth.numpy(), predictions, tail.n_classes)
         if "target" in store.examples:
             metrics.update(target_scores(tail, store, mode, params, compute, (placed, torch.from_numpy(predictions) == truth)))
