@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.combine:
-        arms = [(path.stem, json.loads(path.read_text(encoding="utf-8"))) for path in args.combine]
+        from bench.common import results_file
+
+        arms = [(path.stem, results_file(parser, path, {"wall_s", "final_test_accuracy", "usable"}, "bench/anytime.py"))
+                for path in args.combine]
         _compare(arms, args.within)
         return
     with tempfile.TemporaryDirectory(prefix="automl-tl-anytime-") as scratch:

@@ -318,6 +318,17 @@ def forward_floor(recipe: Path) -> dict[str, float]:
     return {"decode_s": decoded - started, "forward_s": time.perf_counter() - decoded, "examples": sum(map(len, splits.values()))}
 
 
+def results_file(parser: argparse.ArgumentParser, path: Path, keys: set[str], script: str) -> dict[str, Any]:
+    """An earlier run's ``--json`` file holding ``keys``; anything else is the user's mistake, said in one line."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {path}: {exc}")
+    if not isinstance(payload, dict) or not keys <= payload.keys():
+        parser.error(f"{path} is not a file written by {script} --json (no {', '.join(sorted(keys))})")
+    return payload
+
+
 def run_script(main: Callable[[], None]) -> None:
     """A benchmark script's entry: a user mistake (a missing recipe, no data home) ends in the CLI's one line and exit 2."""
     from automl_tl.cli.errors import print_error

@@ -39,7 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import forward_floor, run_script, run_search  # noqa: E402
+from bench.common import forward_floor, results_file, run_script, run_search  # noqa: E402
 
 from automl_tl.search.inputs import environment  # noqa: E402
 
@@ -100,7 +100,7 @@ def main() -> None:
 def _combined(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
     """The arms of several earlier runs of one recipe and trial count; each arm may come from one file only."""
     results: dict[str, Any] = {}
-    payloads = [(path, _arms_file(parser, path)) for path in args.combine]
+    payloads = [(path, results_file(parser, path, {"recipe", "n_trials", "arms"}, "bench/search.py")) for path in args.combine]
     args.recipe, args.n_trials = Path(payloads[0][1]["recipe"]), payloads[0][1]["n_trials"]
     for path, payload in payloads:
         if Path(payload["recipe"]) != args.recipe or payload["n_trials"] != args.n_trials:
@@ -110,17 +110,6 @@ def _combined(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict
             parser.error(f"{path} holds arm(s) {', '.join(sorted(twice))} already read from another file")
         results.update(payload["arms"])
     return results
-
-
-def _arms_file(parser: argparse.ArgumentParser, path: Path) -> dict[str, Any]:
-    """An earlier run's ``--json`` file; anything else is the user's mistake, said in one line."""
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        parser.error(f"cannot read {path}: {exc}")
-    if not isinstance(payload, dict) or not {"recipe", "n_trials", "arms"} <= payload.keys():
-        parser.error(f"{path} is not a file written by bench/search.py --json (no recipe, n_trials and arms)")
-    return payload
 
 
 def _write(args: argparse.Namespace, results: dict[str, Any]) -> None:

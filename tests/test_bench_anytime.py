@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -32,3 +33,16 @@ def test_time_to_quality_is_the_first_model_at_the_bar(bench_anytime) -> None:
     assert bench_anytime.time_to_quality(arm, 0.975) == 90.0
     assert bench_anytime.time_to_quality(arm, 0.979) == 300.0  # only the final (refit) model gets there
     assert bench_anytime.time_to_quality(arm, 0.99) is None
+
+
+@pytest.mark.parametrize(("content", "message"), [(None, "cannot read"), ("{}", "is not a file written by bench/anytime.py")])
+def test_a_file_to_compare_that_is_not_an_arm_is_one_line_and_exit_2(bench_anytime, tmp_path, monkeypatch, capsys, content, message):
+    path = tmp_path / "arm.json"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setattr(sys, "argv", ["anytime.py", "--combine", str(path)])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_anytime.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
