@@ -27,6 +27,7 @@ from automl_tl.leaderboard_columns import (
     ADAPTATION_COLUMNS, COLUMNS, MIN_WIDTH, NUMERIC, TERMINAL_COLUMNS, adaptation_cells, cells, guarded_best, ranked_by, source_only,
     with_adaptation,
 )
+from automl_tl.model.source import final_training
 from automl_tl.rundir import RunDir
 from automl_tl.storage import load_study, reader_url
 from automl_tl.trials import RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
@@ -252,7 +253,7 @@ TEXT_FORMATS: dict[str, Callable[[Leaderboard], str]] = {
 def test_line(board: Leaderboard) -> str:
     """The one test evaluation in a sentence, each score with its 95 % bootstrap interval."""
     test = board.test or {}
-    how = "refit on train+validation, " if test.get("refit") else ""
+    how = final_training(test)
     intervals = test.get("intervals", {})
 
     def score(metric: str, name: str) -> str:
@@ -265,7 +266,7 @@ def test_line(board: Leaderboard) -> str:
     unit = next(iter(intervals.values()), {}).get("unit")
     over = f"; intervals resample {unit}" if unit else ""
     line = (
-        f"Held-out test (trial {test.get('trial')}'s configuration, {how}evaluated once after the search): "
+        f"Held-out test (trial {test.get('trial')}'s configuration, {how}, evaluated once after the search): "
         f"{score('accuracy', 'accuracy')}, {score('macro_f1', 'macro-F1')} on {test.get('n', '?')} examples{over}"
     )
     target = test.get("target")

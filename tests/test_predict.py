@@ -63,13 +63,31 @@ def test_the_whole_network_predicts_what_the_search_evaluated(backbone, examples
     store = FeatureStore(backbone, {"test": examples}, ["a", "b", "c"])
     store.cached_depths = {freeze_depth} if freeze_depth > 0 else set()
     expected = predict(tail, store, "test", input_mode(params), params)
-    network = Network(backbone, params, 3, tail.state_dict())
+    network = Network(backbone, params, 3, [tail.state_dict()])
     pre = backbone.preprocessor
     with torch.inference_mode():
         probabilities = network(pre.collate([pre.transform(pre.load(e.item), False) for e in examples]))
     assert probabilities.shape == (len(examples), 3)
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(len(examples)))
     assert probabilities.argmax(dim=1).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("strategy, freeze_depth, pooling", [("feature_extraction", 3, "mean"), ("partial", 1, "weighted"), ("full", 0, "default")])
+def test_a_network_of_several_tails_averages_their_probabilities(backbone, examples, strategy, freeze_depth, pooling):
+    """Fold models delivered together: one frozen prefix, each tail's class probabilities averaged."""
+    from automl_tl.model.network import Network
+    from automl_tl.search.model import Tail
+
+    params = TrialParams(strategy=strategy, freeze_depth=freeze_depth, pooling=pooling, **TOY_PARAMS)
+    torch.manual_seed(0)
+    states = [Tail(backbone, params, 3).state_dict() for _ in range(3)]
+    pre = backbone.preprocessor
+    batch = pre.collate([pre.transform(pre.load(e.item), False) for e in examples])
+    with torch.inference_mode():
+        alone = [Network(backbone, params, 3, [state])(batch) for state in states]
+        together = Network(backbone, params, 3, states)(batch)
+    assert not torch.allclose(alone[0], alone[1])  # the tails differ, so the average is not any one of them
+    torch.testing.assert_close(together, torch.stack(alone).mean(dim=0))
 
 
 def test_predict_from_the_run_matches_test_json(toy_run, run_cli, tmp_path):

@@ -130,6 +130,35 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data
     assert "chosen:" in " ".join(out.split())
 
 
+def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path):
+    """Cross-validation trained the chosen configuration once per fold: those models, averaged, are delivered
+    (no refit), and predicting the test split with the run's model gives test.json's score."""
+    import json
+
+    import numpy as np
+    import torch
+
+    import automl_tl
+
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "4", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["members"] == test["cross_validation"]["folds"] == 5
+    saved = torch.load(tmp_path / "run" / "final" / "weights.pt", weights_only=True)
+    assert isinstance(saved, list) and len(saved) == 5
+    assert "5 fold models averaged" in " ".join(out.split())  # the leaderboard's footer says what was delivered
+    model = automl_tl.load_model(tmp_path / "run")
+    examples = model.test_examples()
+    labels = [top[0]["label"] for top in model.predict([e.item for e in examples])]
+    assert np.mean([label == e.label for label, e in zip(labels, examples)]) == test["accuracy"]
+    code, out, err = run_cli("export", tmp_path / "run", "--out", tmp_path / "bundle", "--format", "onnx")
+    assert code == 0, err  # the export checks the bundle's probabilities against the averaged network's
+    bundled = automl_tl.load_model(tmp_path / "bundle")
+    assert [top[0]["label"] for top in bundled.predict([e.item for e in examples])] == labels
+
+
 def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
     """One validation speaker says little about the next: four speakers give leave-one-speaker-out folds."""
     from automl_tl.contract import Example

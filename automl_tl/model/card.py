@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from automl_tl.model.source import ModelSource
+from automl_tl.model.source import ModelSource, final_training
 
 CONFIGURATION_LABELS = {
     "backbone": "backbone", "strategy": "transfer strategy", "freeze_depth": "blocks frozen", "backbone_lr": "backbone learning rate",
@@ -65,7 +65,7 @@ def model_card(source: ModelSource, pipeline_tag: str, distribution: str, versio
         f"- Data: {data.get('description') or dataset}",
         f"- Split: {_sizes(data.get('sizes') or {})}; {data.get('split') or 'see the run'}",
         f"- The configuration was chosen by validation {card.get('objective') or 'score'}; the test split was used once, "
-        f"after the search, on the final model ({'refit on train + validation' if test.get('refit') else 'trained on train'}).",
+        f"after the search, on the final model ({final_training(dict(test))}).",
         "",
         "## Test scores",
         "",

@@ -9,6 +9,10 @@ A model trained for a target domain (``--target``) is used on that domain: a tai
 ``statistics`` maps its input features onto the source's before the head reads them, as the
 search's target evaluation did (`automl_tl.search.model.Tail.classify`). What other methods train
 beside the tail (a domain classifier) is not part of its weights, so it loads and exports as is.
+
+A final model may average several tails of one configuration (the cross-validation folds',
+`automl_tl.search.final`): they share the frozen prefix, which runs once, and their class
+probabilities are averaged. One member is the usual case and computes exactly what one tail does.
 """
 
 from __future__ import annotations
@@ -18,21 +22,27 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from automl_tl.backbone import Backbone, mean_pool
+from automl_tl.backbone import Backbone, Hidden, mean_pool
 from automl_tl.search.model import Tail
 from automl_tl.vocabulary import TrialParams
 
 
 class Network(nn.Module):
-    """Collated batch (the preprocessor's dict) → class probabilities (B, n_classes)."""
+    """Collated batch (the preprocessor's dict) → class probabilities (B, n_classes), averaged over ``states``' tails."""
 
-    def __init__(self, backbone: Backbone, params: TrialParams, n_classes: int, state: Mapping[str, Tensor]) -> None:
+    def __init__(self, backbone: Backbone, params: TrialParams, n_classes: int, states: Sequence[Mapping[str, Tensor]]) -> None:
         super().__init__()
-        self.tail = Tail(backbone, params, n_classes)
-        self.tail.load_state_dict(state)
+        if not states:
+            raise ValueError("a network needs at least one tail's weights")
+        self.tails = nn.ModuleList()
+        for state in states:
+            tail = Tail(backbone, params, n_classes)
+            tail.load_state_dict(state)
+            self.tails.append(tail)
         k = params.freeze_depth
-        self.stem = backbone.stem if self.tail.stem is None else None
-        self.prefix = nn.ModuleList(backbone.blocks[:k]) if self.tail.stem is None else nn.ModuleList()
+        owns_stem = k == 0
+        self.stem = None if owns_stem else backbone.stem
+        self.prefix = nn.ModuleList() if owns_stem else nn.ModuleList(backbone.blocks[:k])
         self.pool = backbone.pool if k == backbone.depth else None
         """The backbone's own pooling, used only when every block is frozen (the store's ``default_pooled``)."""
         self.blocks_pooled = params.pool.reads == "blocks"
@@ -40,26 +50,27 @@ class Network(nn.Module):
         self.eval()
 
     def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        return torch.softmax(self.logits(batch), dim=-1)
+        hidden, prefix_pooled, default_pooled = self.prefix_outputs(batch)
+        owned = batch if self.stem is None else None  # nothing frozen: each tail runs its own stem
+        probs = [torch.softmax(tail.classify(tail.features(hidden, prefix_pooled, default_pooled, owned), target=True), dim=-1)
+                 for tail in self.tails]
+        return probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0)
 
-    def logits(self, batch: dict[str, Tensor]) -> Tensor:
-        return self.tail.classify(self.features(batch), target=True)
-
-    def features(self, batch: dict[str, Tensor]) -> Tensor:
-        """The head's input, as `Tail.features` computes it from the store's inputs during a search."""
-        if self.stem is None:  # nothing frozen: the tail owns the stem
-            return self.tail.features(None, batch=batch)
+    def prefix_outputs(self, batch: dict[str, Tensor]) -> tuple[Hidden | None, Tensor | None, Tensor | None]:
+        """(hidden, prefix_pooled, default_pooled): what the tails read, as the feature store hands it over during a
+        search (`Tail.features`); nothing when nothing is frozen."""
+        if self.stem is None:
+            return None, None, None
         hidden = self.stem(batch)
         means: list[Tensor] = []
         for block in self.prefix:
             hidden = block(hidden)
             means.append(mean_pool(hidden))
-        if self.tail.blocks:
-            prefix_pooled = torch.stack(means, dim=1) if self.blocks_pooled else None
-            return self.tail.features(hidden, prefix_pooled)
+        if self.tails[0].blocks:
+            return hidden, torch.stack(means, dim=1) if self.blocks_pooled else None, None
         prefix_pooled = torch.stack(means, dim=1) if self.blocks_pooled else means[-1]
         default_pooled = self.pool(hidden) if self.pool is not None else None
-        return self.tail.features(hidden, prefix_pooled, default_pooled)  # a pooling that reads the sequence takes ``hidden``
+        return hidden, prefix_pooled, default_pooled  # a pooling that reads the sequence takes ``hidden``
 
 
 class Positional(nn.Module):

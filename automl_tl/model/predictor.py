@@ -181,8 +181,9 @@ def load_model(path: str | Path) -> Model:
 
 def _network(source: ModelSource, backbone: Backbone) -> Network:
     try:
-        state = torch.load(source.network, weights_only=True, map_location="cpu")
-        return Network(backbone, TrialParams(**source.params), len(source.classes), state)
+        saved = torch.load(source.network, weights_only=True, map_location="cpu")
+        states = saved if isinstance(saved, list) else [saved]  # several: fold models, averaged (automl_tl.search.final)
+        return Network(backbone, TrialParams(**source.params), len(source.classes), states)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"cannot load the model weights {source.network}: {reason}",

@@ -1,7 +1,7 @@
 """Where a trained model comes from: a run directory or an exported bundle, read and checked.
 
-A run directory's final model is the refit of the best configuration (``final/weights.pt``, the
-tail's weights), else the best trial's own weights (``trials/N/weights.pt``); the frozen part is
+A run directory's final model is the tested configuration's (``final/weights.pt``: the refit's tail
+weights, or a list of fold models' to average), else the best trial's own weights (``trials/N/weights.pt``); the frozen part is
 the plugin's backbone, rebuilt from the options recorded when the search built it
 (``backbones.json``). A bundle holds the whole network (``model.onnx`` or ``model.pt``) and says
 how to preprocess for it (``preprocessing.json``). Both come down to one `ModelSource`.
@@ -111,20 +111,29 @@ def record_backbones(run: RunDir, plugin: ModalityPlugin, backbones: dict[str, B
     })
 
 
-def final_model(run: RunDir) -> tuple[int, Path, bool] | None:
-    """(trial, weights, refit) of a run's final model: the refit of the tested configuration, else the best trial's weights."""
+def final_training(test: dict[str, Any]) -> str:
+    """How a run's tested model was trained, in the words the leaderboard, the report and the model card use."""
+    members = test.get("members", 1)
+    if isinstance(members, int) and members > 1:
+        return f"{members} fold models averaged, each trained on train+validation less one fold"
+    return "refit on train+validation" if test.get("refit") else "trained on train"
+
+
+def final_model(run: RunDir) -> tuple[int, Path, str] | None:
+    """(trial, weights, how it was trained) of a run's final model: the tested configuration's (refit, or
+    fold models averaged), else the best trial's own weights."""
     test = _json_or_none(run.test_path)
     if isinstance(test, dict) and isinstance(test.get("trial"), int):
         weights = run.final_weights_path if test.get("refit") else run.weights_path(test["trial"])
         if weights.exists():
-            return test["trial"], weights, bool(test.get("refit"))
+            return test["trial"], weights, final_training(test)
     best: tuple[float, int] | None = None
     for record_path in (run.root / "trials").glob("*/record.json"):
         record = _json_or_none(record_path)
         if (isinstance(record, dict) and record.get("state") == "complete" and isinstance(record.get("score"), int | float)
                 and run.weights_path(record["trial"]).exists() and (best is None or record["score"] > best[0])):
             best = (record["score"], record["trial"])
-    return (best[1], run.weights_path(best[1]), False) if best else None
+    return (best[1], run.weights_path(best[1]), "the best trial's own weights, trained on train") if best else None
 
 
 def final_model_line(run_dir: Path) -> str | None:
@@ -132,9 +141,8 @@ def final_model_line(run_dir: Path) -> str | None:
     found = final_model(RunDir(run_dir))
     if found is None:
         return None
-    trial, weights, refit = found
-    what = f"trial {trial}'s configuration refit on train+validation" if refit else f"trial {trial}'s weights"
-    return (f"Final model: {weights} ({what}). Predict with `automl-tl predict {run_dir} FILE...`; "
+    trial, weights, how = found
+    return (f"Final model: {weights} (trial {trial}'s configuration, {how}). Predict with `automl-tl predict {run_dir} FILE...`; "
             f"bundle it with `automl-tl export {run_dir} --out DIR`.")
 
 

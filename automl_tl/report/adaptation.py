@@ -29,6 +29,7 @@ from automl_tl.contract import Example
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard, Row
 from automl_tl.leaderboard_columns import ranked_by
+from automl_tl.model.source import final_training
 from automl_tl.report.document import Block, Figure, Paragraph, Section, Status, Table
 from automl_tl.report.plots import OKABE_ITO, WIDE, png
 from automl_tl.vocabulary import describe
@@ -103,7 +104,7 @@ def _scores(board: Leaderboard, before: Row | None, after: Row) -> Table:
     name = "after: chosen" if separate or before is None else "before and after: source only, chosen"
     if test.get("refit") and test.get("trial") == after.trial:
         rows += [row(f"{name}, as searched", after, after.target_test),
-                 row(f"{name}, refit on train+validation (delivered)", after, test.get("target"), searched=False)]
+                 row(f"{name}, {final_training(test)} (delivered)", after, test.get("target"), searched=False)]
     else:
         rows.append(row(f"{name} (delivered)", after, test.get("target") or after.target_test))
     return Table(header, rows, ["baseline"] + [""] * (len(rows) - 1) if separate else [], frozenset(header[3:]))
@@ -177,6 +178,7 @@ def head_features(run: Path, status: Status) -> dict[str, dict[str, np.ndarray]]
     samples = {"source": sample(source, rng), "target": sample(data.target.unlabelled, rng)}
     samples = {domain: examples for domain, examples in samples.items() if examples}
     assert model.backbone is not None and model.network is not None  # a run directory's model
+    tail = model.network.tails[0]  # a run ranked on a target is never cross-validated, so its model is one tail
     store = FeatureStore(model.backbone, samples, model.labels,
                          progress=lambda what, done, total: status(f"{run}: {what} {done}/{total}"))
     params = TrialParams(**model.source.params)
@@ -184,7 +186,7 @@ def head_features(run: Path, status: Status) -> dict[str, dict[str, np.ndarray]]
     if mode != "live":  # the one backbone pass also keeps what the tail reads
         store.cached_depths = {params.freeze_depth}
     return {"before": {d: store.pooled(d)[1].numpy() for d in samples},
-            "after": {d: head_inputs(model.network.tail, store, d, mode, params).numpy() for d in samples}}
+            "after": {d: head_inputs(tail, store, d, mode, params).numpy() for d in samples}}
 
 
 def sample(examples: Sequence[Example], rng: random.Random) -> list[Example]:

@@ -7,6 +7,8 @@ within noise of it is close to a coin toss. Both are trained again on k folds of
 else stratified by class — and scored on the examples each fold held out: every labelled example
 outside the test split is then a validation example once. Selection runs again on those
 out-of-fold predictions. Frozen strategies read their folds from the feature store's cache.
+The chosen configuration's fold models are kept: averaged, they are the final model
+(`automl_tl.search.final`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 from optuna.trial import FrozenTrial
+from torch import Tensor
 
 from automl_tl.contract import Example
 from automl_tl.search.epochs import refit_epochs
@@ -89,8 +92,9 @@ def fold_indices(examples: Sequence[Example], folds: int, seed: int) -> list[lis
 def out_of_fold(
     trial: FrozenTrial, store: FeatureStore, folds: Sequence[Sequence[int]], n_classes: int, objective: str, seed: int,
     compute: Compute,
-) -> np.ndarray:
-    """The trial's configuration trained on all but one fold at a time, predicting the fold left out.
+) -> tuple[np.ndarray, list[dict[str, Tensor]]]:
+    """The trial's configuration trained on all but one fold at a time, predicting the fold left out:
+    (out-of-fold predictions, each fold model's weights).
 
     Each fold trains as long as a refit would (`refit_epochs`) and keeps its last epoch: no epoch is chosen
     on the examples it is scored on. ``store`` is train + validation (`FeatureStore.merged`), ``folds``
@@ -100,6 +104,7 @@ def out_of_fold(
     params = replace(params, epochs=refit_epochs(trial, params.epochs))
     examples = store.examples["train"]
     predictions = np.empty(len(examples), dtype=np.int64)
+    states: list[dict[str, Tensor]] = []
     for number, held in enumerate(folds):
         held_set = set(held)
         folded = store.folded("train", [i for i in range(len(examples)) if i not in held_set], held)
@@ -108,4 +113,5 @@ def out_of_fold(
         tail = Tail(store.backbone, params, n_classes)
         tail.load_state_dict(outcome.state)
         predictions[held] = predict(tail, folded, "heldout", input_mode(params), params, compute)
-    return predictions
+        states.append(outcome.state)
+    return predictions, states

@@ -7,7 +7,11 @@ feeds `automl_tl.domains.adapted_choice`'s trials to the same step instead: its 
 labelled target examples), under the source guard. With ``refit`` (the default) it is retrained
 on train and validation together, for the epochs `automl_tl.search.epochs.refit_epochs` says: the final
 model then learns from every labelled example outside the test split, which matters most when
-groups are few (a speaker held out for validation is a speaker the model never heard). The test score is stored with its bootstrap
+groups are few (a speaker held out for validation is a speaker the model never heard). When the
+choice was made on folds, the chosen configuration's fold models are the final model instead,
+their probabilities averaged: together they too learnt from every labelled example, and an average
+of several models moves far less with the training seed than one refit does (docs/results.md),
+at no training beyond the folds'. The test score is stored with its bootstrap
 interval, so a reader can see what difference the test split can resolve. A labelled target test
 set is evaluated once too, beside it. Both are scored as `automl-tl predict` and an export run the
 model (`DELIVERED`), so predicting the test split again gives test.json's numbers exactly.
@@ -23,6 +27,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 from rich.console import Console
+from torch import Tensor
 
 from automl_tl.backbone import Backbone
 from automl_tl.config import RunConfig
@@ -34,10 +39,13 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import Choice, choose
-from automl_tl.search.train import Compute, input_mode, predict, train_trial
+from automl_tl.search.train import Compute, input_mode, probabilities, train_trial
 from automl_tl.splits import Splits
 from automl_tl.vocabulary import TrialParams
 
+
+State = dict[str, Tensor]
+"""One tail's weights."""
 
 DELIVERED = Compute(cached=False, bf16=False)
 """The test's arithmetic: fp32 from the examples themselves, as the exported network runs. The
@@ -76,9 +84,10 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     if existing.get("considered") == considered:  # the choice depends on these alone: it was made and tested already
         return
     folds: dict[str, Any] | None = None
+    fold_models: dict[int, list[State]] = {}
     doubt = None if on_target else crossval.why(choice.best, splits.validation, splits.train + splits.validation)
     if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
-        choice, folds = _cross_validated(choice, ctx, doubt)
+        choice, folds, fold_models = _cross_validated(choice, ctx, doubt)
     chosen = choice.trial
     why = {"best_trial": choice.best.number, "chosen": choice.reason, "considered": considered,
            **({"cross_validation": folds} if folds else {})}
@@ -90,45 +99,60 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
     params = TrialParams(**chosen.user_attrs["params"])
     store = ctx.stores[params.backbone]
-    tail = Tail(ctx.backbones[params.backbone], params, len(splits.classes))
     if settings.refit:
-        refit_params = replace(params, epochs=refit_epochs(chosen, params.epochs))
-        with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
-            outcome = train_trial(
-                refit_params, store.merged(["train", "validation"]), len(splits.classes), settings.objective,
-                seed=settings.seed * 100_003 + chosen.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
-                compute=ctx.compute,
-            )
-        tail.load_state_dict(outcome.state)
-        atomic_write(run.final_weights_path, lambda f: torch.save(outcome.state, f), mode="wb")
+        states = fold_models.get(chosen.number) or [_refit(chosen, params, store, ctx)]
+        atomic_write(run.final_weights_path, lambda f: torch.save(states if len(states) > 1 else states[0], f), mode="wb")
     else:
         weights = run.weights_path(chosen.number)
         if not weights.exists():
             ctx.console.print(f"[yellow]trial {chosen.number}'s weights are not in {run.root}[/] (another worker ran it, "
                               "or only the best trial's are kept: refit = true tests any choice)")
             return
-        tail.load_state_dict(torch.load(weights, weights_only=True))
+        states = [torch.load(weights, weights_only=True)]
+    tails = [Tail(ctx.backbones[params.backbone], params, len(splits.classes)) for _ in states]
+    for tail, state in zip(tails, states, strict=True):
+        tail.load_state_dict(state)
     with ctx.console.status("evaluating on the test split"):
-        predictions = predict(tail, store, "test", input_mode(params), params, DELIVERED)
+        predictions = _averaged(tails, store, "test", params)
     truth = store.labels("test").numpy()
     groups = [e.group for e in splits.test]
     result = {
         "trial": chosen.number, **why,
-        "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "n": len(splits.test),
+        "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "members": len(states),
+        "n": len(splits.test),
         **detailed(truth, predictions, splits.classes),
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
     }
     if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
         with ctx.console.status("evaluating on the target test set"):
-            predicted = predict(tail, store, "target_test", input_mode(params), params, DELIVERED)
+            predicted = _averaged(tails, store, "target_test", params)
         result["target"] = {"n": len(store.examples["target_test"]),
                             **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
     study.set_user_attr("test", result)
     write_json(run.test_path, result)
 
 
-def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any]]:
-    """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`)."""
+def _refit(chosen: optuna.trial.FrozenTrial, params: TrialParams, store: FeatureStore, ctx: FinalContext) -> State:
+    """The chosen configuration trained again on train + validation, for `refit_epochs`."""
+    refit_params = replace(params, epochs=refit_epochs(chosen, params.epochs))
+    with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
+        outcome = train_trial(
+            refit_params, store.merged(["train", "validation"]), len(ctx.splits.classes), ctx.config.search.objective,
+            seed=ctx.config.search.seed * 100_003 + chosen.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
+            compute=ctx.compute,
+        )
+    return outcome.state
+
+
+def _averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:
+    """The class each example of ``split`` gets from the tails' averaged probabilities, computed as delivered."""
+    mode = input_mode(params)
+    return torch.stack([probabilities(tail, store, split, mode, params, DELIVERED) for tail in tails]).mean(dim=0).argmax(dim=-1).numpy()
+
+
+def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
+    """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`),
+    with each candidate's fold models."""
     settings, n_classes = ctx.config.search, len(ctx.splits.classes)
     trials = crossval.candidates(choice.within)
     merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
@@ -136,11 +160,12 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
     folds = crossval.fold_indices(store.examples["train"], crossval.FOLDS, settings.seed)
     where = f"{len(folds)} folds of train + validation"
     with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}"):
-        predictions = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], folds, n_classes,
-                                                      settings.objective, settings.seed, ctx.compute) for t in trials}
+        outcomes = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], folds, n_classes,
+                                                   settings.objective, settings.seed, ctx.compute) for t in trials}
+    predictions = {number: found[0] for number, found in outcomes.items()}
     labels = store.labels("train").numpy()
     again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
     assert again is not None
     record = {"folds": len(folds), "examples": len(labels), "why": doubt,
               "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
-    return again, record
+    return again, record, {number: found[1] for number, found in outcomes.items()}
