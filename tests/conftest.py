@@ -271,3 +271,12 @@ def bench_module(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
         return importlib.import_module(f"bench.{name}")
 
     return load
+
+
+@pytest.fixture
+def small_data(toy: None, toy_modules: Any, tmp_path: Path) -> str:
+    """A few noisy toy examples in the working folder: a validation split too small to choose on."""
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
+    (tmp_path / "small.json").write_text(json.dumps(rows))
+    return "small.json"

@@ -104,17 +104,6 @@ def test_folds_hold_each_example_out_once_and_keep_groups_whole():
     assert all({plain[i].label for i in fold} == {"a", "b", "c"} for fold in folds)  # stratified
 
 
-@pytest.fixture
-def small_data(toy, toy_modules, tmp_path) -> str:
-    """A few noisy toy examples in the working folder: a validation split too small to choose on."""
-    import json
-
-    toy_modality, _ = toy_modules
-    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=0.8)]
-    (tmp_path / "small.json").write_text(json.dumps(rows))
-    return "small.json"
-
-
 def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data, run_cli, write_recipe, tmp_path):
     """Six validation examples cannot choose: the candidates are re-scored on folds of train + validation."""
     import json

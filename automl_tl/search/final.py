@@ -100,7 +100,10 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     params = TrialParams(**chosen.user_attrs["params"])
     store = ctx.stores[params.backbone]
     if settings.refit:
-        states = fold_models.get(chosen.number) or [_refit(chosen, params, store, ctx)]
+        states = fold_models.get(chosen.number)
+        if not states:
+            with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
+                states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute)]
         atomic_write(run.final_weights_path, lambda f: torch.save(states if len(states) > 1 else states[0], f), mode="wb")
     else:
         weights = run.weights_path(chosen.number)
@@ -113,7 +116,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     for tail, state in zip(tails, states, strict=True):
         tail.load_state_dict(state)
     with ctx.console.status("evaluating on the test split"):
-        predictions = _averaged(tails, store, "test", params)
+        predictions = averaged(tails, store, "test", params)
     truth = store.labels("test").numpy()
     groups = [e.group for e in splits.test]
     result = {
@@ -125,26 +128,24 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     }
     if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
         with ctx.console.status("evaluating on the target test set"):
-            predicted = _averaged(tails, store, "target_test", params)
+            predicted = averaged(tails, store, "target_test", params)
         result["target"] = {"n": len(store.examples["target_test"]),
                             **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
     study.set_user_attr("test", result)
     write_json(run.test_path, result)
 
 
-def _refit(chosen: optuna.trial.FrozenTrial, params: TrialParams, store: FeatureStore, ctx: FinalContext) -> State:
-    """The chosen configuration trained again on train + validation, for `refit_epochs`."""
-    refit_params = replace(params, epochs=refit_epochs(chosen, params.epochs))
-    with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
-        outcome = train_trial(
-            refit_params, store.merged(["train", "validation"]), len(ctx.splits.classes), ctx.config.search.objective,
-            seed=ctx.config.search.seed * 100_003 + chosen.number, on_epoch=lambda entry: None, on_batch=lambda d, t: None,
-            compute=ctx.compute,
-        )
-    return outcome.state
+def refit(trial: optuna.trial.FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int,
+          compute: Compute) -> State:
+    """``trial``'s configuration trained again on train + validation (``store``'s), for `refit_epochs`;
+    ``seed`` is the search's (a search and bench/final_model.py make the same refit from it)."""
+    params = TrialParams(**trial.user_attrs["params"])
+    refit_params = replace(params, epochs=refit_epochs(trial, params.epochs))
+    return train_trial(refit_params, store.merged(["train", "validation"]), n_classes, objective, seed=seed * 100_003 + trial.number,
+                       on_epoch=lambda entry: None, on_batch=lambda d, t: None, compute=compute).state
 
 
-def _averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:
+def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:
     """The class each example of ``split`` gets from the tails' averaged probabilities, computed as delivered."""
     mode = input_mode(params)
     return torch.stack([probabilities(tail, store, split, mode, params, DELIVERED) for tail in tails]).mean(dim=0).argmax(dim=-1).numpy()

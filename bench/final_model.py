@@ -1,0 +1,106 @@
+"""How much does the training seed move a run's final model, made as one refit or as fold models averaged? (issue #24)
+
+    python bench/final_model.py RUN --seeds 0 1 2 --json bench/results/final-model-fsdd.json
+
+RUN is a finished run directory. Its tested configuration is made into a final model again for each
+seed, both ways the search's last step makes one (`automl_tl.search.final`): one refit on train +
+validation, and one model per cross-validation fold (train + validation less that fold) with their
+class probabilities averaged. A seed makes exactly what a search with that seed would deliver for
+this configuration. Each model is scored once on the run's test split, as delivered (fp32, from the
+examples); the spread over seeds is what two runs that chose the same configuration differ by.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished run directory")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    result = final_models(args.run, args.seeds)
+    print(f"{args.run}: trial {result['trial']}'s configuration, {result['test_examples']} test examples")
+    print("seed  refit   fold models averaged  (each fold model)")
+    for row in result["seeds"]:
+        print(f"{row['seed']:>4}  {row['refit']:.4f}  {row['averaged']:.4f}                ({', '.join(f'{a:.3f}' for a in row['folds'])})")
+    for way in ("refit", "averaged"):
+        print(f"{way:>8}: mean {result[way]['mean']:.4f}, spread {100 * result[way]['spread']:.1f} points")
+    if args.json:
+        from automl_tl.search.inputs import environment
+
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"environment": environment(), "run": str(args.run), **result}, indent=2) + "\n",
+                             encoding="utf-8")
+
+
+def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
+    """Per seed, the test accuracy of the refit, of each fold model and of the folds averaged; mean and spread of each way."""
+    import numpy as np
+    import optuna
+
+    from automl_tl.config import RunConfig
+    from automl_tl.errors import UserError
+    from automl_tl.model.predictor import load_model
+    from automl_tl.rundir import RunDir, read_json
+    from automl_tl.search import crossval
+    from automl_tl.search.features import FeatureStore
+    from automl_tl.search.final import averaged, refit
+    from automl_tl.search.model import Tail
+    from automl_tl.search.train import Compute, input_mode, resolve_bf16
+    from automl_tl.vocabulary import TrialParams
+
+    run = RunDir(run_dir)
+    if not run.test_path.is_file():
+        raise UserError(f"{run_dir} has no test.json: the search has not chosen a configuration yet",
+                        hint="let `automl-tl search` finish, then run this again")
+    number = read_json(run.test_path)["trial"]
+    trial = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}").trials[number]
+    model = load_model(run_dir)
+    splits = model.run_data().splits
+    settings = RunConfig.model_validate(model.source.config["config"]).search
+    compute = Compute(cached=settings.cache, bf16=resolve_bf16(settings.precision))
+    params = TrialParams(**trial.user_attrs["params"])
+    assert model.backbone is not None  # a run directory's model
+    store = FeatureStore(model.backbone, {"train": splits.train, "validation": splits.validation, "test": splits.test}, model.labels)
+    if input_mode(params) != "live":
+        store.cached_depths = {params.freeze_depth}
+    merged = store.merged(["train", "validation"])
+    truth = store.labels("test").numpy()
+    n_classes = len(model.labels)
+
+    def accuracy(states: list[Any]) -> float:
+        tails = [Tail(model.backbone, params, n_classes) for _ in states]
+        for tail, state in zip(tails, states, strict=True):
+            tail.load_state_dict(state)
+        return float((averaged(tails, store, "test", params) == truth).mean())
+
+    rows = []
+    for seed in seeds:
+        folds = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed)
+        _, states = crossval.out_of_fold(trial, merged, folds, n_classes, settings.objective, seed, compute)
+        rows.append({"seed": seed, "refit": accuracy([refit(trial, store, n_classes, settings.objective, seed, compute)]),
+                     "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
+        print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
+
+    def summary(way: str) -> dict[str, float]:
+        values = [row[way] for row in rows]
+        return {"mean": statistics.fmean(values), "spread": float(np.ptp(values))}
+
+    return {"trial": number, "params": trial.user_attrs["params"], "test_examples": len(truth), "seeds": rows,
+            "refit": summary("refit"), "averaged": summary("averaged")}
+
+
+if __name__ == "__main__":
+    from bench.common import run_script
+
+    run_script(main)

@@ -1,0 +1,37 @@
+"""bench/final_model.py: a run's configuration made into a final model again, per seed, as a refit and as fold models averaged."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+
+@pytest.fixture
+def bench_final_model(bench_module):
+    return bench_module("final_model")
+
+
+def test_the_runs_own_seed_makes_the_model_the_search_delivered(bench_final_model, small_data, run_cli, write_recipe, tmp_path):
+    """Seed 0 of the bench is what the seed-0 search delivered (its fold models averaged); another seed is another model."""
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
+    code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "4", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["members"] == 5
+    result = bench_final_model.final_models(tmp_path / "run", [0, 1])
+    first, second = result["seeds"]
+    assert result["trial"] == test["trial"] and len(first["folds"]) == 5
+    assert first["averaged"] == test["accuracy"]
+    assert result["averaged"]["spread"] == pytest.approx(abs(first["averaged"] - second["averaged"]))
+
+
+def test_a_run_without_a_test_result_is_one_line_and_exit_2(bench_final_model, bench_module, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["final_model.py", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_module("common").run_script(bench_final_model.main)  # as the script runs it
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "has no test.json" in err and "Traceback" not in err
