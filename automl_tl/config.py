@@ -95,6 +95,9 @@ class SearchConfig(_Strict):
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Arithmetic of trainable backbone blocks: ``auto`` is bfloat16 autocast where the CPU has it
     natively (faster fine-tuning steps, see docs/performance.md), else fp32. The benchmark's naive arm uses fp32."""
+    workers: int = Field(1, ge=1)
+    """Processes searching this study on this machine, one torch thread each (`automl_tl.search.workers`):
+    on a CPU, N workers on N cores run more trials per minute than one worker with N threads."""
     heartbeat: int = Field(30, ge=1)
     """Seconds between a worker's heartbeats. A trial silent for `GRACE_BEATS` of them is failed
     and retried by another worker: lower it to recover sooner from a killed machine, at the cost

@@ -74,13 +74,14 @@ class SearchDisplay:
     def batch(self, done: int, total: int) -> None:
         self.progress.update(self.work, completed=done, total=total)
 
-    def trial_finished(self, number: int, summary: str, score: float | None, state: str, best: float | None) -> None:
-        self.best = best
-        if state == "complete" and score is not None and score == best:
-            self.usable = number
+    def trial_finished(self, number: int, summary: str, score: float | None, state: str,
+                       best: tuple[float, int] | None, done: int) -> None:
+        """``best`` (value, trial) and ``done`` (trials that spent the budget) are the study's: other workers' count too."""
+        if best is not None:
+            self.best, self.usable = best
         shown = "" if score is None else f"{score:.4f}"
         self.recent.appendleft((number, summary, shown, state))
-        self.progress.advance(self.trials)
+        self.progress.update(self.trials, completed=done)
         if not self.console.is_terminal:  # logs and CI get one line per trial instead of a live view
             self.console.print(f"trial {number} {state} {shown} — {summary}", highlight=False)
 

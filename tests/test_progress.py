@@ -14,11 +14,14 @@ def render(display: SearchDisplay) -> str:
 
 
 def test_the_live_view_names_the_usable_model_from_the_first_completed_trial_on():
-    display = SearchDisplay(Console(width=200), n_trials=5, timeout=None, done=0, objective="accuracy", run_dir="runs/[x]")
+    display = SearchDisplay(Console(width=200), n_trials=8, timeout=None, done=0, objective="accuracy", run_dir="runs/[x]")
     assert "usable model" not in render(display)
-    display.trial_finished(0, "probe", 0.80, "complete", 0.80)
-    display.trial_finished(1, "partial", 0.85, "pruned", 0.80)  # a pruned trial leaves no model
+    display.trial_finished(0, "probe", 0.80, "complete", (0.80, 0), 1)
+    display.trial_finished(1, "partial", 0.85, "pruned", (0.80, 0), 2)  # a pruned trial leaves no model
     assert "usable model: trial 0 (automl-tl predict runs/[x] FILE...)" in render(display)
-    display.trial_finished(2, "full", 0.90, "complete", 0.90)
-    display.trial_finished(3, "worse", 0.70, "complete", 0.90)
+    display.trial_finished(2, "full", 0.90, "complete", (0.90, 2), 3)
+    display.trial_finished(3, "worse", 0.70, "complete", (0.90, 2), 4)
     assert "usable model: trial 2" in render(display)
+    display.trial_finished(6, "worse", 0.60, "complete", (0.95, 4), 7)  # trials 4 and 5 finished on another worker
+    text = render(display)
+    assert "usable model: trial 4" in text and "7/8" in text  # the study's count, not this worker's five

@@ -48,6 +48,7 @@ def search(
     objective: Optional[str] = typer.Option(None, "--objective", help="macro_f1 (default) or accuracy."),
     split_by: Optional[str] = typer.Option(None, "--split-by", help="group (keep speakers/authors apart), stratified or auto."),
     skip_bad_files: Optional[bool] = typer.Option(None, "--skip-bad-files/--no-skip-bad-files", help="Skip unreadable files (counted and reported) instead of stopping."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Processes searching at once on this machine, one thread each (default 1)."),
     cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Reuse frozen-backbone outputs across trials and resumed runs (default on)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run lives (default runs/<study>)."),
     storage: Optional[str] = typer.Option(None, "--storage", envvar=STORAGE_ENV, show_envvar=True,
@@ -70,7 +71,8 @@ def search(
         "study": study,
         "data": {"path": data, "test_path": test, "split_by": split_by, "skip_bad_files": skip_bad_files,
                  "target_path": target, "target_test_path": target_test, "target_labelled": target_labelled},
-        "search": {"n_trials": n_trials, "timeout": timeout, "seed": seed, "objective": objective, "cache": cache},
+        "search": {"n_trials": n_trials, "timeout": timeout, "seed": seed, "objective": objective, "cache": cache,
+                   "workers": workers},
         "space": {"backbone": list(backbone) if backbone else None},
         "options": plugin_flags(ctx.args),
     })

@@ -41,6 +41,7 @@ from automl_tl.search.objective import Objective, TrialContext, keep_best_weight
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, resolve_bf16
+from automl_tl.search.workers import Helpers
 from automl_tl.splits import Splits
 from automl_tl.storage import delete_if_unstarted, has_study, open_storage, open_study, redact
 from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
@@ -61,8 +62,10 @@ class Interrupted(Exception):
 class SearchRun:
     """One `automl-tl search` invocation; ``console`` is where it tells the user what it does."""
 
-    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, console: Console) -> None:
+    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, console: Console, helper: bool = False) -> None:
         self.request = request
+        self.helper = helper
+        """A helper of another search on this machine (`automl_tl.search.workers`): trials only, no test evaluation."""
         self.config = request.config
         self.plugin = plugin
         self.console = console
@@ -126,11 +129,21 @@ class SearchRun:
                 deadline = None if remaining_time is None else time.monotonic() + remaining_time
                 objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
                                                    self.compute, budget, display, self.worker, *selection(cfg), deadline))
-                interrupted = self._optimize(study, run, objective, budget)
+                with Helpers(run, self.request, 1 if self.helper else cfg.search.workers) as helpers:
+                    if helpers.started:
+                        self.console.print(f"{helpers.started} helper(s) search beside this process, one thread each "
+                                           f"(their output: {escape(str(helpers.folder))})")
+                    interrupted = self._optimize(study, run, objective, budget)
+                    if interrupted:
+                        helpers.stop()
+                for problem in helpers.problems:
+                    self.console.print(f"[yellow]{escape(problem)}[/]")
             else:
                 self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
         if interrupted:
             raise Interrupted(Leaderboard.from_study(study))
+        if self.helper:  # the search it helps evaluates the test
+            return Leaderboard.from_study(study)
         evaluate_test(study, run, FinalContext(stores, backbones, splits, self.config, self.compute, self.console))
         return Leaderboard.from_study(study)
 

@@ -106,7 +106,7 @@ def fingerprint(config: RunConfig, splits: Splits, target: TargetSplits | None =
 
     Without a target the adaptation settings are left out, so runs made before they existed resume.
     """
-    exclude: dict[str, Any] = {"search": {"n_trials", "timeout", "refit", "cache", "precision", "heartbeat"}, "study": True}
+    exclude: dict[str, Any] = {"search": {"n_trials", "timeout", "refit", "cache", "precision", "heartbeat", "workers"}, "study": True}
     if target is None:
         exclude["search"] |= {"validator", "source_margin"}
         exclude["data"] = {"target_path", "target_test_path", "target_labelled"}

@@ -30,7 +30,7 @@ from automl_tl.search.model import Tail
 from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import Compute, StopTraining, input_mode, predict, train_trial
-from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED
+from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED, spends_budget
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 
 
@@ -147,10 +147,12 @@ class Objective:
 
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
         self.context.run.write_record(trial.number, state, params.to_dict(), score, reason, trial.user_attrs)
-        best = best_completed(trial.study)  # the finishing trial is not COMPLETE in storage yet
+        trials = trial.study.get_trials(deepcopy=False)  # every worker's; the finishing trial is still running in storage
+        completed = [(t.value, t.number) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         if state == "complete" and score is not None:
-            best = score if best is None else max(best, score)
-        self.context.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best)
+            completed.append((score, trial.number))
+        done = 1 + sum(1 for t in trials if spends_budget(t))
+        self.context.display.trial_finished(trial.number, describe(params.to_dict()), score, state, max(completed, default=None), done)
 
 
 def best_completed(study: optuna.Study) -> float | None:

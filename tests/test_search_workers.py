@@ -1,0 +1,93 @@
+"""`--workers N`: one search, N processes on its one study, the test evaluated once by the search that started them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy.exc
+from optuna.trial import TrialState
+
+from automl_tl.trials import is_interrupted, spends_budget
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SLOW_TOY = """
+modality = "toy"
+[search]
+n_trials = {n_trials}
+seed = 0
+pruner = "none"
+heartbeat = 1
+[space]
+strategy = "partial"
+freeze_depth = 1
+epochs = 2
+batch_size = 32
+[options]
+step_seconds = 0.05
+"""
+
+
+@pytest.fixture
+def helpers_find_the_toy(toy, tmp_path, monkeypatch) -> None:
+    """A helper is a new process: it finds the toy plugin as any process would, on PYTHONPATH."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "site"), str(FIXTURES)]))
+
+
+def study_of(run: Path) -> optuna.Study:
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{run / 'study.db'}")
+
+
+def test_two_workers_share_the_budget_and_the_starter_alone_tests(helpers_find_the_toy, run_cli, tmp_path):
+    recipe = tmp_path / "slow.toml"
+    recipe.write_text(SLOW_TOY.format(n_trials=8))
+    code, out, err = run_cli("search", "-r", recipe, "--workers", "2", "--run-dir", "run")
+    assert code == 0, err
+    assert "1 helper(s) search beside this process" in " ".join(out.split())
+    trials = study_of(tmp_path / "run").get_trials()
+    assert sum(spends_budget(t) for t in trials) == 8 and all(t.state == TrialState.COMPLETE for t in trials)
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2  # this process and its helper each ran some
+    log = (tmp_path / "run" / "workers" / "1.log").read_text()
+    assert "Traceback" not in log and "Held-out test" not in log  # the helper leaves the test to the starter
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["trial"] in {t.number for t in trials}
+    assert "8/8" in out or "Held-out test" in out
+
+
+def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(helpers_find_the_toy, tmp_path):
+    """SIGTERM (the app's Stop, `kill`, a scheduler) reaches the search only: it passes it on, so no helper is left."""
+    from kill_driver import child_env, command
+
+    recipe = tmp_path / "slow.toml"
+    recipe.write_text(SLOW_TOY.format(n_trials=40))
+    search = subprocess.Popen(command("search", "-r", str(recipe), "--workers", "2", "--run-dir", str(tmp_path / "run")),
+                              env=child_env(tmp_path / "site"), cwd=tmp_path, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until both processes run a trial
+        try:
+            running = study_of(tmp_path / "run").get_trials(states=(TrialState.RUNNING,))
+        except (ValueError, sqlalchemy.exc.OperationalError):  # no study yet, or its tables are being made
+            running = []
+        if len({t.user_attrs.get("worker") for t in running} - {None}) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        search.kill()
+        pytest.fail("the helper never ran a trial beside the search")
+    helper_pid = next(int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in running if t.user_attrs["worker"] != f"{os.uname().nodename}:{search.pid}")
+    search.send_signal(signal.SIGTERM)
+    code, (out, err) = search.wait(timeout=60), search.communicate()
+    assert code == 143, out + err
+    with pytest.raises(ProcessLookupError):
+        os.kill(helper_pid, 0)  # the helper has ended too
+    trials = study_of(tmp_path / "run").get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert sum(is_interrupted(t) for t in trials) == 2  # each process marked its own trial, to be run again
