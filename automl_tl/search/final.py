@@ -147,8 +147,7 @@ def refit(trial: optuna.trial.FrozenTrial, store: FeatureStore, n_classes: int, 
 
 def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:
     """The class each example of ``split`` gets from the tails' averaged probabilities, computed as delivered."""
-    mode = input_mode(params)
-    return torch.stack([probabilities(tail, store, split, mode, params, DELIVERED) for tail in tails]).mean(dim=0).argmax(dim=-1).numpy()
+    return probabilities(tails, store, split, input_mode(params), params, DELIVERED).argmax(dim=-1).numpy()
 
 
 def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:

@@ -14,7 +14,7 @@ import copy
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,14 +194,18 @@ def predict(
     tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
 ) -> np.ndarray:
     """Predicted class indices for a split, in the split's order."""
-    return probabilities(tail, store, split, mode, params, compute).argmax(dim=-1).numpy()
+    return probabilities([tail], store, split, mode, params, compute).argmax(dim=-1).numpy()
 
 
 def probabilities(
-    tail: Tail, store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
+    tails: Sequence[Tail], store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute = Compute(),
 ) -> Tensor:
-    """Predicted class probabilities for a split, in the split's order."""
-    return outputs(tail, store, split, mode, params, compute)[1]
+    """Predicted class probabilities for a split, in the split's order, averaged over ``tails`` (fold models of one
+    configuration): each batch's inputs are read, or computed through the frozen prefix, once for all of them."""
+    probs = torch.zeros(len(store.examples[split]), tails[0].n_classes)
+    for index, found in _evaluated(tails, store, split, mode, params, compute):
+        probs[index] = torch.stack([p for _, p in found]).mean(dim=0)
+    return probs
 
 
 def head_inputs(
@@ -217,19 +221,31 @@ def outputs(
     """(head inputs, class probabilities) for a split, in the split's order; a target split's go through
     the tail's domain shift, when it has one. One pass for both: DEV needs where the model places the
     examples beside what it predicts, and the report projects the places."""
-    tail.eval()
     count = len(store.examples[split])
     placed, probs = torch.empty(count, 0), torch.empty(count, tail.n_classes)
-    with torch.inference_mode():
-        for inputs, index in _batches(tail, store, split, mode, params, None, compute.cached):
-            with compute.autocast(mode):  # the tail only: the store's own pass (if due) stays fp32
-                features = tail.head_input(_features(tail, mode, inputs), split.startswith("target"))
-                logits = tail.head(features)
-            if placed.shape[1] != features.shape[1]:
-                placed = torch.empty(count, features.shape[1])
-            placed[index] = features.float()
-            probs[index] = logits.float().softmax(dim=-1)
+    for index, [(features, p)] in _evaluated([tail], store, split, mode, params, compute):
+        if placed.shape[1] != features.shape[1]:
+            placed = torch.empty(count, features.shape[1])
+        placed[index] = features
+        probs[index] = p
     return placed, probs
+
+
+def _evaluated(
+    tails: Sequence[Tail], store: FeatureStore, split: str, mode: str, params: TrialParams, compute: Compute,
+) -> Iterator[tuple[Tensor, list[tuple[Tensor, Tensor]]]]:
+    """Per batch of a split: (example indices, each tail's (head inputs, class probabilities))."""
+    for tail in tails:
+        tail.eval()
+    target = split.startswith("target")
+    with torch.inference_mode():
+        for inputs, index in _batches(tails[0], store, split, mode, params, None, compute.cached):
+            found = []
+            with compute.autocast(mode):  # the tails only: the store's own pass (if due) stays fp32
+                for tail in tails:
+                    features = tail.head_input(_features(tail, mode, inputs), target)
+                    found.append((features.float(), tail.head(features).float().softmax(dim=-1)))
+            yield index, found
 
 
 def target_scores(
