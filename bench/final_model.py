@@ -87,7 +87,7 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
     rows = []
     for seed in seeds:
         folds = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed)
-        _, states = crossval.out_of_fold(trial, merged, folds, n_classes, settings.objective, seed, compute)
+        states = [crossval.fold_model(trial, merged, folds, k, n_classes, settings.objective, seed, compute)[1] for k in range(len(folds))]
         rows.append({"seed": seed, "refit": accuracy([refit(trial, store, n_classes, settings.objective, seed, compute)]),
                      "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
         print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)

@@ -91,3 +91,30 @@ def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(
     trials = study_of(tmp_path / "run").get_trials()
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert sum(is_interrupted(t) for t in trials) == 2  # each process marked its own trial, to be run again
+
+
+def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, toy_modules, run_cli, write_recipe, tmp_path):
+    """A cross-validated choice shares its fold models out: both processes train some, the search delivers them all.
+
+    The data are so noisy that no trial scores its six validation examples perfectly, so the choice
+    is always made again on folds, whichever trials the two workers drew."""
+    import numpy as np
+
+    import automl_tl
+
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=4.0)]
+    (tmp_path / "noisy.json").write_text(json.dumps(rows))
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\nworkers = 2\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = "partial"\nepochs = 2\nbatch_size = 8\n[options]\nstep_seconds = 0.02\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", "noisy.json", "-n", "4", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["members"] == test["cross_validation"]["folds"] == 5
+    folds = tmp_path / "run" / "final" / "folds"
+    claimers = {path.read_text() for path in folds.glob("claim-*")}
+    assert len(list(folds.glob("claim-*"))) == 2 * 5 and len(claimers) == 2  # two candidates' folds, trained by both processes
+    model = automl_tl.load_model(tmp_path / "run")
+    examples = model.test_examples()
+    labels = [top[0]["label"] for top in model.predict([e.item for e in examples])]
+    assert np.mean([label == e.label for label, e in zip(labels, examples)]) == test["accuracy"]

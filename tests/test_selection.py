@@ -178,7 +178,7 @@ def test_a_finished_search_run_again_does_not_cross_validate_again(small_data, r
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert test["considered"] and "cross_validation" in test
     calls: list[int] = []
-    real = crossval.out_of_fold
-    monkeypatch.setattr(crossval, "out_of_fold", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = crossval.fold_model
+    monkeypatch.setattr(crossval, "fold_model", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert run_cli(*args)[0] == 0
     assert calls == [] and json.loads((tmp_path / "run" / "test.json").read_text()) == test

@@ -89,29 +89,35 @@ def fold_indices(examples: Sequence[Example], folds: int, seed: int) -> list[lis
     return [[i for i, k in enumerate(keys) if k == fold] for fold in range(folds) if fold in keys]
 
 
-def out_of_fold(
-    trial: FrozenTrial, store: FeatureStore, folds: Sequence[Sequence[int]], n_classes: int, objective: str, seed: int,
-    compute: Compute,
-) -> tuple[np.ndarray, list[dict[str, Tensor]]]:
-    """The trial's configuration trained on all but one fold at a time, predicting the fold left out:
-    (out-of-fold predictions, each fold model's weights).
+FoldModel = tuple[np.ndarray, dict[str, Tensor]]
+"""A fold model's predictions for the fold it left out, and its weights."""
 
-    Each fold trains as long as a refit would (`refit_epochs`) and keeps its last epoch: no epoch is chosen
+
+def fold_model(
+    trial: FrozenTrial, store: FeatureStore, folds: Sequence[Sequence[int]], number: int, n_classes: int, objective: str,
+    seed: int, compute: Compute,
+) -> FoldModel:
+    """The trial's configuration trained on every fold but ``number``, with its predictions for that one.
+
+    It trains as long as a refit would (`refit_epochs`) and keeps its last epoch: no epoch is chosen
     on the examples it is scored on. ``store`` is train + validation (`FeatureStore.merged`), ``folds``
-    its `fold_indices`.
+    its `fold_indices`; the seed depends on the trial and the fold only, so any process makes the same model.
     """
     params: TrialParams = TrialParams(**trial.user_attrs["params"])
     params = replace(params, epochs=refit_epochs(trial, params.epochs))
-    examples = store.examples["train"]
-    predictions = np.empty(len(examples), dtype=np.int64)
-    states: list[dict[str, Tensor]] = []
-    for number, held in enumerate(folds):
-        held_set = set(held)
-        folded = store.folded("train", [i for i in range(len(examples)) if i not in held_set], held)
-        outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number,
-                              on_epoch=lambda entry: None, on_batch=lambda d, t: None, compute=compute)
-        tail = Tail(store.backbone, params, n_classes)
-        tail.load_state_dict(outcome.state)
-        predictions[held] = predict(tail, folded, "heldout", input_mode(params), params, compute)
-        states.append(outcome.state)
-    return predictions, states
+    held = folds[number]
+    held_set = set(held)
+    folded = store.folded("train", [i for i in range(len(store.examples["train"])) if i not in held_set], held)
+    outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number,
+                          on_epoch=lambda entry: None, on_batch=lambda d, t: None, compute=compute)
+    tail = Tail(store.backbone, params, n_classes)
+    tail.load_state_dict(outcome.state)
+    return predict(tail, folded, "heldout", input_mode(params), params, compute), outcome.state
+
+
+def out_of_fold(folds: Sequence[Sequence[int]], models: Sequence[FoldModel]) -> np.ndarray:
+    """Every example's prediction by the fold model that left it out (``models`` in the order of ``folds``)."""
+    predictions = np.empty(sum(len(held) for held in folds), dtype=np.int64)
+    for held, (predicted, _) in zip(folds, models, strict=True):
+        predictions[list(held)] = predicted
+    return predictions

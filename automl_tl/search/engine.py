@@ -35,7 +35,7 @@ from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
 from automl_tl.search.features import FeatureStore
-from automl_tl.search.final import FinalContext, evaluate_test
+from automl_tl.search.final import FinalContext, evaluate_test, serve_folds
 from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
 from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
 from automl_tl.search.sampler import PerTrialSeed
@@ -124,27 +124,28 @@ class SearchRun:
             on_wait=lambda running: display.stage(f"waiting for {running} trial(s) running on other workers", 0, 0),
         )
         interrupted = False
-        with display:
-            if (remaining_time is None or remaining_time > 0) and budget.room(study):
-                deadline = None if remaining_time is None else time.monotonic() + remaining_time
-                objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
-                                                   self.compute, budget, display, self.worker, *selection(cfg), deadline))
-                with Helpers(run, self.request, 1 if self.helper else cfg.search.workers) as helpers:
-                    if helpers.started:
-                        self.console.print(f"{helpers.started} helper(s) search beside this process, one thread each "
+        helpers = Helpers(run, self.request, 1 if self.helper else cfg.search.workers)
+        with helpers:  # stopped however this block ends
+            with display:
+                if (remaining_time is None or remaining_time > 0) and budget.room(study):
+                    deadline = None if remaining_time is None else time.monotonic() + remaining_time
+                    objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
+                                                       self.compute, budget, display, self.worker, *selection(cfg), deadline))
+                    if started := helpers.start():
+                        self.console.print(f"{started} helper(s) search beside this process, one thread each "
                                            f"(their output: {escape(str(helpers.folder))})")
                     interrupted = self._optimize(study, run, objective, budget)
-                    if interrupted:
-                        helpers.stop()
-                for problem in helpers.problems:
-                    self.console.print(f"[yellow]{escape(problem)}[/]")
+                else:
+                    self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
+            if interrupted:
+                raise Interrupted(Leaderboard.from_study(study))
+            final = FinalContext(stores, backbones, splits, self.config, self.compute, self.console, helpers)
+            if self.helper:  # the search it helps chooses and tests; a helper trains fold models for it, if asked
+                serve_folds(study, run, final, os.getppid())
             else:
-                self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
-        if interrupted:
-            raise Interrupted(Leaderboard.from_study(study))
-        if self.helper:  # the search it helps evaluates the test
-            return Leaderboard.from_study(study)
-        evaluate_test(study, run, FinalContext(stores, backbones, splits, self.config, self.compute, self.console))
+                evaluate_test(study, run, final)
+        for problem in helpers.problems:
+            self.console.print(f"[yellow]{escape(problem)}[/]")
         return Leaderboard.from_study(study)
 
     def _show_data(self, prepared: PreparedData) -> None:

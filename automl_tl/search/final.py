@@ -19,13 +19,16 @@ model (`DELIVERED`), so predicting the test split again gives test.json's number
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 from torch import Tensor
 
@@ -40,6 +43,7 @@ from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import Choice, choose
 from automl_tl.search.train import Compute, input_mode, probabilities, train_trial
+from automl_tl.search.workers import POLL_SECONDS, FoldShare, Helpers, Job
 from automl_tl.splits import Splits
 from automl_tl.vocabulary import TrialParams
 
@@ -63,6 +67,8 @@ class FinalContext:
     config: RunConfig
     compute: Compute
     console: Console
+    helpers: Helpers | None = None
+    """The search's helper processes, which train fold models beside it while they run (`automl_tl.search.workers`)."""
 
 
 def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
@@ -88,6 +94,8 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     doubt = None if on_target else crossval.why(choice.best, splits.validation, splits.train + splits.validation)
     if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
         choice, folds, fold_models = _cross_validated(choice, ctx, doubt)
+    if ctx.helpers is not None:
+        ctx.helpers.finish()  # the rest is one model's: every thread here
     chosen = choice.trial
     why = {"best_trial": choice.best.number, "chosen": choice.reason, "considered": considered,
            **({"cross_validation": folds} if folds else {})}
@@ -135,7 +143,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     write_json(run.test_path, result)
 
 
-def refit(trial: optuna.trial.FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int,
+def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int,
           compute: Compute) -> State:
     """``trial``'s configuration trained again on train + validation (``store``'s), for `refit_epochs`;
     ``seed`` is the search's (a search and bench/final_model.py make the same refit from it)."""
@@ -152,20 +160,54 @@ def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialPa
 
 def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
     """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`),
-    with each candidate's fold models."""
+    with each candidate's fold models; trained here, or shared out with the search's helpers while they run."""
     settings, n_classes = ctx.config.search, len(ctx.splits.classes)
     trials = crossval.candidates(choice.within)
-    merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
-    store = next(iter(merged.values()))
-    folds = crossval.fold_indices(store.examples["train"], crossval.FOLDS, settings.seed)
+    folds, labels, train = _fold_jobs(trials, ctx)
+    jobs = [(t.number, k) for t in trials for k in range(len(folds))]
     where = f"{len(folds)} folds of train + validation"
+    share = ctx.helpers.share() if ctx.helpers is not None else None
     with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}"):
-        outcomes = {t.number: crossval.out_of_fold(t, merged[t.user_attrs["params"]["backbone"]], folds, n_classes,
-                                                   settings.objective, settings.seed, ctx.compute) for t in trials}
-    predictions = {number: found[0] for number, found in outcomes.items()}
-    labels = store.labels("train").numpy()
+        if share is None:
+            models = {job: train(job) for job in jobs}
+        else:
+            share.publish(jobs)
+            share.work(jobs, train)
+            models = share.collect(jobs, train)
+    by_trial = {t.number: [models[(t.number, k)] for k in range(len(folds))] for t in trials}
+    predictions = {number: crossval.out_of_fold(folds, found) for number, found in by_trial.items()}
     again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
     assert again is not None
     record = {"folds": len(folds), "examples": len(labels), "why": doubt,
               "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
-    return again, record, {number: found[1] for number, found in outcomes.items()}
+    return again, record, {number: [state for _, state in found] for number, found in by_trial.items()}
+
+
+def _fold_jobs(
+    trials: Sequence[FrozenTrial], ctx: FinalContext,
+) -> tuple[list[list[int]], np.ndarray, Callable[[Job], crossval.FoldModel]]:
+    """The folds of train + validation, its labels, and what trains job (trial, fold): the same in the search and its helpers."""
+    settings, by_number = ctx.config.search, {t.number: t for t in trials}
+    merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
+    folds = crossval.fold_indices(next(iter(merged.values())).examples["train"], crossval.FOLDS, settings.seed)
+
+    def train(job: Job) -> crossval.FoldModel:
+        trial = by_number[job[0]]
+        return crossval.fold_model(trial, merged[trial.user_attrs["params"]["backbone"]], folds, job[1], len(ctx.splits.classes),
+                                   settings.objective, settings.seed, ctx.compute)
+
+    return folds, next(iter(merged.values())).labels("train").numpy(), train
+
+
+def serve_folds(study: optuna.Study, run: RunDir, ctx: FinalContext, owner: int) -> None:
+    """A helper's part after the trials: train the fold models its search (process ``owner``) shares out,
+    until the search stops it, or ends without doing so."""
+    share = FoldShare(run, owner)
+    served: list[Job] = []
+    while os.getppid() == owner:
+        plan = share.plan()
+        if plan and plan != served:
+            wanted = {number for number, _ in plan}
+            share.work(plan, _fold_jobs([t for t in study.get_trials(deepcopy=False) if t.number in wanted], ctx)[2])
+            served = plan
+        time.sleep(POLL_SECONDS)
