@@ -199,7 +199,8 @@ def killable_recipe() -> Callable[[int], str]:
     before it named its worker is taken to be abandoned after 4 s, not 2 minutes.
     """
 
-    def recipe(n_trials: int) -> str:
+    def recipe(n_trials: int, space: str = 'strategy = ["feature_extraction", "partial"]\nepochs = [2, 3]', more: str = "") -> str:
+        """``space``: the ``[space]`` table's lines besides the batch size; ``more``: tables after it."""
         return f"""
 modality = "toy"
 [search]
@@ -208,10 +209,9 @@ seed = 0
 pruner = "none"
 heartbeat = 1
 [space]
-strategy = ["feature_extraction", "partial"]
-epochs = [2, 3]
+{space}
 batch_size = 32
-"""
+{more}"""
 
     return recipe
 

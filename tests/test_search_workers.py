@@ -17,21 +17,8 @@ from optuna.trial import TrialState
 from automl_tl.trials import is_interrupted, spends_budget
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SLOW_TOY = """
-modality = "toy"
-[search]
-n_trials = {n_trials}
-seed = 0
-pruner = "none"
-heartbeat = 1
-[space]
-strategy = "partial"
-freeze_depth = 1
-epochs = 2
-batch_size = 32
-[options]
-step_seconds = 0.05
-"""
+SLOW = ('strategy = "partial"\nfreeze_depth = 1\nepochs = 2', "[options]\nstep_seconds = 0.05\n")
+"""The space and options of a toy search whose trials take a second or so: long enough for a helper to join."""
 
 
 @pytest.fixture
@@ -44,9 +31,9 @@ def study_of(run: Path) -> optuna.Study:
     return optuna.load_study(study_name=None, storage=f"sqlite:///{run / 'study.db'}")
 
 
-def test_two_workers_share_the_budget_and_the_starter_alone_tests(helpers_find_the_toy, run_cli, tmp_path):
+def test_two_workers_share_the_budget_and_the_starter_alone_tests(helpers_find_the_toy, killable_recipe, run_cli, tmp_path):
     recipe = tmp_path / "slow.toml"
-    recipe.write_text(SLOW_TOY.format(n_trials=8))
+    recipe.write_text(killable_recipe(8, *SLOW))
     code, out, err = run_cli("search", "-r", recipe, "--workers", "2", "--run-dir", "run")
     assert code == 0, err
     assert "1 helper(s) search beside this process" in " ".join(out.split())
@@ -61,12 +48,12 @@ def test_two_workers_share_the_budget_and_the_starter_alone_tests(helpers_find_t
     assert "8/8" in out or "Held-out test" in out
 
 
-def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(helpers_find_the_toy, tmp_path):
+def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(helpers_find_the_toy, killable_recipe, tmp_path):
     """SIGTERM (the app's Stop, `kill`, a scheduler) reaches the search only: it passes it on, so no helper is left."""
     from kill_driver import child_env, command
 
     recipe = tmp_path / "slow.toml"
-    recipe.write_text(SLOW_TOY.format(n_trials=40))
+    recipe.write_text(killable_recipe(40, *SLOW))
     search = subprocess.Popen(command("search", "-r", str(recipe), "--workers", "2", "--run-dir", str(tmp_path / "run")),
                               env=child_env(tmp_path / "site"), cwd=tmp_path, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
