@@ -123,8 +123,8 @@ def test_a_start_failing_after_the_study_exists_leaves_no_study_behind(toy, run_
 def test_a_backbones_notes_are_shown_when_it_loads(toy, toy_modules, run_cli, write_recipe, fast_recipe, monkeypatch):
     build = toy_modules[1].build
 
-    def noted(batchnorm: bool = False):
-        backbone = build(batchnorm)
+    def noted(**options: object):
+        backbone = build(**options)
         backbone.notes = ["no preprocessor config: normalising with ImageNet mean and std"]
         return backbone
 

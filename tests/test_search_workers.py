@@ -80,27 +80,29 @@ def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(
     assert sum(is_interrupted(t) for t in trials) == 2  # each process marked its own trial, to be run again
 
 
-def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, toy_modules, run_cli, write_recipe, tmp_path):
+def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, toy_modules, killable_recipe, run_cli, tmp_path):
     """A cross-validated choice shares its fold models out: both processes train some, the search delivers them all.
 
-    The data are so noisy that no trial scores its six validation examples perfectly, so the choice
-    is always made again on folds, whichever trials the two workers drew."""
+    Validation holds one group of six noisy examples, so the choice is always made again on
+    leave-one-group-out folds, whichever trials the two workers drew; the trials are slow enough for
+    the helper to run some, so it is there, waiting, when the folds are shared out."""
     import numpy as np
 
     import automl_tl
 
     toy_modality, _ = toy_modules
-    rows = [{"x": e.item, "label": e.label} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=4.0)]
-    (tmp_path / "noisy.json").write_text(json.dumps(rows))
-    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\nworkers = 2\n[data]\nsplit_by = "stratified"\n'
-                          '[space]\nstrategy = "partial"\nepochs = 2\nbatch_size = 8\n[options]\nstep_seconds = 0.02\n')
-    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", "noisy.json", "-n", "4", "--run-dir", "run")
+    rows = [{"x": e.item, "label": e.label, "group": e.group} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=2.0)]
+    (tmp_path / "grouped.json").write_text(json.dumps(rows))
+    recipe = tmp_path / "slow.toml"
+    recipe.write_text(killable_recipe(8, 'strategy = "partial"\nepochs = 2', '[data]\nsplit_by = "group"\n' + SLOW[1]))
+    code, out, err = run_cli("search", "-r", recipe, "--data", "grouped.json", "--workers", "2", "--run-dir", "run")
     assert code == 0, err
+    assert len({t.user_attrs["worker"] for t in study_of(tmp_path / "run").get_trials()}) == 2
     test = json.loads((tmp_path / "run" / "test.json").read_text())
-    assert test["members"] == test["cross_validation"]["folds"] == 5
+    assert test["members"] == test["cross_validation"]["folds"], test["chosen"]
     folds = tmp_path / "run" / "final" / "folds"
     claimers = {path.read_text() for path in folds.glob("claim-*")}
-    assert len(list(folds.glob("claim-*"))) == 2 * 5 and len(claimers) == 2  # two candidates' folds, trained by both processes
+    assert len(list(folds.glob("claim-*"))) == 2 * test["members"] and len(claimers) == 2  # two candidates' folds, trained by both processes
     model = automl_tl.load_model(tmp_path / "run")
     examples = model.test_examples()
     labels = [top[0]["label"] for top in model.predict([e.item for e in examples])]
