@@ -17,8 +17,9 @@ from optuna.trial import TrialState
 from automl_tl.trials import is_interrupted, spends_budget
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SLOW = ('strategy = "partial"\nfreeze_depth = 1\nepochs = 2', "[options]\nstep_seconds = 0.05\n")
-"""The space and options of a toy search whose trials take a second or so: long enough for a helper to join."""
+SLOW = ('strategy = "partial"\nfreeze_depth = 1\nepochs = 2', "[options]\nstep_seconds = 0.2\n")
+"""The space and options of a toy search whose trials take two seconds or so: eight of them outlast a
+helper's start (importing torch and the rest takes seconds on a busy CI machine)."""
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(
 def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, toy_modules, killable_recipe, run_cli, tmp_path):
     """A cross-validated choice shares its fold models out: both processes train some, the search delivers them all.
 
-    Validation holds one group of six noisy examples, so the choice is always made again on
+    Validation holds one group of noisy examples, so the choice is always made again on
     leave-one-group-out folds, whichever trials the two workers drew; the trials are slow enough for
     the helper to run some, so it is there, waiting, when the folds are shared out."""
     import numpy as np
@@ -91,10 +92,10 @@ def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, t
     import automl_tl
 
     toy_modality, _ = toy_modules
-    rows = [{"x": e.item, "label": e.label, "group": e.group} for e in toy_modality.synthetic(n_per_class=10, seed=4, noise=2.0)]
+    rows = [{"x": e.item, "label": e.label, "group": e.group} for e in toy_modality.synthetic(seed=4, noise=2.0)]
     (tmp_path / "grouped.json").write_text(json.dumps(rows))
     recipe = tmp_path / "slow.toml"
-    recipe.write_text(killable_recipe(8, 'strategy = "partial"\nepochs = 2', '[data]\nsplit_by = "group"\n' + SLOW[1]))
+    recipe.write_text(killable_recipe(8, SLOW[0], '[data]\nsplit_by = "group"\n' + SLOW[1]))
     code, out, err = run_cli("search", "-r", recipe, "--data", "grouped.json", "--workers", "2", "--run-dir", "run")
     assert code == 0, err
     assert len({t.user_attrs["worker"] for t in study_of(tmp_path / "run").get_trials()}) == 2
