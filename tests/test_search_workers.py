@@ -108,3 +108,10 @@ def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, t
     examples = model.test_examples()
     labels = [top[0]["label"] for top in model.predict([e.item for e in examples])]
     assert np.mean([label == e.label for label, e in zip(labels, examples)]) == test["accuracy"]
+
+
+def test_more_workers_than_cores_is_one_line_and_exit_2(toy, run_cli, assert_user_error, tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    assert_user_error(*run_cli("search", "-m", "toy", "--workers", str(cores + 1), "--run-dir", "run"),
+                      f"{cores + 1} workers asked for, but this process may use {cores} CPU core(s)", f"--workers {cores}")
+    assert not (tmp_path / "run").exists()  # refused before anything was made

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import sys
@@ -77,6 +78,10 @@ def search(
         "options": plugin_flags(ctx.args),
     })
     config = resolve(plugin, recipe_values, flags, str(recipe) if recipe else "settings")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if config.search.workers > cores:  # each worker trains on one core: more only share them, each with its own memory
+        raise UserError(f"{config.search.workers} workers asked for, but this process may use {cores} CPU core(s)",
+                        hint=f"pass --workers {cores} or fewer")
 
     from automl_tl.search.engine import Interrupted, SearchRequest, SearchRun  # torch loads only when a search runs
 
