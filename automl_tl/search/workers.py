@@ -164,6 +164,8 @@ class FoldShare:
             self.work(abandoned, train)
             time.sleep(POLL_SECONDS)
         found = {job: torch.load(self._result(job), weights_only=True) for job in jobs}
+        for job in jobs:  # the weights live on in the final model; the claims stay, a record of who trained what
+            self._result(job).unlink()
         return {job: (result["predictions"].numpy(), result["state"]) for job, result in found.items()}
 
     def _claimer(self, job: Job) -> int:
