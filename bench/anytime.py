@@ -113,8 +113,7 @@ def _test_accuracy(run_dir: Path, trials: list[int]) -> dict[int, float]:
     for number in trials:
         record = json.loads((run.trial_dir(number) / "record.json").read_text(encoding="utf-8"))
         params = TrialParams(**record["params"])
-        tail = Tail(model.backbone, params, len(model.labels))
-        tail.load_state_dict(torch.load(run.weights_path(number), weights_only=True))
+        tail = Tail.trained(model.backbone, params, len(model.labels), torch.load(run.weights_path(number), weights_only=True))
         scores[number] = float((predict(tail, store, "test", input_mode(params), params, DELIVERED) == truth).mean())
     return scores
 

@@ -79,9 +79,7 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
     n_classes = len(model.labels)
 
     def accuracy(states: list[Any]) -> float:
-        tails = [Tail(model.backbone, params, n_classes) for _ in states]
-        for tail, state in zip(tails, states, strict=True):
-            tail.load_state_dict(state)
+        tails = [Tail.trained(model.backbone, params, n_classes, state) for state in states]
         return float((averaged(tails, store, "test", params) == truth).mean())
 
     rows = []

@@ -34,11 +34,7 @@ class Network(nn.Module):
         super().__init__()
         if not states:
             raise ValueError("a network needs at least one tail's weights")
-        self.tails = nn.ModuleList()
-        for state in states:
-            tail = Tail(backbone, params, n_classes)
-            tail.load_state_dict(state)
-            self.tails.append(tail)
+        self.tails = nn.ModuleList(Tail.trained(backbone, params, n_classes, state) for state in states)
         k = params.freeze_depth
         owns_stem = k == 0
         self.stem = None if owns_stem else backbone.stem

@@ -120,9 +120,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
                               "or only the best trial's are kept: refit = true tests any choice)")
             return
         states = [torch.load(weights, weights_only=True)]
-    tails = [Tail(ctx.backbones[params.backbone], params, len(splits.classes)) for _ in states]
-    for tail, state in zip(tails, states, strict=True):
-        tail.load_state_dict(state)
+    tails = [Tail.trained(ctx.backbones[params.backbone], params, len(splits.classes), state) for state in states]
     with ctx.console.status("evaluating on the test split"):
         predictions = averaged(tails, store, "test", params)
     truth = store.labels("test").numpy()
@@ -189,14 +187,15 @@ def _fold_jobs(
     """The folds of train + validation, its labels, and what trains job (trial, fold): the same in the search and its helpers."""
     settings, by_number = ctx.config.search, {t.number: t for t in trials}
     merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
-    folds = crossval.fold_indices(next(iter(merged.values())).examples["train"], crossval.FOLDS, settings.seed)
+    labelled = next(iter(merged.values()))  # every backbone's store holds the same examples
+    folds = crossval.fold_indices(labelled.examples["train"], crossval.FOLDS, settings.seed)
 
     def train(job: Job) -> crossval.FoldModel:
         trial = by_number[job[0]]
         return crossval.fold_model(trial, merged[trial.user_attrs["params"]["backbone"]], folds, job[1], len(ctx.splits.classes),
                                    settings.objective, settings.seed, ctx.compute)
 
-    return folds, next(iter(merged.values())).labels("train").numpy(), train
+    return folds, labelled.labels("train").numpy(), train
 
 
 def serve_folds(study: optuna.Study, run: RunDir, ctx: FinalContext, owner: int) -> None:

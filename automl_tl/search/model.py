@@ -8,6 +8,7 @@ from the feature store, so a trial that freezes k blocks only pays for blocks k+
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +65,13 @@ class Tail(nn.Module):
         self.width = width
         self.shift = DomainShift(width) if params.adapting.shifts_features else None
         """Maps target features onto the source's statistics before the head reads them (``statistics``)."""
+
+    @classmethod
+    def trained(cls, backbone: Backbone, params: TrialParams, n_classes: int, state: Mapping[str, Tensor]) -> Tail:
+        """A tail holding trained weights: a trial's, a refit's or a fold model's."""
+        tail = cls(backbone, params, n_classes)
+        tail.load_state_dict(state)
+        return tail
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         """Pretrained parameters, trained at the (lower) backbone learning rate."""

@@ -181,8 +181,7 @@ def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.T
     confusion matrix): the report compares the source-only trial's classes with the chosen model's,
     whose weights are the only ones a run keeps."""
     store = ctx.stores[params.backbone]
-    tail = Tail(store.backbone, params, ctx.n_classes)
-    tail.load_state_dict(state)
+    tail = Tail.trained(store.backbone, params, ctx.n_classes, state)
     predicted = predict(tail, store, "target_test", input_mode(params), params, ctx.compute)
     found = detailed(store.labels("target_test").numpy(), predicted, list(store.class_index))
     return {key: value for key, value in found.items() if key != "confusion"}
