@@ -9,13 +9,13 @@ never ends the search; a user error stops it after marking the trial interrupted
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.config import RunConfig, SearchConfig
 from automl_tl.domains import eligible
@@ -139,8 +139,8 @@ class Objective:
                                                      self.objective, [e.group for e in store.examples["validation"]]))
         if "target_test" in store.examples:
             trial.set_user_attr("target_test", target_test(params, ctx, outcome.state))
-        earlier_best = best_completed(trial.study)
-        if earlier_best is None or value > earlier_best or ctx.margin is not None:
+        earlier_best = best_completed(trial.study.get_trials(deepcopy=False))
+        if earlier_best is None or value > earlier_best[0] or ctx.margin is not None:
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
         self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
@@ -148,17 +148,17 @@ class Objective:
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
         self.context.run.write_record(trial.number, state, params.to_dict(), score, reason, trial.user_attrs)
         trials = trial.study.get_trials(deepcopy=False)  # every worker's; the finishing trial is still running in storage
-        completed = [(t.value, t.number) for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        best = best_completed(trials)
         if state == "complete" and score is not None:
-            completed.append((score, trial.number))
+            best = max(best, (score, trial.number)) if best is not None else (score, trial.number)
         done = 1 + sum(1 for t in trials if spends_budget(t))
-        self.context.display.trial_finished(trial.number, describe(params.to_dict()), score, state, max(completed, default=None), done)
+        self.context.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best, done)
 
 
-def best_completed(study: optuna.Study) -> float | None:
-    """The best objective value among the study's completed trials (None before the first)."""
-    values = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    return max(values) if values else None
+def best_completed(trials: Sequence[FrozenTrial]) -> tuple[float, int] | None:
+    """(objective value, trial number) of the best completed trial among ``trials`` (None before the first);
+    of equal values, the later trial's."""
+    return max(((t.value, t.number) for t in trials if t.state == TrialState.COMPLETE and t.value is not None), default=None)
 
 
 def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> None:
