@@ -111,6 +111,32 @@ def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, t
     assert np.mean([label == e.label for label, e in zip(labels, examples)]) == test["accuracy"]
 
 
+def test_a_one_worker_search_starts_helpers_for_fold_models_worth_them(
+        helpers_find_the_toy, toy_modules, killable_recipe, run_cli, tmp_path, monkeypatch):
+    """One worker searches; when its choice needs fold models that take long enough, helpers train some of them
+    (a helper runs no trial), and the search delivers them all."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("a helper for the folds needs a second core")
+    from automl_tl.search import workers
+
+    monkeypatch.setattr(workers, "FOLD_HELPERS_AFTER", 0.0)  # toy folds take seconds: count any as worth it
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label, "group": e.group} for e in toy_modality.synthetic(seed=4, noise=2.0)]
+    (tmp_path / "grouped.json").write_text(json.dumps(rows))
+    recipe = tmp_path / "slow.toml"
+    slower = SLOW[1].replace("0.2", "0.3")  # fold models that outlast a helper's start on a busy machine
+    recipe.write_text(killable_recipe(4, SLOW[0], '[data]\nsplit_by = "group"\n' + slower))
+    code, out, err = run_cli("search", "-r", recipe, "--data", "grouped.json", "--run-dir", "run")
+    assert code == 0, err
+    assert "1 helper(s) train fold models beside this process" in " ".join(out.split()), out
+    assert len({t.user_attrs["worker"] for t in study_of(tmp_path / "run").get_trials()}) == 1  # the trials: this process's
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["members"] == test["cross_validation"]["folds"], test["chosen"]
+    claimers = {path.read_text() for path in (tmp_path / "run" / "final" / "folds").glob("claim-*")}
+    assert len(claimers) == 2  # both processes trained fold models
+    assert "Traceback" not in (tmp_path / "run" / "workers" / "1.log").read_text()
+
+
 def test_more_workers_than_cores_is_one_line_and_exit_2(toy, run_cli, assert_user_error, tmp_path):
     cores = len(os.sched_getaffinity(0))
     assert_user_error(*run_cli("search", "-m", "toy", "--workers", str(cores + 1), "--run-dir", "run"),

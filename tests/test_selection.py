@@ -138,6 +138,7 @@ def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, r
     saved = torch.load(tmp_path / "run" / "final" / "weights.pt", weights_only=True)
     assert isinstance(saved, list) and len(saved) == 5
     assert "5 fold models averaged" in " ".join(out.split())  # the leaderboard's footer says what was delivered
+    assert not (tmp_path / "run" / "workers").exists()  # folds of seconds: no helper's start is worth it
     model = automl_tl.load_model(tmp_path / "run")
     examples = model.test_examples()
     labels = [top[0]["label"] for top in model.predict([e.item for e in examples])]

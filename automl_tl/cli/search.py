@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import signal
 import sys
@@ -25,6 +24,7 @@ from automl_tl.datahome import data_home
 from automl_tl.errors import Terminated, UserError
 from automl_tl.registry import get_plugin
 from automl_tl.storage import STORAGE_ENV, redact_all
+from automl_tl.threads import usable_cores
 
 EXIT_INTERRUPTED = 130
 """Exit code after Ctrl-C: 128 + SIGINT, as a shell reports it."""
@@ -78,7 +78,7 @@ def search(
         "options": plugin_flags(ctx.args),
     })
     config = resolve(plugin, recipe_values, flags, str(recipe) if recipe else "settings")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     if config.search.workers > cores:  # each worker trains on one core: more only share them, each with its own memory
         raise UserError(f"{config.search.workers} workers asked for, but this process may use {cores} CPU core(s)",
                         hint=f"pass --workers {cores} or fewer")

@@ -62,10 +62,13 @@ class Interrupted(Exception):
 class SearchRun:
     """One `automl-tl search` invocation; ``console`` is where it tells the user what it does."""
 
-    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, console: Console, helper: bool = False) -> None:
+    def __init__(self, request: SearchRequest, plugin: ModalityPlugin, console: Console, helper: bool = False,
+                 folds_only: bool = False) -> None:
         self.request = request
         self.helper = helper
         """A helper of another search on this machine (`automl_tl.search.workers`): trials only, no test evaluation."""
+        self.folds_only = folds_only
+        """A helper started for the fold models alone, after the trials: it runs no trial."""
         self.config = request.config
         self.plugin = plugin
         self.console = console
@@ -127,7 +130,9 @@ class SearchRun:
         helpers = Helpers(run, self.request, 1 if self.helper else cfg.search.workers)
         with helpers:  # stopped however this block ends
             with display:
-                if (remaining_time is None or remaining_time > 0) and budget.room(study):
+                if self.folds_only:  # started after the trials, for the fold models alone
+                    pass
+                elif (remaining_time is None or remaining_time > 0) and budget.room(study):
                     deadline = None if remaining_time is None else time.monotonic() + remaining_time
                     objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
                                                        self.compute, budget, display, self.worker, *selection(cfg), deadline))

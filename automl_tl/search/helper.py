@@ -1,4 +1,6 @@
-"""``python -m automl_tl.search.helper RUN_DIR``: a helper of the search in RUN_DIR (`automl_tl.search.workers`).
+"""``python -m automl_tl.search.helper RUN_DIR [--folds]``: a helper of the search in RUN_DIR (`automl_tl.search.workers`).
+
+With ``--folds`` it trains the search's fold models only: started after the trials, it runs none.
 
 It reads what to search from the run's ``config.json``, written by the search that started it, and
 the storage URL and data home from its environment, so no secret is ever on a command line.
@@ -24,11 +26,13 @@ from automl_tl.storage import STORAGE_ENV
 
 
 def main(argv: list[str]) -> int:
-    """Search in the run directory ``argv[0]`` until the study's budget is spent; the exit code."""
+    """Search in the run directory ``argv[0]`` until the study's budget is spent (or, with `FOLDS_ONLY`,
+    train fold models until the search stops this helper); the exit code."""
     import optuna
 
     from automl_tl.search.engine import Interrupted, SearchRun
     from automl_tl.search.inputs import SearchRequest
+    from automl_tl.search.workers import FOLDS_ONLY
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     run = RunDir(Path(argv[0]))
@@ -40,7 +44,8 @@ def main(argv: list[str]) -> int:
         request = SearchRequest(config=config, data_home=data_home(), run_dir=run.root,
                                 storage=os.environ.get(STORAGE_ENV) or None, command=list(saved.get("command", [])))
         with warnings.catch_warnings(), TerminateAsInterrupt():
-            SearchRun(request, get_plugin(config.modality), Console(), helper=True).run()
+            SearchRun(request, get_plugin(config.modality), Console(), helper=True,
+                      folds_only=FOLDS_ONLY in argv[1:]).run()
     except UserError as exc:
         print_error(exc)
         return 2

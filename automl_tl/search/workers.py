@@ -10,6 +10,9 @@ every process trains with one thread. A helper is an ordinary worker of the stud
 After the trials the helpers stay for the cross-validation, if the choice needs one: its fold
 models are shared out through `FoldShare`, files in the run directory, and the search that started
 them chooses, tests and writes the final model. Then it stops them and finishes with every thread.
+A search of one worker starts helpers for its cross-validation alone when the fold models are
+worth it (`Helpers.start_for_folds`): each fold model is a whole training, so two processes on two
+cores finish the folds sooner than one process with two threads, once a helper's start is paid.
 A helper's output goes to ``workers/N.log`` in the run directory. It runs in its own session, so
 Ctrl-C in the terminal reaches the search alone, which passes a SIGTERM on to each helper: each
 marks its running trial interrupted, as a stopped search does.
@@ -35,15 +38,21 @@ from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.crossval import FoldModel
 from automl_tl.search.inputs import SearchRequest
 from automl_tl.storage import STORAGE_ENV
+from automl_tl.threads import usable_cores
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CLEAN_EXITS = (0, 130, 143)
 """A helper that finished, or was stopped (Ctrl-C, SIGTERM)."""
+FOLD_HELPERS_AFTER = 60.0
+"""Seconds the fold models are expected to take in one process beyond which a one-worker search
+starts helpers for them: a helper's start (reading the data and the cached frozen pass) costs seconds."""
 POLL_SECONDS = 0.25
 """How often a process waiting for fold models, or for a plan of them, looks at the run directory."""
 
 Job = tuple[int, int]
 """(trial number, fold number): one fold model to train."""
+FOLDS_ONLY = "--folds"
+"""A helper's flag: it trains fold models only (started after the trials), never a trial."""
 
 
 class Helpers:
@@ -64,16 +73,27 @@ class Helpers:
 
     def start(self) -> int:
         """Start the helpers, and train with one thread here too; how many were started."""
-        if self.count < 2:
+        return self._spawn(self.count - 1)
+
+    def start_for_folds(self, jobs: int, expected_seconds: float) -> int:
+        """Helpers for a one-worker search's fold models, one per further usable core (at most one per job
+        beyond this process's), when they are expected to take longer than `FOLD_HELPERS_AFTER` here alone;
+        how many were started (none when helpers already run)."""
+        if self.processes or expected_seconds <= FOLD_HELPERS_AFTER:
+            return 0
+        return self._spawn(min(usable_cores(), jobs) - 1, FOLDS_ONLY)
+
+    def _spawn(self, count: int, *flags: str) -> int:
+        if count < 1:
             return 0
         self.folder.mkdir(exist_ok=True)
         env = {**os.environ, **ONE_THREAD, DATA_HOME_ENV: str(self.request.data_home)}
         if self.request.storage:
             env[STORAGE_ENV] = self.request.storage  # the URL with its password, never on a command line
-        for number in range(1, self.count):
+        for number in range(1, count + 1):
             with open(self.folder / f"{number}.log", "wb") as log:
                 self.processes.append(subprocess.Popen(
-                    [sys.executable, "-m", "automl_tl.search.helper", str(self.run.root)],
+                    [sys.executable, "-m", "automl_tl.search.helper", str(self.run.root), *flags],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
                 ))
         torch.set_num_threads(1)
