@@ -137,6 +137,23 @@ def test_a_one_worker_search_starts_helpers_for_fold_models_worth_them(
     assert "Traceback" not in (tmp_path / "run" / "workers" / "1.log").read_text()
 
 
+def test_fold_helpers_start_only_when_worth_it_one_per_further_core_and_never_more_processes_than_folds(tmp_path, monkeypatch):
+    from automl_tl.rundir import RunDir
+    from automl_tl.search import workers
+
+    asked: list[tuple[int, tuple[str, ...]]] = []
+    monkeypatch.setattr(workers.Helpers, "_spawn", lambda self, count, *flags: asked.append((count, flags)) or count)
+    helpers = workers.Helpers(RunDir(tmp_path), None, 1)  # type: ignore[arg-type]  # spawns nothing here
+    monkeypatch.setattr(workers, "usable_cores", lambda: 16)
+    assert helpers.start_for_folds(4, workers.FOLD_HELPERS_AFTER) == 0 and not asked  # not worth a start
+    assert helpers.start_for_folds(4, workers.FOLD_HELPERS_AFTER + 1) == 3  # 4 folds: 4 processes, not 16
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)
+    assert helpers.start_for_folds(4, 600) == 1
+    assert asked == [(3, (workers.FOLDS_ONLY,)), (1, (workers.FOLDS_ONLY,))]
+    helpers.processes = [object()]  # type: ignore[list-item]  # helpers already run (--workers): they train the folds
+    assert helpers.start_for_folds(4, 600) == 0 and len(asked) == 2
+
+
 def test_more_workers_than_cores_is_one_line_and_exit_2(toy, run_cli, assert_user_error, tmp_path):
     cores = len(os.sched_getaffinity(0))
     assert_user_error(*run_cli("search", "-m", "toy", "--workers", str(cores + 1), "--run-dir", "run"),

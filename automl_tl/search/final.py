@@ -164,7 +164,7 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
     folds, labels, train = _fold_jobs(trials, ctx)
     jobs = [(t.number, k) for t in trials for k in range(len(folds))]
     where = f"{len(folds)} folds of train + validation"
-    if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(jobs), len(folds) * sum(map(_seconds, trials)))):
+    if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(folds), len(folds) * sum(map(_seconds, trials)))):
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
     with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}"):

@@ -75,13 +75,14 @@ class Helpers:
         """Start the helpers, and train with one thread here too; how many were started."""
         return self._spawn(self.count - 1)
 
-    def start_for_folds(self, jobs: int, expected_seconds: float) -> int:
-        """Helpers for a one-worker search's fold models, one per further usable core (at most one per job
-        beyond this process's), when they are expected to take longer than `FOLD_HELPERS_AFTER` here alone;
-        how many were started (none when helpers already run)."""
+    def start_for_folds(self, folds: int, expected_seconds: float) -> int:
+        """Helpers for a one-worker search's fold models when they are expected to take longer than
+        `FOLD_HELPERS_AFTER` here alone: one per further usable core, and no more processes than ``folds``
+        (each candidate trains one model per fold; further processes would only share the cheap ones, each
+        holding its own copy of the backbone and the features). How many were started (none when helpers run)."""
         if self.processes or expected_seconds <= FOLD_HELPERS_AFTER:
             return 0
-        return self._spawn(min(usable_cores(), jobs) - 1, FOLDS_ONLY)
+        return self._spawn(min(usable_cores(), folds) - 1, FOLDS_ONLY)
 
     def _spawn(self, count: int, *flags: str) -> int:
         if count < 1:
