@@ -53,10 +53,11 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
     from automl_tl.model.predictor import load_model
     from automl_tl.rundir import RunDir, read_json
     from automl_tl.search import crossval
+    from automl_tl.search.compute import Compute, resolve_bf16
     from automl_tl.search.features import FeatureStore
     from automl_tl.search.final import averaged, refit
     from automl_tl.search.model import Tail
-    from automl_tl.search.train import Compute, input_mode, resolve_bf16
+    from automl_tl.search.train import input_mode
     from automl_tl.vocabulary import TrialParams
 
     run = RunDir(run_dir)

@@ -10,12 +10,14 @@ import torch
 
 from automl_tl.domains import UNLABELLED, Candidate, guard
 from automl_tl.search.adaptation import ADAPTERS, DomainShift, coral
+from automl_tl.search.compute import Compute
 from automl_tl.search.features import FeatureStore, pad_hidden
 from automl_tl.search.space import TrialParams
-from automl_tl.search.train import Compute, input_mode, train_trial
+from automl_tl.search.train import input_mode, train_trial
 from automl_tl.search.validators import UNSUPERVISED, bnm, im, importance_weighted, snd
 from automl_tl.vocabulary import DIMENSIONS
 from automl_tl.vocabulary.adaptations import ADAPTATIONS, VALIDATORS
+
 
 @pytest.fixture
 def recipe(fast_recipe: str) -> str:

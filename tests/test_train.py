@@ -11,13 +11,14 @@ import pytest
 import torch
 
 from automl_tl.backbone import Backbone
+from automl_tl.search.compute import Compute, resolve_bf16
+from automl_tl.search.epochs import BestEpoch, best_epoch
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.kernels import MATH_ATTENTION_UP_TO, attention_kernel
 from automl_tl.search.metrics import scores
 from automl_tl.search.model import Tail
 from automl_tl.search.space import TrialParams
-from automl_tl.search.epochs import BestEpoch, best_epoch
-from automl_tl.search.train import Compute, input_mode, predict, resolve_bf16, train_trial
+from automl_tl.search.train import input_mode, predict, train_trial
 
 
 def make_store(backbone: Backbone, toy_modality) -> FeatureStore:

@@ -10,9 +10,10 @@ import torch
 from automl_tl.backbone import Hidden
 from automl_tl.config import validate
 from automl_tl.errors import UserError
+from automl_tl.search.compute import Compute
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
-from automl_tl.search.train import Compute, input_mode, predict, train_trial
+from automl_tl.search.train import input_mode, predict, train_trial
 from automl_tl.vocabulary import DIMENSIONS, POOLINGS, STRATEGIES, TrialParams, cell, describe
 from automl_tl.vocabulary.layers import LAYERS, AttentionPool
 

@@ -23,11 +23,12 @@ from optuna.trial import FrozenTrial
 from torch import Tensor
 
 from automl_tl.contract import Example
+from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import simplicity
-from automl_tl.search.train import Compute, input_mode, predict, train_trial
+from automl_tl.search.train import input_mode, predict, train_trial
 from automl_tl.vocabulary import TrialParams
 
 WIDER_THAN = 0.10

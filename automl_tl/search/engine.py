@@ -34,13 +34,13 @@ from automl_tl.registry import backbone_builder, catalogue, expect, provenance, 
 from automl_tl.rundir import FORMAT_VERSION, RunDir, write_json
 from automl_tl.search.budget import Budget, Tally
 from automl_tl.search.cache import DiskCache
+from automl_tl.search.compute import Compute, resolve_bf16
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.final import FinalContext, evaluate_test, serve_folds
 from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
 from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
 from automl_tl.search.sampler import PerTrialSeed
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, resolve_bf16
 from automl_tl.search.workers import Helpers
 from automl_tl.splits import Splits
 from automl_tl.storage import delete_if_unstarted, has_study, open_storage, open_study, redact

@@ -37,16 +37,16 @@ from automl_tl.config import RunConfig
 from automl_tl.domains import adapted_choice, selection
 from automl_tl.rundir import RunDir, atomic_write, write_json
 from automl_tl.search import crossval
+from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import Choice, choose
-from automl_tl.search.train import Compute, input_mode, probabilities, train_trial
+from automl_tl.search.train import input_mode, probabilities, train_trial
 from automl_tl.search.workers import POLL_SECONDS, FoldShare, Helpers, Job
 from automl_tl.splits import Splits
 from automl_tl.vocabulary import TrialParams
-
 
 State = dict[str, Tensor]
 """One tail's weights."""

@@ -25,7 +25,7 @@ from automl_tl.datahome import existing_path, resolve_dataset
 from automl_tl.domains import TargetSplits, make_target
 from automl_tl.errors import DataError
 from automl_tl.registry import check_data
-from automl_tl.search.train import resolve_bf16
+from automl_tl.search.compute import resolve_bf16
 from automl_tl.splits import Splits, make_splits
 
 

@@ -23,13 +23,14 @@ from automl_tl.errors import Terminated, TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
-from automl_tl.search.features import FeatureStore
+from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import best_epoch
+from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
-from automl_tl.search.train import Compute, StopTraining, input_mode, predict, train_trial
+from automl_tl.search.train import StopTraining, input_mode, predict, train_trial
 from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED, spends_budget
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 

@@ -15,7 +15,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from torch import Tensor
 
 from automl_tl.errors import TrialFailed
 from automl_tl.search.adaptation import adapter_for
+from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import BestEpoch, TrialOutcome
 from automl_tl.search.features import FeatureStore, length_batches, pad_hidden
 from automl_tl.search.metrics import scores
@@ -34,42 +34,15 @@ from automl_tl.threads import torch_threads
 from automl_tl.vocabulary import TrialParams
 from automl_tl.vocabulary.adaptations import TARGET_PREFIX
 
-
-@dataclass(frozen=True)
-class Compute:
-    """How a trial's arithmetic is carried out, as opposed to what it computes."""
-
-    cached: bool = True
-    """Read pooled and prefix inputs from the store; off, recompute them every batch."""
-    bf16: bool = False
-    """Run the trainable backbone blocks under bfloat16 autocast (weights and optimiser stay fp32).
-
-    Where the CPU has native bf16 (AVX512-BF16, AMX) a fine-tuning step is markedly faster
-    (docs/performance.md, "Figures behind the code's choices"). Head-only training stays fp32: its
-    matrices are too small to gain.
-    """
-
-    def autocast(self, mode: str) -> torch.autocast:
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16 and mode != "pooled")
-
-
-def resolve_bf16(precision: str) -> bool:
-    """``auto`` is bf16 exactly where the CPU computes it natively (emulated bf16 is slower than fp32)."""
-    if precision != "auto":
-        return precision == "bf16"
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a torch build without oneDNN
-        return False
-
-
 LP_EPOCHS = 20
 """Linear-probe epochs before LP-FT's fine-tune: they run on cached pooled features, so they are cheap."""
 
 EpochCallback = Callable[[dict[str, float]], None]
 """Called after each validated epoch with its history entry (epoch, train loss, every validation
 metric, seconds); may raise `optuna.TrialPruned`, so a pruned trial keeps the same record of its
-epochs as a completed one, or `StopTraining`."""
+epochs as a completed one, or `StopTraining`. With a ``first_rung`` below 1 it is first called
+part-way through epoch 1, the entry's ``epoch`` being that share of the epoch's batches: a look for
+the pruner, not an epoch of the history."""
 BatchCallback = Callable[[int, int], None]
 """Called after each training batch with (batches done, batches per epoch): the live view's bar."""
 
@@ -96,7 +69,9 @@ def train_trial(
     on_epoch: EpochCallback,
     on_batch: BatchCallback,
     compute: Compute = Compute(),
+    first_rung: float = 1.0,
 ) -> TrialOutcome:
+    """``first_rung``: the share of the first epoch's batches after which ``on_epoch`` first looks (a data rung)."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tail = Tail(store.backbone, params, n_classes)
@@ -107,7 +82,8 @@ def train_trial(
             _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True,
                  compute=compute)
     with torch_threads(head_threads if mode == "pooled" else torch.get_num_threads()):
-        outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, compute=compute)
+        outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, compute=compute,
+                       first_rung=first_rung)
     outcome.trainable_params = count_trainable(tail)
     return outcome
 
@@ -124,6 +100,7 @@ def _fit(
     on_batch: BatchCallback,
     head_only: bool = False,
     compute: Compute = Compute(),
+    first_rung: float = 1.0,
 ) -> TrialOutcome:
     # the target's unlabelled examples train only through the method, and never in LP-FT's probe
     adapter = None if head_only or "target" not in store.examples else adapter_for(params, tail, tail.width)
@@ -142,6 +119,7 @@ def _fit(
     history: list[dict[str, float]] = []
     truth = store.labels("validation")
     chosen = BestEpoch(objective, truth.numpy(), tail.n_classes)
+    look = math.ceil(first_rung * steps_per_epoch) if first_rung < 1 and on_epoch is not None and len(truth) else 0
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
@@ -165,16 +143,15 @@ def _fit(
             total_loss += loss.item() * len(index)
             seen += len(index)
             on_batch(done + 1, steps_per_epoch)
+            if epoch == 1 and done + 1 == look < steps_per_epoch and on_epoch is not None:  # the data rung
+                on_epoch({"epoch": first_rung, **_validated(tail, store, mode, params, compute)[0]})
+                set_train_mode(tail, params.batchnorm)  # scored: training goes on
         if not store.examples["validation"]:  # a refit: no selection, the last epoch is the model
             history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), "seconds": time.perf_counter() - started})
             if epoch == epochs:
                 best = TrialOutcome({}, epoch, 0, state=tail.state_dict())
             continue
-        placed, probs = outputs(tail, store, "validation", mode, params, compute)
-        predictions = probs.argmax(dim=-1).numpy()
-        metrics = scores(truth.numpy(), predictions, tail.n_classes)
-        if "target" in store.examples:
-            metrics.update(target_scores(tail, store, mode, params, compute, (placed, torch.from_numpy(predictions) == truth)))
+        metrics, predictions = _validated(tail, store, mode, params, compute)
         entry = {"epoch": epoch, "train_loss": total_loss / max(1, seen), **metrics, "seconds": time.perf_counter() - started}
         history.append(entry)
         chosen.add(metrics, copy.deepcopy(tail.state_dict()), predictions)
@@ -188,6 +165,17 @@ def _fit(
     best.history = history
     tail.load_state_dict(best.state)
     return best
+
+
+def _validated(tail: Tail, store: FeatureStore, mode: str, params: TrialParams, compute: Compute) -> tuple[dict[str, float], np.ndarray]:
+    """Every validation metric of the tail as it is (and, with a target, the validators'), and its predictions."""
+    truth = store.labels("validation")
+    placed, probs = outputs(tail, store, "validation", mode, params, compute)
+    predictions = probs.argmax(dim=-1).numpy()
+    metrics = scores(truth.numpy(), predictions, tail.n_classes)
+    if "target" in store.examples:
+        metrics.update(target_scores(tail, store, mode, params, compute, (placed, torch.from_numpy(predictions) == truth)))
+    return metrics, predictions
 
 
 def predict(
