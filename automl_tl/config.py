@@ -63,6 +63,16 @@ class DataConfig(_Strict):
         return self
 
 
+FIRST_RUNGS = (1.0, 0.5, 0.25, 0.125)
+"""Shares of the first epoch a first rung may be: a whole number of rungs fits in an epoch, so the
+pruner's steps stay whole numbers (`rung_steps`)."""
+
+
+def rung_steps(first_rung: float) -> int:
+    """The pruner's steps per epoch: epoch e is step e × this, the first rung (when below 1) step 1."""
+    return round(1 / first_rung)
+
+
 class SearchConfig(_Strict):
     n_trials: int | None = Field(20, ge=1)
     """Trials in all, counting a resumed run's; None with a timeout: as many as fit."""
@@ -84,6 +94,10 @@ class SearchConfig(_Strict):
     """Successive halving by default: with the tens of trials a CPU affords, Hyperband's brackets
     leave a third of the trials unprunable, while halving judges every trial at epochs 1, 3, 9...
     against all trials so far, so weak expensive fine-tunes stop after an epoch."""
+    first_rung: float = 1.0
+    """The share of the first epoch's training batches after which the pruner first judges a trial
+    (a rung on data, not on epochs): 1 judges first after a whole epoch; 1/2, 1/4 or 1/8 look earlier,
+    when judging costs a fraction of an epoch. Later rungs count whole epochs as before."""
     refit: bool = True
     """Retrain the best configuration on train + validation before the one test evaluation."""
     cache: bool = True
@@ -108,6 +122,13 @@ class SearchConfig(_Strict):
         if self.n_trials is None and self.timeout is None:
             raise ValueError("set n_trials or timeout, or both")
         return self
+
+    @field_validator("first_rung")
+    @classmethod
+    def _a_rung(cls, share: float) -> float:
+        if share not in FIRST_RUNGS:
+            raise ValueError(f"{share} is not a first rung; one of {', '.join(f'{r:g}' for r in FIRST_RUNGS)} (a power of 1/2)")
+        return share
 
     @field_validator("validator")
     @classmethod

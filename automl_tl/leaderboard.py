@@ -30,7 +30,7 @@ from automl_tl.leaderboard_columns import (
 from automl_tl.model.source import final_training
 from automl_tl.rundir import RunDir
 from automl_tl.storage import load_study, reader_url
-from automl_tl.trials import RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
+from automl_tl.trials import PRUNED_AFTER, RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
 from automl_tl.vocabulary import STRATEGIES, describe_strategy
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
@@ -303,8 +303,8 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         else None  # an interrupted trial ends when a worker notices, maybe hours later
     )
     reason = attrs.get(STOPPED) if trial.state == TrialState.COMPLETE else fail_reason(trial)
-    if trial.state == TrialState.PRUNED and trial.intermediate_values:
-        reason = f"after epoch {max(trial.intermediate_values)}"
+    if trial.state == TrialState.PRUNED and (attrs.get(PRUNED_AFTER) or trial.intermediate_values):
+        reason = f"after {attrs.get(PRUNED_AFTER) or f'epoch {max(trial.intermediate_values)}'}"  # a run before the attribute: steps were epochs
     return Row(
         rank=rank,
         trial=trial.number,

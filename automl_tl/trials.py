@@ -40,6 +40,8 @@ KEPT_ON_RETRY = ("baseline", STARTING_POINT)
 """User attributes a trial was queued with (not ones its run wrote), carried over to its retry."""
 STOPPED = "stopped"
 """User attribute of a completed trial that the time budget cut short: why, in words (the leaderboard shows it)."""
+PRUNED_AFTER = "pruned_after"
+"""User attribute of a pruned trial: after how much training, in words ("epoch 3", "0.25 of epoch 1")."""
 
 
 def is_interrupted(trial: FrozenTrial) -> bool:

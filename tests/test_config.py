@@ -67,6 +67,7 @@ BAD_RECIPES = [
     ("[space]\nstrategy = ['feature_extraction', 'warp']\n", "space: strategy: ['warp'] not among"),
     ("[space]\nhead = 'transformer'\n", "space: head: ['transformer'] not among"),
     ("[search]\npruner = 'median'\n", "search.pruner: Input should be 'hyperband', 'halving' or 'none'"),
+    ("[search]\nfirst_rung = 0.3\n", "search.first_rung: 0.3 is not a first rung; one of 1, 0.5, 0.25, 0.125"),
     ("[search]\nobjective = 'f1'\n", "search.objective: Input should be 'macro_f1' or 'accuracy'"),
     ("[data]\nsplit_by = 'speaker'\n", "data.split_by: Input should be 'auto', 'group' or 'stratified'"),
     ("[options]\ncolour = 'red'\n", "options.colour (--colour): unknown option for this modality — known: batchnorm, noise"),

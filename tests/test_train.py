@@ -231,6 +231,43 @@ noise = 3.0
         assert all(h.keys() == complete["history"][0].keys() for h in history)
 
 
+def test_a_first_rung_prunes_trials_part_way_through_epoch_1(toy, run_cli, write_recipe, tmp_path):
+    """The pruner first judges after a quarter of epoch 1 (step 1); epoch e is step 4e; a trial stopped at the
+    look has no epoch in its history, scores its look, and the leaderboard says where it stopped."""
+    import optuna
+    from optuna.trial import TrialState
+
+    recipe = write_recipe(
+        """
+[search]
+seed = 0
+pruner = "halving"
+first_rung = 0.25
+[space]
+strategy = "feature_extraction"
+head = "linear"
+pooling = "default"
+epochs = 4
+head_lr = [1e-5, 1.0]
+batch_size = 8
+[options]
+noise = 3.0
+"""
+    )
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "10", "--run-dir", "run")
+    assert code == 0, err
+    trials = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
+    early = [t for t in trials if t.state == TrialState.PRUNED and t.user_attrs.get("pruned_after") == "0.25 of epoch 1"]
+    assert early, [(t.state, t.user_attrs.get("pruned_after")) for t in trials]
+    assert all(list(t.intermediate_values) == [1] and t.user_attrs["history"] == [] for t in early)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert complete and all(sorted(t.intermediate_values) == [1, 4, 8, 12, 16] for t in complete)
+    code, out, _ = run_cli("leaderboard", "run", "--format", "json")
+    rows = {r["trial"]: r for r in json.loads(out)["rows"]}
+    for t in early:
+        assert rows[t.number]["reason"] == "after 0.25 of epoch 1" and rows[t.number]["score"] == t.intermediate_values[1]
+
+
 def _linear_output_dtypes(run) -> tuple[Any, set[torch.dtype]]:
     """What ``run()`` returns, and the dtypes every ``nn.Linear`` produced while it ran."""
     seen: set[torch.dtype] = set()
@@ -329,3 +366,20 @@ def test_precision_auto_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None
     assert not resolve_bf16("auto")
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
     assert resolve_bf16("auto")
+
+
+def test_a_first_rung_looks_part_way_through_epoch_1_for_the_pruner_and_is_not_an_epoch(toy_modules):
+    """With ``first_rung`` 0.5 the first call comes after half of epoch 1's batches, scored on all of
+    validation; then training goes on, and the history holds whole epochs only."""
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)  # 12 training examples, batches of 4: 3 per epoch
+    p = params(batch_size=4)
+    seen: list[dict[str, Any]] = []
+    outcome = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=seen.append, on_batch=lambda d, t: None, first_rung=0.5)
+    assert [entry["epoch"] for entry in seen] == [0.5, 1, 2]
+    assert {"accuracy", "macro_f1"} <= set(seen[0]) and "train_loss" not in seen[0]  # a look: scores, no epoch's loss
+    assert [entry["epoch"] for entry in outcome.history] == [1, 2]
+    plain: list[dict[str, Any]] = []
+    again = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=plain.append, on_batch=lambda d, t: None)
+    assert [entry["epoch"] for entry in plain] == [1, 2]
+    assert again.history[-1]["macro_f1"] == outcome.history[-1]["macro_f1"]  # looking does not change the training

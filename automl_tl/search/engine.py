@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from automl_tl.backbone import Backbone
-from automl_tl.config import RunConfig, plugin_options
+from automl_tl.config import RunConfig, plugin_options, rung_steps
 from automl_tl.contract import ModalityPlugin
 from automl_tl.domains import TargetSplits, selection
 from automl_tl.errors import UserError
@@ -130,9 +130,7 @@ class SearchRun:
         helpers = Helpers(run, self.request, 1 if self.helper else cfg.search.workers)
         with helpers:  # stopped however this block ends
             with display:
-                if self.folds_only:  # started after the trials, for the fold models alone
-                    pass
-                elif (remaining_time is None or remaining_time > 0) and budget.room(study):
+                if not self.folds_only and (remaining_time is None or remaining_time > 0) and budget.room(study):
                     deadline = None if remaining_time is None else time.monotonic() + remaining_time
                     objective = Objective(TrialContext(run, space, shapes, stores, len(splits.classes), cfg.search,
                                                        self.compute, budget, display, self.worker, *selection(cfg), deadline))
@@ -140,7 +138,7 @@ class SearchRun:
                         self.console.print(f"{started} helper(s) search beside this process, one thread each "
                                            f"(their output: {escape(str(helpers.folder))})")
                     interrupted = self._optimize(study, run, objective, budget)
-                else:
+                elif not self.folds_only:  # a helper for the fold models alone starts after the trials
                     self.console.print("the budget is already spent; raise --n-trials or --timeout to search on")
             if interrupted:
                 raise Interrupted(Leaderboard.from_study(study))
@@ -315,10 +313,10 @@ class SearchRun:
             ),
             cfg.search.seed,
         )
-        epochs_high = int(space.dims["epochs"][1])
+        steps_high = int(space.dims["epochs"][1]) * rung_steps(cfg.search.first_rung)  # the pruner's steps count rungs
         pruner: optuna.pruners.BasePruner
         if cfg.search.pruner == "hyperband":
-            pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs_high, reduction_factor=3)
+            pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps_high, reduction_factor=3)
         elif cfg.search.pruner == "halving":
             pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
         else:

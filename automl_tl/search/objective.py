@@ -17,7 +17,7 @@ import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_tl.config import RunConfig, SearchConfig
+from automl_tl.config import RunConfig, SearchConfig, rung_steps
 from automl_tl.domains import eligible
 from automl_tl.errors import Terminated, TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
@@ -31,7 +31,7 @@ from automl_tl.search.model import Tail
 from automl_tl.search.selection import PREDICTIONS
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.train import StopTraining, input_mode, predict, train_trial
-from automl_tl.trials import INTERRUPTED, STARTING_POINT, STOPPED, spends_budget
+from automl_tl.trials import INTERRUPTED, PRUNED_AFTER, STARTING_POINT, STOPPED, spends_budget
 from automl_tl.vocabulary import BackboneShape, TrialParams, describe
 
 
@@ -96,13 +96,24 @@ class Objective:
         # exactly where the pruner would stop it.
         prunable = STARTING_POINT not in trial.user_attrs
 
+        steps = rung_steps(ctx.settings.first_rung)
+        looked: list[dict[str, float]] = []
+
         def on_epoch(entry: dict[str, float]) -> None:
+            if entry["epoch"] < 1:  # the first rung, part-way through epoch 1: the pruner's, not an epoch of the curve
+                looked.append(entry)
+                trial.report(entry[self.objective], 1)
+                if prunable and trial.should_prune():
+                    trial.set_user_attr(PRUNED_AFTER, f"{entry['epoch']:g} of epoch 1")
+                    raise optuna.TrialPruned()
+                return
             curve.append(entry)
             epoch = int(entry["epoch"])
-            trial.report(entry[self.objective], epoch)
+            trial.report(entry[self.objective], epoch * steps)
             ctx.display.epoch(epoch, params.epochs)
             # after the last epoch there is nothing left to save: the trial is complete, not pruned
             if prunable and epoch < params.epochs and trial.should_prune():
+                trial.set_user_attr(PRUNED_AFTER, f"epoch {epoch}")
                 raise optuna.TrialPruned()
             # out of time: the trial completes with its best epoch so far, and says why it is short
             if epoch < params.epochs and ctx.deadline is not None and time.monotonic() >= ctx.deadline:
@@ -113,11 +124,12 @@ class Objective:
             outcome = train_trial(
                 params, ctx.stores[params.backbone], ctx.n_classes, self.objective,
                 seed=ctx.settings.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=ctx.display.batch, compute=ctx.compute,
+                on_epoch=on_epoch, on_batch=ctx.display.batch, compute=ctx.compute, first_rung=ctx.settings.first_rung,
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)
-            self._finish(trial, params, "pruned", curve[best_epoch([c[self.objective] for c in curve])][self.objective])
+            scored = curve or looked  # pruned at the first rung: its one score is that look's
+            self._finish(trial, params, "pruned", scored[best_epoch([c[self.objective] for c in scored])][self.objective])
             raise
         except UserError:
             raise
