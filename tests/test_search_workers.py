@@ -119,7 +119,10 @@ def test_a_one_worker_search_starts_helpers_for_fold_models_worth_them(
         pytest.skip("a helper for the folds needs a second core")
     from automl_tl.search import workers
 
+    from automl_tl.rundir import RunDir
+
     monkeypatch.setattr(workers, "FOLD_HELPERS_AFTER", 0.0)  # toy folds take seconds: count any as worth it
+    monkeypatch.setattr(RunDir, "prune_weights", lambda self, keep: None)  # every weight the search saved stays (bench/anytime.py)
     toy_modality, _ = toy_modules
     rows = [{"x": e.item, "label": e.label, "group": e.group} for e in toy_modality.synthetic(seed=4, noise=2.0)]
     (tmp_path / "grouped.json").write_text(json.dumps(rows))
@@ -129,7 +132,13 @@ def test_a_one_worker_search_starts_helpers_for_fold_models_worth_them(
     code, out, err = run_cli("search", "-r", recipe, "--data", "grouped.json", "--run-dir", "run")
     assert code == 0, err
     assert "1 helper(s) train fold models beside this process" in " ".join(out.split()), out
-    assert len({t.user_attrs["worker"] for t in study_of(tmp_path / "run").get_trials()}) == 1  # the trials: this process's
+    trials = study_of(tmp_path / "run").get_trials()
+    assert len({t.user_attrs["worker"] for t in trials}) == 1  # the trials: this process's
+    best, saved = None, set()
+    for t in sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.datetime_complete):
+        if best is None or t.value > best:
+            best, saved = t.value, saved | {t.number}
+    assert len(saved) > 1 and {int(path.parent.name) for path in (tmp_path / "run" / "trials").glob("*/weights.pt")} == saved  # none removed by the helper
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert test["members"] == test["cross_validation"]["folds"], test["chosen"]
     claimers = {path.read_text() for path in (tmp_path / "run" / "final" / "folds").glob("claim-*")}

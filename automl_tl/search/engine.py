@@ -101,7 +101,8 @@ class SearchRun:
             if created:
                 self._queue_first_trials(study, space, shapes)
             reap(study, run, cfg.search.heartbeat)
-            keep_best_weights(study, run, cfg)
+            if not self.folds_only:  # a helper for the fold models leaves the run's files to its search
+                keep_best_weights(study, run, cfg)
             tally = Tally.of(study.get_trials(deepcopy=False))
             display = SearchDisplay(self.console, cfg.search.n_trials, cfg.search.timeout, tally.spent_trials,
                                     cfg.search.objective, str(run.root))
