@@ -193,24 +193,27 @@ def test_nan_loss_fails_the_trial_with_a_reason_and_the_search_goes_on(toy, run_
     assert board["test"] is not None and board["test"]["trial"] != 1
 
 
-@pytest.mark.parametrize("pruner", ["hyperband", "halving", "none"])
-def test_pruner_stops_poor_trials_early(toy, run_cli, write_recipe, tmp_path, pruner):
-    recipe = write_recipe(
-        f"""
+def noisy_probes(search: str, epochs: int, batch_size: int) -> str:
+    """A toy search of linear probes over a wide learning-rate range on noisy data: many trials to prune."""
+    return f"""
 [search]
 seed = 0
-pruner = "{pruner}"
+{search}
 [space]
 strategy = "feature_extraction"
 head = "linear"
 pooling = "default"
-epochs = 9
+epochs = {epochs}
 head_lr = [1e-5, 1.0]
-batch_size = 16
+batch_size = {batch_size}
 [options]
 noise = 3.0
 """
-    )
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "halving", "none"])
+def test_pruner_stops_poor_trials_early(toy, run_cli, write_recipe, tmp_path, pruner):
+    recipe = write_recipe(noisy_probes(f'pruner = "{pruner}"', epochs=9, batch_size=16))
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "10", "--run-dir", "run")
     assert code == 0, err
     states = {n: json.loads((tmp_path / f"run/trials/{n:04d}/record.json").read_text())["state"] for n in range(10)}
@@ -237,23 +240,7 @@ def test_a_first_rung_prunes_trials_part_way_through_epoch_1(toy, run_cli, write
     import optuna
     from optuna.trial import TrialState
 
-    recipe = write_recipe(
-        """
-[search]
-seed = 0
-pruner = "halving"
-first_rung = 0.25
-[space]
-strategy = "feature_extraction"
-head = "linear"
-pooling = "default"
-epochs = 4
-head_lr = [1e-5, 1.0]
-batch_size = 8
-[options]
-noise = 3.0
-"""
-    )
+    recipe = write_recipe(noisy_probes('pruner = "halving"\nfirst_rung = 0.25', epochs=4, batch_size=8))
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "-n", "10", "--run-dir", "run")
     assert code == 0, err
     trials = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials
