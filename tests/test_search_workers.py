@@ -62,7 +62,7 @@ def test_stopping_the_search_stops_its_helpers_and_their_trials_are_interrupted(
     while time.monotonic() < deadline:  # until both processes run a trial
         try:
             running = study_of(tmp_path / "run").get_trials(states=(TrialState.RUNNING,))
-        except (ValueError, sqlalchemy.exc.OperationalError):  # no study yet, or its tables are being made
+        except (ValueError, sqlalchemy.exc.DBAPIError):  # no study yet, or its tables are being made (by both of us, at once)
             running = []
         if len({t.user_attrs.get("worker") for t in running} - {None}) == 2:
             break
