@@ -30,7 +30,7 @@ from automl_tl.leaderboard_columns import (
 from automl_tl.model.source import final_training
 from automl_tl.rundir import RunDir
 from automl_tl.storage import load_study, reader_url
-from automl_tl.trials import PRUNED_AFTER, RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted
+from automl_tl.trials import PRUNED_AFTER, RETRY_OF, STOPPED, as_read, fail_reason, is_interrupted, seconds
 from automl_tl.vocabulary import STRATEGIES, describe_strategy
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
@@ -297,11 +297,7 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
     attrs = trial.user_attrs
     params = attrs.get("params", {})
     scores = attrs.get("scores", {})
-    seconds = (
-        (trial.datetime_complete - trial.datetime_start).total_seconds()
-        if trial.datetime_complete and trial.datetime_start and not is_interrupted(trial)
-        else None  # an interrupted trial ends when a worker notices, maybe hours later
-    )
+    took = None if is_interrupted(trial) else seconds(trial)  # an interrupted trial ends when a worker notices, maybe hours later
     reason = attrs.get(STOPPED) if trial.state == TrialState.COMPLETE else fail_reason(trial)
     if trial.state == TrialState.PRUNED and (attrs.get(PRUNED_AFTER) or trial.intermediate_values):
         reason = f"after {attrs.get(PRUNED_AFTER) or f'epoch {max(trial.intermediate_values)}'}"  # a run before the attribute: steps were epochs
@@ -314,7 +310,7 @@ def _row(rank: int, trial: FrozenTrial) -> Row:
         macro_f1=scores.get("macro_f1"),
         interval=attrs.get("interval"),
         trainable_params=attrs.get("trainable_params"),
-        seconds=seconds,
+        seconds=took,
         reason=reason,
         params=params,
         history=attrs.get("history", []),

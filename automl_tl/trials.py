@@ -44,6 +44,13 @@ PRUNED_AFTER = "pruned_after"
 """User attribute of a pruned trial: after how much training, in words ("epoch 3", "0.25 of epoch 1")."""
 
 
+def seconds(trial: FrozenTrial) -> float | None:
+    """How long a finished trial ran, start to end; None before it ends."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
 def is_interrupted(trial: FrozenTrial) -> bool:
     """A failed trial that did not fail by itself: it spends no budget."""
     if trial.state != TrialState.FAIL:

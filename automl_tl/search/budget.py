@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_tl.trials import is_interrupted, spends_budget
+from automl_tl.trials import is_interrupted, seconds, spends_budget
 
 CLAIMING = (TrialState.RUNNING, TrialState.WAITING)
 """Trials that will spend the budget unless they are interrupted."""
@@ -36,11 +36,7 @@ class Tally:
         spending = [t for t in trials if spends_budget(t)]
         return cls(
             spent_trials=len(spending),
-            spent_seconds=sum(
-                (t.datetime_complete - t.datetime_start).total_seconds()
-                for t in spending
-                if t.datetime_complete and t.datetime_start
-            ),
+            spent_seconds=sum(seconds(t) or 0.0 for t in spending),
             running=sum(1 for t in trials if t.state == TrialState.RUNNING),
             waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
             interrupted=sum(1 for t in trials if is_interrupted(t)),

@@ -46,6 +46,7 @@ from automl_tl.search.selection import Choice, choose
 from automl_tl.search.train import input_mode, probabilities, train_trial
 from automl_tl.search.workers import POLL_SECONDS, FoldShare, Helpers, Job
 from automl_tl.splits import Splits
+from automl_tl.trials import seconds
 from automl_tl.vocabulary import TrialParams
 
 State = dict[str, Tensor]
@@ -164,7 +165,8 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
     folds, labels, train = _fold_jobs(trials, ctx)
     jobs = [(t.number, k) for t in trials for k in range(len(folds))]
     where = f"{len(folds)} folds of train + validation"
-    if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(folds), len(folds) * sum(map(_seconds, trials)))):
+    expected = len(folds) * sum(seconds(t) or 0.0 for t in trials)  # a fold model trains on about as many examples as its trial
+    if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(folds), expected)):
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
     with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}"):
@@ -181,13 +183,6 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
     record = {"folds": len(folds), "examples": len(labels), "why": doubt,
               "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
     return again, record, {number: [state for _, state in found] for number, found in by_trial.items()}
-
-
-def _seconds(trial: FrozenTrial) -> float:
-    """How long ``trial`` took: about what each of its fold models takes (a fold trains on about as many examples)."""
-    if trial.datetime_start is None or trial.datetime_complete is None:
-        return 0.0
-    return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
 def _fold_jobs(

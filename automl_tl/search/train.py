@@ -119,7 +119,7 @@ def _fit(
     history: list[dict[str, float]] = []
     truth = store.labels("validation")
     chosen = BestEpoch(objective, truth.numpy(), tail.n_classes)
-    look = math.ceil(first_rung * steps_per_epoch) if first_rung < 1 and on_epoch is not None and len(truth) else 0
+    look = math.ceil(first_rung * steps_per_epoch) if first_rung < 1 and len(truth) else 0
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         set_train_mode(tail, params.batchnorm)
