@@ -7,6 +7,8 @@ the user asked for by name: ``target_labelled`` examples per class for validatio
 test set evaluated once after the search. A test shuffles the target's labels and gets the same
 search, which is what "dropped" means here.
 
+Before the first trial, the shift check (`NO_SHIFT_AUC`) asks whether there is a shift to adapt
+to at all; without one the run chooses as a search without a target does (`without_shift`).
 `guard` is the rule an adapting run's choice obeys: an unsupervised validator can prefer a model
 that has collapsed onto a few confident classes, so an adapted trial is chosen over the source-only
 ones only if its source validation score stays within ``margin`` of theirs. `adapted_choice` feeds
@@ -19,8 +21,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from optuna.trial import FrozenTrial
@@ -33,6 +36,15 @@ from automl_tl.vocabulary.adaptations import SOURCE_ONLY, TARGET_PREFIX
 
 UNLABELLED = ""
 """The label a target example carries once its own is dropped: no class has it, so nothing can train on it."""
+NO_SHIFT_AUC = 0.6
+"""Below this AUC a domain classifier on the frozen features cannot tell the target from the source
+(`automl_tl.search.validators.domain_shift`; 0.5 is chance, and its noise on a few hundred examples
+of each domain is a few hundredths). The adaptation methods then have no difference to act on, and
+an unsupervised validator can only reward confidence on examples like those the models trained on
+(a target that is a copy of the source: docs/adaptation.md), so trials are chosen on source
+validation instead. The demo pairs' shifts lie far above it (docs/adaptation.md)."""
+SHIFT = "domain_shift"
+"""The study's (and the run metadata's) record of the shift check: ``{"auc", "source", "target"}``."""
 
 
 @dataclass
@@ -199,3 +211,20 @@ def selection(config: RunConfig) -> tuple[str, float | None]:
     if data.target_labelled is not None:
         return TARGET_PREFIX + search.objective, None
     return search.validator, search.source_margin
+
+
+def without_shift(config: RunConfig, shift: Mapping[str, Any] | None) -> RunConfig:
+    """``config`` as the search applies it after the shift check: where the check found no shift
+    (``shift`` AUC below `NO_SHIFT_AUC`), trials are chosen on source validation (validator
+    ``source``); unchanged without a check (labelled target examples, or a run made before it)."""
+    if shift is None or shift["auc"] >= NO_SHIFT_AUC:
+        return config
+    return config.model_copy(update={"search": config.search.model_copy(update={"validator": "source"})})
+
+
+def describe_shift(shift: Mapping[str, Any]) -> str:
+    """The shift check's outcome in words, for the output, the leaderboard and the report."""
+    if shift["auc"] >= NO_SHIFT_AUC:
+        return f"a domain classifier on the frozen features tells target from source (AUC {shift['auc']:.2f})"
+    return (f"a domain classifier on the frozen features cannot tell target from source (AUC {shift['auc']:.2f}, below "
+            f"{NO_SHIFT_AUC}): no shift to adapt to, so trials are chosen on source validation, as without a target")

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from automl_tl.domains import UNLABELLED, Candidate, guard
+from automl_tl.domains import NO_SHIFT_AUC, SHIFT, UNLABELLED, Candidate, guard
 from automl_tl.search.adaptation import ADAPTERS, DomainShift, coral
 from automl_tl.search.compute import Compute
 from automl_tl.search.features import FeatureStore, pad_hidden
 from automl_tl.search.space import TrialParams
 from automl_tl.search.train import input_mode, train_trial
-from automl_tl.search.validators import UNSUPERVISED, bnm, im, importance_weighted, snd
+from automl_tl.search.validators import UNSUPERVISED, bnm, domain_auc, domain_probabilities, im, importance_weighted, snd
 from automl_tl.vocabulary import DIMENSIONS
 from automl_tl.vocabulary.adaptations import ADAPTATIONS, VALIDATORS
 
@@ -39,6 +39,39 @@ def test_a_search_with_a_target_adapts_chooses_without_its_labels_and_tests_on_i
     assert {r["params"]["adaptation"] for r in records} > {"none"}
     header = next(line for line in out.splitlines() if "source val" in line and "state" in line)
     assert "adaptation" in header and "target test (eval only)" in header
+
+
+def test_a_target_the_frozen_features_cannot_tell_from_the_source_is_chosen_on_source_validation(toy, run_cli, write_recipe, recipe, domains, tmp_path):
+    """A copy of the source has no shift to adapt to: the shift check says so, and the search chooses as
+    without a target (source validation, the simplest within noise), its records and report saying why."""
+    code, out, err = run_cli("search", "-r", write_recipe(recipe), "--data", domains["source"], "--target", domains["source"],
+                             "-n", "4", "--run-dir", tmp_path / "run")
+    assert code == 0, err + out
+    said = " ".join(out.split())
+    assert "no shift to adapt to" in said and "trials chosen by macro_f1" in said and "adapted trials kept within" not in said
+    study_attrs = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert study_attrs[SHIFT]["auc"] < NO_SHIFT_AUC and study_attrs["config"]["search"]["validator"] == "source"
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "run").glob("trials/*/record.json"))]
+    assert {r["params"]["adaptation"] for r in records} > {"none"}  # the methods still run: they may help on the source too
+    assert all(r["score"] == r["user_attrs"]["scores"]["macro_f1"] for r in records)
+    code, out, err = run_cli("report", tmp_path / "run", "--out", tmp_path / "report.md")
+    assert code == 0, err
+    assert "no shift to adapt to" in (tmp_path / "report.md").read_text()
+
+
+def test_the_shift_check_is_measured_once_and_a_resumed_run_keeps_it(toy, run_cli, write_recipe, recipe, domains, tmp_path, monkeypatch):
+    """The decision lives in the study: a resumed run (or a helper) reads it rather than measuring again."""
+    import automl_tl.search.engine as engine
+
+    written = write_recipe(recipe)
+    args = ("search", "-r", written, "--data", domains["source"], "--target", domains["target"], "--run-dir", tmp_path / "run")
+    code, out, err = run_cli(*args, "-n", "2")
+    assert code == 0, err + out
+    assert "trials chosen by im" in out and "AUC" in out
+    monkeypatch.setattr(engine, "domain_shift", lambda store: pytest.fail("measured again"))
+    code, out, err = run_cli(*args, "-n", "3")
+    assert code == 0, err + out
+    assert "trials chosen by im" in out
 
 
 def test_a_model_adapted_by_statistics_predicts_and_exports_for_the_target(toy, run_cli, write_recipe, recipe, domains, tmp_path):
@@ -256,3 +289,18 @@ def test_the_domain_shift_maps_target_statistics_onto_the_source():
     assert torch.allclose(mapped.mean(0), source.mean(0), atol=1e-4)
     assert torch.allclose(mapped.std(0, unbiased=False), source.std(0, unbiased=False), atol=1e-3)
     assert float(coral(source, source)) == 0.0 and float(coral(source, target)) > 0.0
+
+
+def test_the_domain_classifier_tells_a_shifted_target_from_the_source_and_not_a_copy_or_a_resample():
+    from sklearn.metrics import roc_auc_score
+
+    generator = torch.Generator().manual_seed(0)
+    source = torch.randn(300, 16, generator=generator)
+    resample = torch.randn(300, 16, generator=generator)
+    shifted = resample + torch.tensor([3.0] + [0.0] * 15)  # the best possible AUC is Phi(3 / sqrt 2), 0.98
+    assert domain_auc(source, shifted) > 0.95
+    assert domain_auc(source, resample) < NO_SHIFT_AUC
+    assert domain_auc(source, source.clone()) < NO_SHIFT_AUC
+    chance = domain_probabilities(source, shifted)
+    truth = [0] * len(source) + [1] * len(shifted)
+    assert domain_auc(source, shifted) == pytest.approx(roc_auc_score(truth, chance.numpy()))

@@ -16,6 +16,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from automl_tl import __version__
+from automl_tl.domains import SHIFT, describe_shift
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import NUMERIC, Leaderboard, Row, test_line
 from automl_tl.model.source import final_model_line
@@ -95,11 +96,12 @@ def _headline(board: Leaderboard) -> list[Block]:
 
 def _selection(board: Leaderboard) -> str:
     """How the search chose, in words: with a target, by its target measure under the source guard (docs/adaptation.md)."""
-    if not board.adapting:
-        return f"by validation {board.objective}, keeping the simplest model within validation noise of the best"
+    shift = f" ({describe_shift(board.run[SHIFT])})" if board.run.get(SHIFT) else ""
+    if not board.adapting or board.objective in (None, board.run.get("selection", {}).get("source_metric")):
+        return f"by validation {board.objective}, keeping the simplest model within validation noise of the best{shift}"
     margin = board.run.get("selection", {}).get("margin")
     guard = f", an adapted trial only within {margin} of the best source-only trial's source validation" if margin is not None else ""
-    return f"by {board.chosen_by}{guard}"
+    return f"by {board.chosen_by}{guard}{shift}"
 
 
 def _baseline_sentence(board: Leaderboard, best: Row | None, baseline: Row | None) -> str | None:

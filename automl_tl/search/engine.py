@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from automl_tl.backbone import Backbone
-from automl_tl.config import RunConfig, plugin_options, rung_steps
+from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import ModalityPlugin
-from automl_tl.domains import TargetSplits, selection
+from automl_tl.domains import SHIFT, TargetSplits, describe_shift, selection, without_shift
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.model.source import record_backbones
@@ -39,7 +39,8 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.final import FinalContext, evaluate_test, serve_folds
 from automl_tl.search.inputs import PreparedData, SearchRequest, environment, fingerprint, load_data, study_name
 from automl_tl.search.objective import Objective, TrialContext, keep_best_weights
-from automl_tl.search.sampler import PerTrialSeed
+from automl_tl.search.sampler import sampler_and_pruner
+from automl_tl.search.validators import domain_shift
 from automl_tl.search.space import SearchSpace
 from automl_tl.search.workers import Helpers
 from automl_tl.splits import Splits
@@ -96,6 +97,7 @@ class SearchRun:
                       for n, b in backbones.items()}
             record_backbones(run, self.plugin, backbones, cfg.options)
             study, created = self._study(run, name, space, cfg)
+            cfg = self.config = without_shift(cfg, study.user_attrs.get(SHIFT))  # as the run's shift check found
             if not resumed or "run" not in study.user_attrs:
                 study.set_user_attr("run", meta)
             if created:
@@ -109,6 +111,8 @@ class SearchRun:
             stores = self._stores(run, backbones, space, splits, prepared.target, display)
             with display:
                 self._warm_up(stores, space)
+            if prepared.target is not None:
+                cfg = self._settle_selection(study, stores, meta)
         except BaseException:
             if not resumed:  # this search made the run: leave the directory as it found it
                 if study is not None:
@@ -164,9 +168,24 @@ class SearchRun:
             f"{len(splits.classes)} classes ({escape(splits.description)})"
         )
         if prepared.target is not None:
-            chosen, margin = selection(self.config)
-            guard = f", adapted trials kept within {margin} of source-only source validation" if margin is not None else ""
-            self.console.print(f"[bold]target[/]: {escape(prepared.target.description)}; trials chosen by {chosen}{guard}")
+            self.console.print(f"[bold]target[/]: {escape(prepared.target.description)}")
+
+    def _settle_selection(self, study: optuna.Study, stores: dict[str, FeatureStore], meta: dict[str, Any]) -> RunConfig:
+        """The shift check (`automl_tl.domains.NO_SHIFT_AUC`) on the first backbone's cached features, then
+        how the trials are chosen, in one line. Measured before any trial completes and kept in the
+        study, so a resumed run and its helpers choose alike; a run begun before the check goes on as it began."""
+        shift = study.user_attrs.get(SHIFT)
+        if shift is None and selection(self.config)[1] is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            shift = domain_shift(next(iter(stores.values())))
+            study.set_user_attr(SHIFT, shift)
+            self.config = without_shift(self.config, shift)
+            meta.update(self._choosing(), **{SHIFT: shift})
+            study.set_user_attr("run", meta)
+        chosen, margin = selection(self.config)
+        guard = f", adapted trials kept within {margin} of source-only source validation" if margin is not None else ""
+        found = f"; {escape(describe_shift(shift))}" if shift else ""
+        self.console.print(f"[bold]selection[/]: trials chosen by {chosen}{guard}{found}")
+        return self.config
 
     def _open_run(self, prepared: PreparedData) -> tuple[RunDir, str, dict[str, Any], bool]:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
@@ -303,25 +322,7 @@ class SearchRun:
             raise UserError(f"run directory {run.root} holds trial records but the storage {redact(url)} has no study {name!r}",
                             hint="restore the study's database (study.db) or pass the --storage that holds it; "
                                  "to start afresh, pass a new --run-dir")
-        n_trials = cfg.search.n_trials or 50
-        sampler = PerTrialSeed(
-            lambda seed: optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=max(3, min(10, n_trials // 3)),
-                multivariate=True,
-                group=True,
-                constant_liar=True,  # workers sharing the study steer away from each other's running trials
-            ),
-            cfg.search.seed,
-        )
-        steps_high = int(space.dims["epochs"][1]) * rung_steps(cfg.search.first_rung)  # the pruner's steps count rungs
-        pruner: optuna.pruners.BasePruner
-        if cfg.search.pruner == "hyperband":
-            pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps_high, reduction_factor=3)
-        elif cfg.search.pruner == "halving":
-            pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-        else:
-            pruner = optuna.pruners.NopPruner()
+        sampler, pruner = sampler_and_pruner(cfg.search, int(space.dims["epochs"][1]))
         study, created = open_study(storage, name, sampler, pruner)
         if created:  # optuna-dashboard and other Optuna tools then label the value with the objective
             study.set_metric_names([f"validation {cfg.search.objective}"])
@@ -331,8 +332,7 @@ class SearchRun:
         splits = prepared.splits
         return {
             "modality": self.config.modality,
-            "objective": selection(self.config)[0],
-            "selection": {"source_metric": self.config.search.objective, "margin": selection(self.config)[1]},
+            **self._choosing(),
             "seed": self.config.search.seed,
             "data": {
                 "name": prepared.name,
@@ -343,8 +343,13 @@ class SearchRun:
                 "group_name": prepared.data.group_name,
                 **({"target": prepared.target.description} if prepared.target else {}),
             },
-            "config": self.config.model_dump(mode="json"),
             "command": self.request.command,
             "environment": environment(),
             "fingerprint": key,
         }
+
+    def _choosing(self) -> dict[str, Any]:
+        """The run metadata that says how trials are chosen, and the configuration as applied."""
+        metric, margin = selection(self.config)
+        return {"objective": metric, "selection": {"source_metric": self.config.search.objective, "margin": margin},
+                "config": self.config.model_dump(mode="json")}

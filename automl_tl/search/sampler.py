@@ -1,4 +1,5 @@
-"""A sampler seeded per trial, so that workers sharing a study never draw the same configuration.
+"""How a study samples and prunes (`sampler_and_pruner`): TPE seeded per trial, so that workers sharing a
+study never draw the same configuration, and the configured pruner.
 
 A sampler seeded once per process replays the same random draws in every process started with
 the same seed: three workers launched together would run the same first configurations three
@@ -15,9 +16,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
+from optuna.pruners import BasePruner, HyperbandPruner, NopPruner, SuccessiveHalvingPruner
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
+
+from automl_tl.config import SearchConfig, rung_steps
 
 SEED_STRIDE = 100_003
 """Seeds of one trial number under different ``--seed`` values stay apart (the training seeds use the same)."""
@@ -55,3 +59,27 @@ class PerTrialSeed(BaseSampler):
 
     def reseed_rng(self) -> None:
         self._inner.reseed_rng()
+
+
+def sampler_and_pruner(search: SearchConfig, max_epochs: int) -> tuple[BaseSampler, BasePruner]:
+    """The study's sampler (multivariate TPE, per-trial seeds) and pruner, whose steps count rungs
+    (`automl_tl.config.rung_steps`) up to ``max_epochs`` epochs."""
+    n_trials = search.n_trials or 50
+    sampler = PerTrialSeed(
+        lambda seed: optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=max(3, min(10, n_trials // 3)),
+            multivariate=True,
+            group=True,
+            constant_liar=True,  # workers sharing the study steer away from each other's running trials
+        ),
+        search.seed,
+    )
+    pruner: BasePruner
+    if search.pruner == "hyperband":
+        pruner = HyperbandPruner(min_resource=1, max_resource=max_epochs * rung_steps(search.first_rung), reduction_factor=3)
+    elif search.pruner == "halving":
+        pruner = SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    else:
+        pruner = NopPruner()
+    return sampler, pruner

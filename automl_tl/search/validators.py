@@ -12,12 +12,16 @@ docs/adaptation.md can measure how well each tracks target accuracy across the t
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from automl_tl.search.adaptation import information_maximisation
+
+if TYPE_CHECKING:
+    from automl_tl.search.features import FeatureStore
 
 SND_TEMPERATURE = 0.05
 """Softmax temperature of SND's neighbourhood similarities (Saito et al. 2021's value)."""
@@ -61,6 +65,8 @@ domains by memorised detail (fine-tuned features of sentences it trained on): it
 extremes and DEV's estimate leaves [0, 1]."""
 DOMAIN_PROBABILITY = (1e-3, 1 - 1e-3)
 """Domain probabilities are clipped here before they become density ratios (weights of at most ~1000)."""
+SHIFT_MAX_EXAMPLES = 2000
+"""The shift check's domain classifier reads at most this many examples of each domain (a fixed sample)."""
 
 
 def importance_weighted(source: Tensor, correct: Tensor, target: Tensor) -> dict[str, float]:
@@ -85,19 +91,34 @@ def importance_weighted(source: Tensor, correct: Tensor, target: Tensor) -> dict
 
 def density_ratios(source: Tensor, target: Tensor) -> Tensor:
     """p_target(x) / p_source(x) at each source example, from a ridge logistic domain classifier, cross-fitted."""
-    both = torch.cat([source, target])
+    chance = domain_probabilities(source, target)[: len(source)].clamp(*DOMAIN_PROBABILITY)
+    return chance / (1 - chance) * (len(source) / len(target))
+
+
+def domain_probabilities(source: Tensor, target: Tensor) -> Tensor:
+    """Each example's probability of being a target example (source rows first), from a ridge logistic
+    domain classifier on standardised features, each scored by the fit on the other folds."""
+    both = torch.cat([source, target]).float()
     both = (both - both.mean(0)) / both.std(0).clamp(min=1e-6)
     domain = torch.cat([torch.zeros(len(source)), torch.ones(len(target))])
     fold = torch.cat([torch.randperm(len(source), generator=torch.Generator().manual_seed(0)),
                       torch.randperm(len(target), generator=torch.Generator().manual_seed(1))]) % DOMAIN_FOLDS
-    chance = torch.empty(len(source))
+    chance = torch.empty(len(both))
     for k in range(DOMAIN_FOLDS):
-        fit = fold != k
-        scored = (fold[: len(source)] == k).nonzero().squeeze(1)
-        weight, bias = _logistic(both[fit], domain[fit])
-        chance[scored] = torch.sigmoid(both[scored] @ weight + bias)
-    chance = chance.clamp(*DOMAIN_PROBABILITY)
-    return chance / (1 - chance) * (len(source) / len(target))
+        weight, bias = _logistic(both[fold != k], domain[fold != k])
+        chance[fold == k] = torch.sigmoid(both[fold == k] @ weight + bias)
+    return chance
+
+
+def domain_auc(source: Tensor, target: Tensor) -> float:
+    """How well the cross-fitted domain classifier tells target examples from source ones: the area
+    under its ROC curve (0.5: not at all, 1: perfectly), ties counted half."""
+    chance = domain_probabilities(source, target).double()
+    _, inverse, counts = torch.unique(chance, return_inverse=True, return_counts=True)
+    ends = counts.cumsum(0).double()
+    ranks = (ends - (counts - 1) / 2)[inverse]  # ascending ranks from 1, tied values sharing their mean rank
+    n_source, n_target = len(source), len(target)
+    return float((ranks[n_source:].sum() - n_target * (n_target + 1) / 2) / (n_source * n_target))
 
 
 def _logistic(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
@@ -122,3 +143,14 @@ def target_validator_scores(target_probs: Tensor, target_inputs: Tensor, source_
     found = {name: fn(target_probs.float()) for name, fn in UNSUPERVISED.items()}
     found.update(importance_weighted(source_inputs, source_correct, target_inputs))
     return found
+
+
+def domain_shift(store: FeatureStore) -> dict[str, Any]:
+    """The shift check (`automl_tl.domains.NO_SHIFT_AUC`): `domain_auc` of the frozen backbone's own
+    pooling, source training and validation examples against the unlabelled target, at most
+    `SHIFT_MAX_EXAMPLES` of each (a fixed sample). The cache already holds these features."""
+    parts = {"source": torch.cat([store.pooled(split)[1] for split in ("train", "validation")]), "target": store.pooled("target")[1]}
+    for name, features in parts.items():
+        if len(features) > SHIFT_MAX_EXAMPLES:
+            parts[name] = features[torch.randperm(len(features), generator=torch.Generator().manual_seed(0))[:SHIFT_MAX_EXAMPLES]]
+    return {"auc": round(domain_auc(parts["source"], parts["target"]), 4), "source": len(parts["source"]), "target": len(parts["target"])}
