@@ -41,8 +41,8 @@ NO_SHIFT_AUC = 0.6
 (`automl_tl.search.validators.domain_shift`; 0.5 is chance, and its noise on a few hundred examples
 of each domain is a few hundredths). The adaptation methods then have no difference to act on, and
 an unsupervised validator can only reward confidence on examples like those the models trained on
-(a target that is a copy of the source: docs/adaptation.md), so trials are chosen on source
-validation instead. The demo pairs' shifts lie far above it (docs/adaptation.md)."""
+(a target that is a copy of the source: docs/adaptation.md), so the search then runs as without a
+target: no method is sampled, and trials are chosen on source validation. The demo pairs' shifts lie far above it (docs/adaptation.md)."""
 SHIFT = "domain_shift"
 """The study's (and the run metadata's) record of the shift check: ``{"auc", "source", "target"}``."""
 
@@ -213,18 +213,23 @@ def selection(config: RunConfig) -> tuple[str, float | None]:
     return search.validator, search.source_margin
 
 
+def shift_found(shift: Mapping[str, Any] | None) -> bool:
+    """Whether the shift check (``shift``, its record) leaves something to adapt to; True without a
+    check (labelled target examples, a validator that is ``source``, or a run made before it)."""
+    return shift is None or shift["auc"] >= NO_SHIFT_AUC
+
+
 def without_shift(config: RunConfig, shift: Mapping[str, Any] | None) -> RunConfig:
-    """``config`` as the search applies it after the shift check: where the check found no shift
-    (``shift`` AUC below `NO_SHIFT_AUC`), trials are chosen on source validation (validator
-    ``source``); unchanged without a check (labelled target examples, or a run made before it)."""
-    if shift is None or shift["auc"] >= NO_SHIFT_AUC:
+    """``config`` as the search applies it after the shift check: where the check found no shift,
+    trials are chosen on source validation (validator ``source``)."""
+    if shift_found(shift):
         return config
     return config.model_copy(update={"search": config.search.model_copy(update={"validator": "source"})})
 
 
 def describe_shift(shift: Mapping[str, Any]) -> str:
     """The shift check's outcome in words, for the output, the leaderboard and the report."""
-    if shift["auc"] >= NO_SHIFT_AUC:
+    if shift_found(shift):
         return f"a domain classifier on the frozen features tells target from source (AUC {shift['auc']:.2f})"
     return (f"a domain classifier on the frozen features cannot tell target from source (AUC {shift['auc']:.2f}, below "
-            f"{NO_SHIFT_AUC}): no shift to adapt to, so trials are chosen on source validation, as without a target")
+            f"{NO_SHIFT_AUC}): no shift to adapt to, so the search runs and chooses as without a target (source only, on source validation)")

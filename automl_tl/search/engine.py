@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from rich.markup import escape
 from automl_tl.backbone import Backbone
 from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import ModalityPlugin
-from automl_tl.domains import SHIFT, TargetSplits, describe_shift, selection, without_shift
+from automl_tl.domains import SHIFT, TargetSplits, describe_shift, selection, shift_found, without_shift
 from automl_tl.errors import UserError
 from automl_tl.leaderboard import Leaderboard
 from automl_tl.model.source import record_backbones
@@ -112,7 +113,7 @@ class SearchRun:
             with display:
                 self._warm_up(stores, space)
             if prepared.target is not None:
-                cfg = self._settle_selection(study, stores, meta)
+                cfg, shapes = self._settle_selection(study, stores, meta, shapes)
         except BaseException:
             if not resumed:  # this search made the run: leave the directory as it found it
                 if study is not None:
@@ -170,10 +171,13 @@ class SearchRun:
         if prepared.target is not None:
             self.console.print(f"[bold]target[/]: {escape(prepared.target.description)}")
 
-    def _settle_selection(self, study: optuna.Study, stores: dict[str, FeatureStore], meta: dict[str, Any]) -> RunConfig:
+    def _settle_selection(self, study: optuna.Study, stores: dict[str, FeatureStore], meta: dict[str, Any],
+                          shapes: dict[str, BackboneShape]) -> tuple[RunConfig, dict[str, BackboneShape]]:
         """The shift check (`automl_tl.domains.NO_SHIFT_AUC`) on the first backbone's cached features, then
-        how the trials are chosen, in one line. Measured before any trial completes and kept in the
-        study, so a resumed run and its helpers choose alike; a run begun before the check goes on as it began."""
+        how the trials are chosen, in one line. Without a shift no method is sampled (``shapes``
+        lose their target), so the trials are a search's without a target. Measured before any
+        trial completes and kept in the study, so a resumed run and its helpers search alike; a run
+        begun before the check goes on as it began."""
         shift = study.user_attrs.get(SHIFT)
         if shift is None and selection(self.config)[1] is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             shift = domain_shift(next(iter(stores.values())))
@@ -185,7 +189,7 @@ class SearchRun:
         guard = f", adapted trials kept within {margin} of source-only source validation" if margin is not None else ""
         found = f"; {escape(describe_shift(shift))}" if shift else ""
         self.console.print(f"[bold]selection[/]: trials chosen by {chosen}{guard}{found}")
-        return self.config
+        return self.config, shapes if shift_found(shift) else {n: replace(shape, target=False) for n, shape in shapes.items()}
 
     def _open_run(self, prepared: PreparedData) -> tuple[RunDir, str, dict[str, Any], bool]:
         """The run directory, study name, run metadata, and whether an earlier run is resumed.
