@@ -8,7 +8,7 @@ test set evaluated once after the search. A test shuffles the target's labels an
 search, which is what "dropped" means here.
 
 Before the first trial, the shift check (`NO_SHIFT_AUC`) asks whether there is a shift to adapt
-to at all; without one the run chooses as a search without a target does (`without_shift`).
+to at all; without one the run searches and chooses as a search without a target (`without_shift`).
 `guard` is the rule an adapting run's choice obeys: an unsupervised validator can prefer a model
 that has collapsed onto a few confident classes, so an adapted trial is chosen over the source-only
 ones only if its source validation score stays within ``margin`` of theirs. `adapted_choice` feeds
@@ -42,7 +42,8 @@ NO_SHIFT_AUC = 0.6
 of each domain is a few hundredths). The adaptation methods then have no difference to act on, and
 an unsupervised validator can only reward confidence on examples like those the models trained on
 (a target that is a copy of the source: docs/adaptation.md), so the search then runs as without a
-target: no method is sampled, and trials are chosen on source validation. The demo pairs' shifts lie far above it (docs/adaptation.md)."""
+target: no method is sampled, and trials are chosen on source validation. The demo pairs' shifts
+lie far above it (docs/adaptation.md)."""
 SHIFT = "domain_shift"
 """The study's (and the run metadata's) record of the shift check: ``{"auc", "source", "target"}``."""
 

@@ -62,6 +62,9 @@ def test_a_target_the_frozen_features_cannot_tell_from_the_source_gets_the_searc
     code, out, err = run_cli("report", tmp_path / "copy", "--out", tmp_path / "report.md")
     assert code == 0, err
     assert "no shift to adapt to" in (tmp_path / "report.md").read_text()
+    code, out, err = run_cli("leaderboard", tmp_path / "copy")
+    assert code == 0, err
+    assert "no shift to adapt to" in " ".join(out.split())
 
 
 def test_the_shift_check_is_measured_once_and_a_resumed_run_keeps_it(toy, run_cli, write_recipe, recipe, domains, tmp_path, monkeypatch):
