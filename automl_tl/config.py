@@ -88,8 +88,8 @@ class SearchConfig(_Strict):
     (every probability vector is then every other's neighbour), which docs/adaptation.md shows on
     the two-class text pair."""
     source_margin: float = Field(0.02, ge=0, le=1)
-    """How far below the best source-only trial's source validation score an adapted trial may be and
-    still be chosen: an unsupervised validator alone can prefer a model that has forgotten the task."""
+    """How far below the best trial's source validation score a trial may be and still be chosen (the
+    validator decides among the rest): a validator alone can prefer a model that has forgotten the task."""
     pruner: Literal["hyperband", "halving", "none"] = "halving"
     """Successive halving by default: with the tens of trials a CPU affords, Hyperband's brackets
     leave a third of the trials unprunable, while halving judges every trial at epochs 1, 3, 9...

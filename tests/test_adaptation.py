@@ -49,7 +49,7 @@ def test_a_target_the_frozen_features_cannot_tell_from_the_source_gets_the_searc
                              "-n", "4", "--run-dir", tmp_path / "copy")
     assert code == 0, err + out
     said = " ".join(out.split())
-    assert "no shift to adapt to" in said and "trials chosen by macro_f1" in said and "adapted trials kept within" not in said
+    assert "no shift to adapt to" in said and "trials chosen by macro_f1" in said and "among trials within" not in said
     recorded = json.loads((tmp_path / "copy" / "config.json").read_text())
     assert recorded[SHIFT]["auc"] < NO_SHIFT_AUC and recorded["config"]["search"]["validator"] == "source"
     code, out, err = run_cli("search", "-r", written, "--data", domains["source"], "-n", "4", "--run-dir", tmp_path / "alone")
@@ -255,14 +255,17 @@ def test_a_search_without_a_target_samples_what_it_sampled_before_adaptation_exi
     assert now == draws()
 
 
-def test_an_adapted_trial_is_chosen_only_within_the_source_margin():
+def test_the_validator_chooses_only_among_trials_within_the_source_margin_of_the_best_source_validation():
     baseline = Candidate(0, value=0.50, adaptation="none", source=0.80)
     collapsed = Candidate(1, value=0.90, adaptation="entropy", source=0.60)
     kept = Candidate(2, value=0.70, adaptation="coral", source=0.79)
     assert guard([baseline, collapsed, kept], margin=0.02) == ([baseline, kept], pytest.approx(0.78))
     assert guard([baseline, collapsed], margin=0.02)[0] == [baseline]
     assert guard([baseline, collapsed], margin=None) == ([baseline, collapsed], None)
-    assert guard([collapsed], margin=0.02) == ([collapsed], None)  # no source-only trial to measure against
+    confident = Candidate(3, value=0.95, adaptation="entropy", source=0.80)  # within the margin of the source-only trial...
+    better = Candidate(4, value=0.60, adaptation="coral", source=0.90)  # ...but a method lifted source validation beyond it
+    assert guard([baseline, confident, better], margin=0.02) == ([better], pytest.approx(0.88))
+    assert guard([collapsed], margin=0.02) == ([collapsed], pytest.approx(0.58))  # the best is always eligible
 
 
 def test_validators_prefer_confident_diverse_predictions_to_uniform_or_collapsed_ones():

@@ -100,7 +100,7 @@ def _selection(board: Leaderboard) -> str:
     if not board.adapting or board.objective in (None, board.run.get("selection", {}).get("source_metric")):
         return f"by validation {board.objective}, keeping the simplest model within validation noise of the best{shift}"
     margin = board.run.get("selection", {}).get("margin")
-    guard = f", an adapted trial only within {margin} of the best source-only trial's source validation" if margin is not None else ""
+    guard = f", among the trials within {margin} of the best source validation" if margin is not None else ""
     return f"by {board.chosen_by}{guard}{shift}"
 
 

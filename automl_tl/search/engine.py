@@ -186,7 +186,7 @@ class SearchRun:
             meta.update(self._choosing(), **{SHIFT: shift})
             study.set_user_attr("run", meta)
         chosen, margin = selection(self.config)
-        guard = f", adapted trials kept within {margin} of source-only source validation" if margin is not None else ""
+        guard = f", among trials within {margin} of the best source validation" if margin is not None else ""
         found = f"; {escape(describe_shift(shift))}" if shift else ""
         self.console.print(f"[bold]selection[/]: trials chosen by {chosen}{guard}{found}")
         return self.config, shapes if shift_found(shift) else {n: replace(shape, target=False) for n, shape in shapes.items()}
