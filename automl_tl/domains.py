@@ -157,7 +157,7 @@ def guard(candidates: Sequence[Candidate], margin: float | None) -> tuple[list[C
 
 def source_reference(candidates: Sequence[Candidate]) -> Candidate | None:
     """The best source-only candidate by the search's value: what adaptation is measured against
-    (the guard's reference, the report's "before"); None when no source-only trial completed."""
+    (the report's "before"); None when no source-only trial completed."""
     baselines = [c for c in candidates if c.adaptation == SOURCE_ONLY]
     return max(baselines, key=lambda c: c.value) if baselines else None
 
