@@ -47,7 +47,8 @@ lie far above it (docs/adaptation.md)."""
 RULED_NAMED = 5
 """The choice's reason names this many of the trials the guard ruled out, and counts the rest."""
 SHIFT = "domain_shift"
-"""The study's (and the run metadata's) record of the shift check: ``{"auc", "source", "target"}``."""
+"""The study's (and the run metadata's) record of the shift check: ``{"auc", "source", "target"}``
+(``auc`` None: too few examples to decide)."""
 
 
 @dataclass
@@ -223,7 +224,7 @@ def selection(config: RunConfig) -> tuple[str, float | None]:
 def shift_found(shift: Mapping[str, Any] | None) -> bool:
     """Whether the shift check (``shift``, its record) leaves something to adapt to; True without a
     check (labelled target examples, a validator that is ``source``, or a run made before it)."""
-    return shift is None or shift["auc"] >= NO_SHIFT_AUC
+    return shift is None or shift["auc"] is None or shift["auc"] >= NO_SHIFT_AUC
 
 
 def without_shift(config: RunConfig, shift: Mapping[str, Any] | None) -> RunConfig:
@@ -236,6 +237,8 @@ def without_shift(config: RunConfig, shift: Mapping[str, Any] | None) -> RunConf
 
 def describe_shift(shift: Mapping[str, Any]) -> str:
     """The shift check's outcome in words, for the output, the leaderboard and the report."""
+    if shift["auc"] is None:
+        return f"too few examples to check for a shift ({shift['source']} source, {shift['target']} target): adapting as asked"
     if shift_found(shift):
         return f"a domain classifier on the frozen features tells target from source (AUC {shift['auc']:.2f})"
     return (f"a domain classifier on the frozen features cannot tell target from source (AUC {shift['auc']:.2f}, below "

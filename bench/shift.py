@@ -38,6 +38,9 @@ def main() -> None:
         recipe, _, overrides = spec.partition(":")
         results[name] = measure(Path(recipe), dict(o.split("=", 1) for o in overrides.split(",") if o))
         found = results[name]
+        if found["auc"] is None:
+            print(f"{name:<10} too few examples to check ({found['source']} source / {found['target']} target)", flush=True)
+            continue
         verdict = "shift: adapt" if found["auc"] >= NO_SHIFT_AUC else "no shift: choose on source validation"
         print(f"{name:<10} AUC {found['auc']:.4f}  ({found['source']} source / {found['target']} target, "
               f"{found['backbone']}, {found['seconds']:.1f} s)  {verdict}", flush=True)

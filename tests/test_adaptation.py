@@ -82,6 +82,17 @@ def test_the_shift_check_is_measured_once_and_a_resumed_run_keeps_it(toy, run_cl
     assert "trials chosen by im" in out
 
 
+def test_a_target_too_small_for_the_shift_check_is_adapted_to_as_asked(toy, run_cli, write_recipe, recipe, domains, toy_rows, tmp_path):
+    tiny = toy_rows(tmp_path / "tiny.json", seed=1, shift=1.0, n_per_class=1)
+    code, out, err = run_cli("search", "-r", write_recipe(recipe), "--data", domains["source"], "--target", tiny,
+                             "-n", "4", "--run-dir", tmp_path / "run")
+    assert code == 0, err + out
+    said = " ".join(out.split())
+    assert "too few examples to check for a shift" in said and "trials chosen by im" in said
+    records = [json.loads(p.read_text()) for p in sorted((tmp_path / "run").glob("trials/*/record.json"))]
+    assert {r["params"]["adaptation"] for r in records} > {"none"}
+
+
 def test_a_model_adapted_by_statistics_predicts_and_exports_for_the_target(toy, run_cli, write_recipe, recipe, domains, tmp_path):
     """The model package maps target features as the search's target evaluation did: same accuracy, ONNX included."""
     written = write_recipe(recipe.replace('strategy = ["feature_extraction", "partial"]', 'strategy = "feature_extraction"')

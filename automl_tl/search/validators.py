@@ -67,6 +67,8 @@ DOMAIN_PROBABILITY = (1e-3, 1 - 1e-3)
 """Domain probabilities are clipped here before they become density ratios (weights of at most ~1000)."""
 SHIFT_MAX_EXAMPLES = 2000
 """The shift check's domain classifier reads at most this many examples of each domain (a fixed sample)."""
+SHIFT_MIN_EXAMPLES = 10
+"""With fewer examples of either domain the shift check decides nothing (the search adapts as asked)."""
 
 
 def importance_weighted(source: Tensor, correct: Tensor, target: Tensor) -> dict[str, float]:
@@ -153,4 +155,7 @@ def domain_shift(store: FeatureStore) -> dict[str, Any]:
     for name, features in parts.items():
         if len(features) > SHIFT_MAX_EXAMPLES:
             parts[name] = features[torch.randperm(len(features), generator=torch.Generator().manual_seed(0))[:SHIFT_MAX_EXAMPLES]]
-    return {"auc": round(domain_auc(parts["source"], parts["target"]), 4), "source": len(parts["source"]), "target": len(parts["target"])}
+    sizes = {name: len(features) for name, features in parts.items()}
+    if min(sizes.values()) < SHIFT_MIN_EXAMPLES:  # a fold without either domain would score nothing it can judge
+        return {"auc": None, **sizes}
+    return {"auc": round(domain_auc(parts["source"], parts["target"]), 4), **sizes}
