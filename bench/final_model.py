@@ -6,7 +6,7 @@ RUN is a finished run directory. Its tested configuration is made into a final m
 seed, both ways the search's last step makes one (`automl_tl.search.final`): one refit on train +
 validation, and one model per cross-validation fold (train + validation less that fold) with their
 class probabilities averaged. A seed makes exactly what a search with that seed would deliver for
-this configuration. Each model is scored once on the run's test split, as delivered (fp32, from the
+this configuration; the refits of all the seeds, averaged the same way, are a third way to make one. Each model is scored once on the run's test split, as delivered (fp32, from the
 examples); the spread over seeds is what two runs that chose the same configuration differ by.
 """
 
@@ -35,6 +35,7 @@ def main() -> None:
         print(f"{row['seed']:>4}  {row['refit']:.4f}  {row['averaged']:.4f}                ({', '.join(f'{a:.3f}' for a in row['folds'])})")
     for way in ("refit", "averaged"):
         print(f"{way:>8}: mean {result[way]['mean']:.4f}, spread {100 * result[way]['spread']:.1f} points")
+    print(f"every seed's refit averaged into one model: {result['refits_averaged']:.4f}")
     if args.json:
         from automl_tl.search.inputs import environment
 
@@ -44,7 +45,8 @@ def main() -> None:
 
 
 def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
-    """Per seed, the test accuracy of the refit, of each fold model and of the folds averaged; mean and spread of each way."""
+    """Per seed, the test accuracy of the refit, of each fold model and of the folds averaged; mean and spread of
+    each way; and of all the seeds' refits averaged (an ensemble over training seeds)."""
     import numpy as np
     import optuna
 
@@ -83,12 +85,12 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
         tails = [Tail.trained(model.backbone, params, n_classes, state) for state in states]
         return float((averaged(tails, store, "test", params) == truth).mean())
 
-    rows = []
+    rows, refits = [], []
     for seed in seeds:
         folds = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed)
         states = [crossval.fold_model(trial, merged, folds, k, n_classes, settings.objective, seed, compute)[1] for k in range(len(folds))]
-        rows.append({"seed": seed, "refit": accuracy([refit(trial, store, n_classes, settings.objective, seed, compute)]),
-                     "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
+        refits.append(refit(trial, store, n_classes, settings.objective, seed, compute))
+        rows.append({"seed": seed, "refit": accuracy(refits[-1:]), "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
         print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
 
     def summary(way: str) -> dict[str, float]:
@@ -96,7 +98,7 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
         return {"mean": statistics.fmean(values), "spread": float(np.ptp(values))}
 
     return {"trial": number, "params": trial.user_attrs["params"], "test_examples": len(truth), "seeds": rows,
-            "refit": summary("refit"), "averaged": summary("averaged")}
+            "refit": summary("refit"), "averaged": summary("averaged"), "refits_averaged": accuracy(refits)}
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ def test_the_runs_own_seed_makes_the_model_the_search_delivered(bench_final_mode
     assert result["trial"] == test["trial"] and len(first["folds"]) == 5
     assert first["averaged"] == test["accuracy"]
     assert result["averaged"]["spread"] == pytest.approx(abs(first["averaged"] - second["averaged"]))
+    alone = bench_final_model.final_models(tmp_path / "run", [1])
+    assert alone["refits_averaged"] == alone["seeds"][0]["refit"] == second["refit"]  # one refit averaged is itself
 
 
 def test_a_run_without_a_test_result_is_one_line_and_exit_2(bench_final_model, bench_module, tmp_path, monkeypatch, capsys):
