@@ -8,6 +8,7 @@ a bug and keeps its traceback.
 from __future__ import annotations
 
 import os
+import threading
 
 DEBUG_VARIABLE = "AUTOML_TL_DEBUG"
 """Set to 1 (or pass ``--debug``) to see the full traceback behind a plugin's error."""
@@ -40,3 +41,17 @@ class TrialFailed(Exception):
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, systemd, Docker, a job scheduler) stopped the search: handled exactly as Ctrl-C is."""
+
+
+STOP_ASKED = threading.Event()
+"""Set while a SIGTERM's stop is under way (`automl_tl.cli.search.TerminateAsInterrupt`). Its handler
+raises `Terminated` at once, but an exception raised by a signal handler is lost when the signal
+lands while Python runs a weakref callback or a ``__del__`` (it prints "Exception ignored" and goes
+on): a search's helper then trained on, and the search waited for it. So training checks this
+between batches (`stop_if_asked`)."""
+
+
+def stop_if_asked() -> None:
+    """Raise `Terminated` if a SIGTERM asked for a stop that has not happened."""
+    if STOP_ASKED.is_set():
+        raise Terminated()

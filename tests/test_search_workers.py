@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -168,3 +169,34 @@ def test_more_workers_than_cores_is_one_line_and_exit_2(toy, run_cli, assert_use
     assert_user_error(*run_cli("search", "-m", "toy", "--workers", str(cores + 1), "--run-dir", "run"),
                       f"{cores + 1} workers asked for, but this process may use {cores} CPU core(s)", f"--workers {cores}")
     assert not (tmp_path / "run").exists()  # refused before anything was made
+
+
+def test_a_sigterm_whose_exception_was_lost_still_stops_training_at_the_next_batch():
+    """A signal handler's exception is lost when it lands in a weakref callback; training then raises it itself."""
+    from automl_tl.cli.search import TerminateAsInterrupt
+    from automl_tl.errors import Terminated, stop_if_asked
+
+    with TerminateAsInterrupt():
+        stop_if_asked()  # nothing asked yet
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        with pytest.raises(Terminated):  # as if the first had been swallowed: the next batch's check stops it
+            stop_if_asked()
+    stop_if_asked()  # the search has ended: the next one in this process starts afresh
+
+
+def test_a_helper_that_ignores_its_stop_is_killed_after_the_grace(tmp_path, monkeypatch):
+    from automl_tl.rundir import RunDir
+    from automl_tl.search import workers
+
+    monkeypatch.setattr(workers, "STOP_GRACE", 1.0)
+    helpers = workers.Helpers(RunDir(tmp_path / "run"), None, 2)  # type: ignore[arg-type]
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(600)"],
+                                stdout=subprocess.PIPE)
+    stubborn.stdout.readline()  # its handler is set
+    helpers.processes.append(stubborn)
+    started = time.monotonic()
+    helpers.finish()
+    assert time.monotonic() - started < 30 and stubborn.poll() == -signal.SIGKILL
+    assert helpers.problems and "exited with code -9" in helpers.problems[0]

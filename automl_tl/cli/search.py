@@ -21,7 +21,7 @@ from automl_tl.cli.errors import handles_user_errors, stderr
 from automl_tl.cli.leaderboard import print_board
 from automl_tl.config import drop_none, read_recipe, resolve
 from automl_tl.datahome import data_home
-from automl_tl.errors import Terminated, UserError
+from automl_tl.errors import STOP_ASKED, Terminated, UserError
 from automl_tl.registry import get_plugin
 from automl_tl.storage import STORAGE_ENV, redact_all
 from automl_tl.threads import usable_cores
@@ -134,6 +134,7 @@ class TerminateAsInterrupt:
 
     def __enter__(self) -> TerminateAsInterrupt:
         self.received = False
+        STOP_ASKED.clear()
         self.previous: Any = None
         self.previous_int: Any = None
         if threading.current_thread() is threading.main_thread():
@@ -144,9 +145,11 @@ class TerminateAsInterrupt:
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if not self.received:
             self.received = True
+            STOP_ASKED.set()
             raise Terminated()
 
     def __exit__(self, *exc: object) -> None:
+        STOP_ASKED.clear()
         if self.previous is not None:
             signal.signal(signal.SIGTERM, self.previous)
         if self.previous_int is not None:

@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.config import RunConfig, SearchConfig, rung_steps
 from automl_tl.domains import eligible
-from automl_tl.errors import Terminated, TrialFailed, UserError
+from automl_tl.errors import Terminated, TrialFailed, UserError, stop_if_asked
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
@@ -120,11 +120,15 @@ class Objective:
                 trial.set_user_attr(STOPPED, f"stopped by the time budget after epoch {epoch} of {params.epochs}")
                 raise StopTraining()
 
+        def on_batch(done: int, total: int) -> None:
+            stop_if_asked()  # a SIGTERM whose exception was lost in a weakref callback
+            ctx.display.batch(done, total)
+
         try:
             outcome = train_trial(
                 params, ctx.stores[params.backbone], ctx.n_classes, self.objective,
                 seed=ctx.settings.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=ctx.display.batch, compute=ctx.compute, first_rung=ctx.settings.first_rung,
+                on_epoch=on_epoch, on_batch=on_batch, compute=ctx.compute, first_rung=ctx.settings.first_rung,
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)

@@ -43,6 +43,9 @@ from automl_tl.threads import usable_cores
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 CLEAN_EXITS = (0, 130, 143)
 """A helper that finished, or was stopped (Ctrl-C, SIGTERM)."""
+STOP_GRACE = 60.0
+"""Seconds a helper has, once told to stop, to mark its trial interrupted and end; then it is killed
+(its trial is found abandoned by its heartbeat), so a stuck helper never holds up its search."""
 FOLD_HELPERS_AFTER = 60.0
 """Seconds the fold models are expected to take in one process beyond which a one-worker search
 starts helpers for them: a helper's start (reading the data and the cached frozen pass) costs seconds."""
@@ -120,7 +123,11 @@ class Helpers:
         """Stop the helpers and wait for them; from here on this process has every thread again."""
         self.stop()
         for number, process in enumerate(self.processes, start=1):
-            code = process.wait()
+            try:
+                code = process.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
             if code not in CLEAN_EXITS:
                 self.problems.append(f"helper {number} exited with code {code}; its output: {self.folder / f'{number}.log'}")
         self.processes = []
