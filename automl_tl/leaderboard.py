@@ -22,7 +22,7 @@ from rich import box
 from rich.table import Table
 
 from automl_tl.config import SearchConfig
-from automl_tl.domains import SHIFT, shift_found
+from automl_tl.domains import SHIFT, describe_shift, shift_found
 from automl_tl.errors import UserError
 from automl_tl.leaderboard_columns import (
     ADAPTATION_COLUMNS, COLUMNS, MIN_WIDTH, NUMERIC, TERMINAL_COLUMNS, adaptation_cells, cells, guarded_best, ranked_by, source_only,
@@ -285,7 +285,7 @@ def _summary(board: Leaderboard) -> str:
         parts.append(f"{c['running']} running")
     parts.append(f"compute {board.compute_seconds:.0f} s")
     if not shift_found(board.run.get(SHIFT)):
-        parts.append(f"no shift to adapt to (domain classifier AUC {board.run[SHIFT]['auc']:.2f}): searched as without a target")
+        parts.append(describe_shift(board.run[SHIFT]))
     return "; ".join(parts)
 
 

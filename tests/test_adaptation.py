@@ -57,6 +57,12 @@ def test_a_target_the_frozen_features_cannot_tell_from_the_source_gets_the_searc
     searched = [[(r["params"], r["score"]) for r in map(json.loads, (p.read_text() for p in sorted((tmp_path / run).glob("trials/*/record.json"))))]
                 for run in ("copy", "alone")]
     assert searched[0] == searched[1] and len(searched[0]) == 4
+    for run, target in (("copy", ("--target", domains["source"])), ("alone", ())):  # resumed, each reads its first start's check
+        code, out, err = run_cli("search", "-r", written, "--data", domains["source"], *target, "-n", "5", "--run-dir", tmp_path / run)
+        assert code == 0, err + out
+    resumed = [[r["params"] for r in map(json.loads, (p.read_text() for p in sorted((tmp_path / run).glob("trials/*/record.json"))))]
+               for run in ("copy", "alone")]
+    assert resumed[0] == resumed[1] and len(resumed[0]) == 5
     tests = [json.loads((tmp_path / run / "test.json").read_text()) for run in ("copy", "alone")]
     assert (tests[0]["trial"], tests[0]["accuracy"]) == (tests[1]["trial"], tests[1]["accuracy"])
     code, out, err = run_cli("report", tmp_path / "copy", "--out", tmp_path / "report.md")

@@ -98,7 +98,6 @@ class SearchRun:
                       for n, b in backbones.items()}
             record_backbones(run, self.plugin, backbones, cfg.options)
             study, created = self._study(run, name, space, cfg)
-            cfg = self.config = without_shift(cfg, study.user_attrs.get(SHIFT))  # as the run's shift check found
             if not resumed or "run" not in study.user_attrs:
                 study.set_user_attr("run", meta)
             if created:
@@ -179,10 +178,12 @@ class SearchRun:
         trial completes and kept in the study, so a resumed run and its helpers search alike; a run
         begun before the check goes on as it began."""
         shift = study.user_attrs.get(SHIFT)
-        if shift is None and selection(self.config)[1] is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        fresh = shift is None and selection(self.config)[1] is not None and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if fresh:
             shift = domain_shift(next(iter(stores.values())))
             study.set_user_attr(SHIFT, shift)
-            self.config = without_shift(self.config, shift)
+        self.config = without_shift(self.config, shift)  # measured now, or at the run's first start
+        if fresh:
             meta.update(self._choosing(), **{SHIFT: shift})
             study.set_user_attr("run", meta)
         chosen, margin = selection(self.config)
