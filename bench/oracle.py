@@ -33,9 +33,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from automl_tl.datahome import data_home
+    from automl_tl.errors import UserError
     from automl_tl.search.inputs import environment
 
     path = Path(args.data) if Path(args.data).is_absolute() else data_home() / args.data
+    if not path.is_file():
+        raise UserError(f"no labelled text file at {path}", hint="a sentence<TAB>label file, relative to the data home")
     folds = stratified_folds([line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()], args.folds)
     results = []
     for k in range(args.folds):
@@ -43,9 +46,11 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "train.txt").write_text("\n".join(line for j, fold in enumerate(folds) if j != k for line in fold) + "\n", encoding="utf-8")
         (folder / "test.txt").write_text("\n".join(folds[k]) + "\n", encoding="utf-8")
-        subprocess.run([sys.executable, "-m", "automl_tl", "search", "--modality", "text", "--data", str(folder / "train.txt"),
-                        "--test", str(folder / "test.txt"), "--objective", "accuracy", "--timeout", str(args.timeout),
-                        "--run-dir", str(folder / "run")], check=True)
+        code = subprocess.run([sys.executable, "-m", "automl_tl", "search", "--modality", "text", "--data", str(folder / "train.txt"),
+                               "--test", str(folder / "test.txt"), "--objective", "accuracy", "--timeout", str(args.timeout),
+                               "--run-dir", str(folder / "run")]).returncode
+        if code != 0:
+            raise UserError(f"fold {k}'s search exited with code {code}", hint="its own output, above, says why")
         test = json.loads((folder / "run" / "test.json").read_text())
         results.append({"fold": k, "n": test["n"], "accuracy": test["accuracy"], "chosen": test.get("chosen")})
         print(f"fold {k}: accuracy {test['accuracy']:.4f} on {test['n']} sentences", flush=True)
@@ -74,4 +79,6 @@ def stratified_folds(lines: list[str], k: int) -> list[list[str]]:
 
 
 if __name__ == "__main__":
-    main()
+    from bench.common import run_script
+
+    run_script(main)

@@ -53,6 +53,7 @@ def main() -> None:
 def measure(recipe: Path, data: dict[str, str]) -> dict[str, Any]:
     """The shift check's result for ``recipe`` with its ``[data]`` keys overridden by ``data``."""
     from automl_tl.config import plugin_options, read_recipe, resolve
+    from automl_tl.errors import UserError
     from automl_tl.datahome import data_home
     from automl_tl.registry import backbone_builder, get_plugin
     from automl_tl.search.features import FeatureStore
@@ -64,7 +65,8 @@ def measure(recipe: Path, data: dict[str, str]) -> dict[str, Any]:
     plugin = get_plugin(values["modality"])
     config = resolve(plugin, values, {}, str(recipe))
     prepared = load_data(plugin, SearchRequest(config=config, data_home=data_home()))
-    assert prepared.target is not None, f"{recipe} has no target"
+    if prepared.target is None:
+        raise UserError(f"{recipe} names no target ([data] target_path)", hint="add one, or pass it as RECIPE:target_path=PATH")
     name = (config.space.get("backbone") or [plugin.default_backbone])
     name = name[0] if isinstance(name, list) else name
     backbone = backbone_builder(plugin, name).build_backbone(name, plugin_options(plugin, config.options))
@@ -76,4 +78,6 @@ def measure(recipe: Path, data: dict[str, str]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from bench.common import run_script
+
+    run_script(main)

@@ -23,3 +23,13 @@ def test_the_bench_measures_what_the_search_records_and_says_which_way_it_choose
     written = json.loads((tmp_path / "shift.json").read_text())["cases"]
     assert written["shifted"]["auc"] == pytest.approx(recorded["auc"])
     assert (written["shifted"]["source"], written["shifted"]["target"]) == (recorded["source"], recorded["target"])
+
+
+def test_a_recipe_without_a_target_is_one_line_and_exit_2(bench_module, toy, write_recipe, fast_recipe, domains, monkeypatch, capsys):
+    recipe = write_recipe(f'modality = "toy"\n[data]\npath = "{domains["source"]}"\n' + fast_recipe)
+    monkeypatch.setattr(sys, "argv", ["shift.py", f"alone={recipe}"])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_module("common").run_script(bench_module("shift").main)  # as the script runs it
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "names no target" in err and "Traceback" not in err
