@@ -139,19 +139,6 @@ class TextPlugin(ModalityPlugin):
             "augment": [False],
         }
 
-    def starting_points(self) -> Sequence[Mapping[str, Any]]:
-        # The best trial of the default search on both SMS spam and Banking77 was this kind of
-        # configuration: a partial fine-tune (the first one or two of MiniLM's six blocks frozen,
-        # the rest at a backbone learning rate near 5e-5), an MLP head at a head learning rate
-        # near 1.5e-3, 4 epochs of batches of 32. Random draws found it only after several trials,
-        # each a fine-tune a CPU trains for minutes; tried first, the search holds a fine-tuned
-        # model after its second trial (figures in docs/performance.md).
-        return [
-            {"backbone": self.default_backbone, "strategy": "partial", "freeze_depth": 2, "backbone_lr": 5e-5,
-             "head_lr": 1.5e-3, "weight_decay": 1e-5, "epochs": 4, "batch_size": 32, "head": "mlp",
-             "head_hidden": 192, "dropout": 0.2, "pooling": "default", "augment": False},
-        ]
-
     def default_recipe(self) -> Mapping[str, Any]:
         # split_by stays "auto": stratified by label, or by group when the user names a group column.
         return {"search": {"objective": "macro_f1"}, "data": {"test_fraction": 0.2}}
