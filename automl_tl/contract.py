@@ -151,7 +151,7 @@ class ModalityPlugin(ABC):
         """Configurations measured to transfer well with this modality's backbones, tried first.
 
         Each maps search dimensions to values (``{"strategy": "full", "backbone_lr": 1e-4, ...}``;
-        dimensions left out are sampled). A fresh study runs them right after its probes, so
+        dimensions left out are sampled). A fresh study runs them right after its linear probe, so
         a search of a few trials, all a CPU affords, starts from known-good ground instead of
         only random draws; one the user's space excludes is skipped.
         """

@@ -192,30 +192,3 @@ def test_a_configuration_queued_by_its_parameters_is_the_one_sampled(configurati
 )
 def test_a_configuration_outside_the_space_is_not_queued(layer, configuration):
     assert SearchSpace.resolve(layer, backbones=["net"]).params_of(configuration, CONV) is None
-
-
-def _ran(space: SearchSpace, shapes: Mapping[str, BackboneShape], params: dict[str, Any]) -> TrialParams:
-    """What a trial enqueued with ``params`` samples."""
-    study = optuna.create_study()
-    study.enqueue_trial(params)
-    return space.sample(study.ask(), shapes)
-
-
-@pytest.mark.parametrize(("shape", "layer", "blocks_probe"), [
-    (DEEP["net"], {}, True),
-    (BackboneShape(depth=4, uniform_width=False, has_batchnorm=False), {}, False),  # no per-block mix of unequal widths
-    (DEEP["net"], {"pooling": ["default", "mean"]}, False),  # the recipe leaves weighted pooling out
-])
-def test_a_fresh_study_runs_the_linear_probe_then_the_probe_on_every_block_then_the_plugins_points(shape, layer, blocks_probe):
-    space = SearchSpace.resolve(layer, backbones=["net"])
-    shapes = {"net": shape}
-    point = {"strategy": "full", "backbone_lr": 1e-4, "epochs": 3}
-    firsts = space.first_trials(shapes, [point, point], "toy")
-    attrs = [a for _, a in firsts]
-    assert attrs == [{"baseline": "linear probe"}] + [{"starting_point": "automl-tl"}] * blocks_probe + [{"starting_point": "toy"}]
-    ran = [_ran(space, shapes, params) for params, _ in firsts]
-    assert ran[0].strategy == "feature_extraction" and ran[0].head == "linear" and ran[0].pooling == "default"
-    if blocks_probe:  # the baseline in all but its pooling: a linear head on the mix of every frozen block
-        assert ran[1].pooling == "weighted"
-        assert {**ran[1].to_dict(), "pooling": "default"} == ran[0].to_dict()
-    assert ran[-1].strategy == "full" and ran[-1].backbone_lr == 1e-4 and ran[-1].epochs == 3

@@ -46,7 +46,7 @@ from automl_tl.search.space import SearchSpace
 from automl_tl.search.workers import Helpers
 from automl_tl.splits import Splits
 from automl_tl.storage import delete_if_unstarted, has_study, open_storage, open_study, redact
-from automl_tl.trials import is_interrupted, reap, record_interrupted
+from automl_tl.trials import STARTING_POINT, is_interrupted, reap, record_interrupted
 from automl_tl.vocabulary import STRATEGIES, BackboneShape
 
 WAIT_POLL_SECONDS = 5
@@ -309,9 +309,14 @@ class SearchRun:
         return backbone
 
     def _queue_first_trials(self, study: optuna.Study, space: SearchSpace, shapes: dict[str, BackboneShape]) -> None:
-        """A fresh study's first trials (`SearchSpace.first_trials`), queued before TPE samples any."""
-        for params, attrs in space.first_trials(shapes, starting_points(self.plugin), self.plugin.name):
-            study.enqueue_trial(params, user_attrs=attrs)
+        """A fresh study's first trials: the linear-probe baseline, then the plugin's starting points."""
+        baseline = space.baseline(shapes)
+        if baseline is not None:
+            study.enqueue_trial(baseline, user_attrs={"baseline": "linear probe"})
+        for point in starting_points(self.plugin):
+            params = space.params_of(point, shapes)
+            if params is not None and params != baseline:
+                study.enqueue_trial(params, user_attrs={STARTING_POINT: self.plugin.name})
 
     def _study(self, run: RunDir, name: str, space: SearchSpace, cfg: RunConfig) -> tuple[optuna.Study, bool]:
         """The run's study, and whether this worker created it (only the creator queues the baseline)."""

@@ -15,8 +15,7 @@ import optuna
 
 from automl_tl.config import deep_merge
 from automl_tl.errors import UserError
-from automl_tl.trials import STARTING_POINT
-from automl_tl.vocabulary import BLOCKS_PROBE, DIMENSIONS, LINEAR_PROBE, POOLINGS, STRATEGIES, BackboneShape, Dimension, TrialParams
+from automl_tl.vocabulary import DIMENSIONS, LINEAR_PROBE, POOLINGS, STRATEGIES, BackboneShape, Dimension, TrialParams
 
 __all__ = ["BackboneShape", "SearchSpace", "TrialParams"]
 
@@ -85,22 +84,18 @@ class SearchSpace:
             values[dim.name] = self._draw(trial, dim, domain, values)
         return TrialParams(**values)
 
-    def baseline(self, shapes: Mapping[str, BackboneShape], probe: Mapping[str, Any] = LINEAR_PROBE) -> dict[str, Any] | None:
+    def baseline(self, shapes: Mapping[str, BackboneShape]) -> dict[str, Any] | None:
         """Optuna parameters of a linear probe on the first backbone, or None when the space has none.
 
         Enqueued as a fresh study's first trial: it costs milliseconds on cached features, gives
         TPE a sound first point, and is the simple baseline the report compares the winner with.
-        ``probe`` may name another pooling (`BLOCKS_PROBE`); only the baseline's falls back to one
-        the backbone allows, any other is None where the space or the backbone rules it out.
         """
         backbone = self.choices("backbone")[0]
         poolings = self.domain("pooling", {}, shapes[backbone])
-        if probe["pooling"] not in poolings and probe is not LINEAR_PROBE:
-            return None
-        probe = {
-            **probe,
+        probe: dict[str, Any] = {
+            **LINEAR_PROBE,
             "backbone": backbone,
-            "pooling": probe["pooling"] if probe["pooling"] in poolings else poolings[0],
+            "pooling": LINEAR_PROBE["pooling"] if LINEAR_PROBE["pooling"] in poolings else poolings[0],
             "batch_size": self.choices("batch_size")[0],
         }
         for name in ("head_lr", "weight_decay"):
@@ -108,23 +103,6 @@ class SearchSpace:
             probe[name] = float((low * high) ** 0.5)  # both searched on a log scale
         probe["epochs"] = int(self.dims["epochs"][1])  # head-only epochs are cheap: give the probe all of them
         return self.params_of(probe, shapes)
-
-    def first_trials(self, shapes: Mapping[str, BackboneShape], points: Sequence[Mapping[str, Any]],
-                     proposer: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
-        """A fresh study's first trials, each with its user attributes, in the order they run.
-
-        The linear-probe baseline; the probe on every block (`BLOCKS_PROBE`), as cheap and often
-        better; then ``points``, the plugin's (``proposer``'s) starting points. Each once, and only
-        where this space and the backbone allow it.
-        """
-        firsts = [(self.baseline(shapes), {"baseline": "linear probe"}),
-                  (self.baseline(shapes, BLOCKS_PROBE), {STARTING_POINT: "automl-tl"}),
-                  *((self.params_of(point, shapes), {STARTING_POINT: proposer}) for point in points)]
-        queued: list[tuple[dict[str, Any], dict[str, str]]] = []
-        for params, attrs in firsts:
-            if params is not None and all(params != earlier for earlier, _ in queued):
-                queued.append((params, attrs))
-        return queued
 
     def params_of(self, configuration: Mapping[str, Any], shapes: Mapping[str, BackboneShape]) -> dict[str, Any] | None:
         """Optuna parameters that make `sample` return ``configuration``, or None when the space excludes it.

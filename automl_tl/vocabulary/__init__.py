@@ -266,12 +266,6 @@ LINEAR_PROBE: dict[str, Any] = {"strategy": "feature_extraction", "head": "linea
                                 "adaptation": SOURCE_ONLY}
 """The baseline every fresh search runs first: a linear head on the frozen backbone's own pooling, source only."""
 
-BLOCKS_PROBE: dict[str, Any] = {**LINEAR_PROBE, "pooling": "weighted"}
-"""Run right after the baseline where the backbone's blocks allow it: a linear head on a learned mix of
-every frozen block's mean. The last block is often not the frozen feature that transfers best to a new
-task, and on cached features this probe costs as little as the baseline, so the search (and the
-usable model) has the better of the two within seconds instead of after the first fine-tunes."""
-
 
 @dataclass(frozen=True)
 class TrialParams:
