@@ -20,8 +20,9 @@ class SearchDisplay:
                  run_dir: str = "RUN") -> None:
         self.console = console
         self.run_dir = run_dir
-        self.usable: int | None = None
-        """The trial whose weights the run directory holds as its best model so far (usable before the search ends)."""
+        self.usable: str | None = None
+        """What the run directory holds as its best model so far (usable before the search ends): a trial, or
+        the epoch of a trial still training (`automl_tl.search.objective.Objective`'s checkpoint)."""
         self.objective = objective
         self.timeout = timeout
         self.started = time.monotonic()
@@ -53,7 +54,7 @@ class SearchDisplay:
             budget += f" (trials may use {self.timeout:.0f} s in all)"
         header = f"best {self.objective} so far: [bold green]{best}[/]   {budget}"
         if self.usable is not None:  # the search may be stopped at any moment: say what it leaves
-            header += f"\nusable model: trial {self.usable} (automl-tl predict {escape(self.run_dir)} FILE...)"
+            header += f"\nusable model: {self.usable} (automl-tl predict {escape(self.run_dir)} FILE...)"
         table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
         for column in ("trial", "configuration", "val", "state"):
             table.add_column(column)
@@ -71,6 +72,9 @@ class SearchDisplay:
     def epoch(self, epoch: int, epochs: int) -> None:
         self.progress.update(self.work, description=f"{self.current} — epoch {epoch}/{epochs}")
 
+    def checkpoint(self, number: int, epoch: int) -> None:
+        self.usable = f"trial {number} at epoch {epoch}, still training"
+
     def batch(self, done: int, total: int) -> None:
         self.progress.update(self.work, completed=done, total=total)
 
@@ -78,7 +82,7 @@ class SearchDisplay:
                        best: tuple[float, int] | None, done: int) -> None:
         """``best`` (value, trial) and ``done`` (trials that spent the budget) are the study's: other workers' count too."""
         if best is not None:
-            self.best, self.usable = best
+            self.best, self.usable = best[0], f"trial {best[1]}"
         shown = "" if score is None else f"{score:.4f}"
         self.recent.appendleft((number, summary, shown, state))
         self.progress.update(self.trials, completed=done)

@@ -8,6 +8,9 @@ Layout (``runs/<study>/`` by default)::
     study.db                Optuna storage, unless --storage points elsewhere
     trials/<n>/record.json  one trial: parameters, per-epoch scores, state, reason, wall time
     trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
+    trials/<n>/checkpoint.* a trial's best epoch so far, while it beats every completed trial: weights
+                            (.pt) and what they are (.json); the usable model until the trial ends,
+                            kept if it never ends (Ctrl-C, a kill)
     final/weights.pt        the best configuration refit on train + validation
     test.json               the final model's one evaluation on the test split
     cache/<key>/            frozen-backbone outputs reused across trials and resumed runs
@@ -99,6 +102,34 @@ class RunDir:
 
     def weights_path(self, number: int) -> Path:
         return self.trial_dir(number) / "weights.pt"
+
+    def checkpoint_paths(self, number: int) -> tuple[Path, Path]:
+        """A trial's checkpoint: its weights and what they are (``checkpoint.pt``, ``checkpoint.json``)."""
+        return self.trial_dir(number) / "checkpoint.pt", self.trial_dir(number) / "checkpoint.json"
+
+    def write_checkpoint(self, number: int, write: Callable[[Any], None], about: dict[str, Any]) -> None:
+        """Keep a running trial's epoch as the usable model: the weights first, so ``.json`` always names whole ones."""
+        weights, described = self.checkpoint_paths(number)
+        atomic_write(weights, write, mode="wb")
+        write_json(described, about)
+
+    def drop_checkpoint(self, number: int) -> None:
+        """Remove a trial's checkpoint, the description first (a reader then never finds one without weights)."""
+        for path in reversed(self.checkpoint_paths(number)):
+            path.unlink(missing_ok=True)
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Every whole checkpoint's description (``trial``, ``epoch``, ``score``, ``params``), each with its ``weights`` path."""
+        found = []
+        for described in (self.root / "trials").glob("*/checkpoint.json"):
+            try:
+                about = read_json(described)
+            except (OSError, ValueError):
+                continue  # removed while read, or not ours
+            weights = described.with_suffix(".pt")
+            if isinstance(about, dict) and isinstance(about.get("score"), int | float) and weights.exists():
+                found.append({**about, "weights": weights})
+        return found
 
     @property
     def final_weights_path(self) -> Path:

@@ -4,10 +4,11 @@
     python bench/anytime.py --recipe recipes/speech-digits.toml --json after.json
 
 One search in this process, every trial's weights kept (a run normally keeps the best trial's
-only). Afterwards each trial that was the run's usable model from its completion on (the best so
-far: what `automl-tl predict` used then, "usable model: trial N" in the live view) is scored once
-on the test split, like the final model; the figures are the times (from the search's start)
-at which each appeared, with its test accuracy.
+only). Afterwards each model that was the run's usable model (what `automl-tl predict` used then,
+"usable model: ..." in the live view) is scored once on the test split, like the final model: each
+trial from its completion on, while it was the best so far, and each epoch of a trial that became it
+while the trial trained (a checkpoint; code without checkpoints has none). The figures are the times
+(from the search's start) at which each appeared, with its test accuracy.
 
 Two arms, e.g. the code of an earlier commit against this one, run one after the other or each
 pinned to its own core, then put side by side:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -75,6 +77,19 @@ def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:
     from bench.common import run_search
 
     RunDir.prune_weights = lambda self, keep: None  # type: ignore[method-assign]  # the bench scores them all afterwards
+    checkpoints: list[dict[str, Any]] = []
+    write_checkpoint = getattr(RunDir, "write_checkpoint", None)  # None: an earlier commit's code, run as the before arm
+
+    def keep_every_checkpoint(self: RunDir, number: int, write: Any, about: dict[str, Any]) -> None:
+        assert write_checkpoint is not None
+        write_checkpoint(self, number, write, about)  # a trial's epoch that became the usable model: kept under its own name
+        kept = self.trial_dir(number) / f"checkpoint-epoch{about['epoch']}.pt"
+        shutil.copyfile(self.checkpoint_paths(number)[0], kept)
+        checkpoints.append({"trial": number, "epoch": about["epoch"], "at_s": time.time() - started,
+                            "validation": about["score"], "weights": str(kept)})
+
+    if write_checkpoint is not None:
+        RunDir.write_checkpoint = keep_every_checkpoint  # type: ignore[method-assign]
     started = time.time()
     summary = run_search(recipe, run_dir=run_dir)
     study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}")
@@ -84,16 +99,16 @@ def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:
         if best is None or (trial.value or 0.0) > best:
             best = trial.value or 0.0
             usable.append({"trial": trial.number, "at_s": trial.datetime_complete.timestamp() - started,
-                           "validation": trial.value})
-    scores = _test_accuracy(run_dir, [u["trial"] for u in usable])
-    for entry in usable:
-        entry["test_accuracy"] = scores[entry["trial"]]
+                           "validation": trial.value, "weights": str(RunDir(run_dir).weights_path(trial.number))})
+    usable = sorted(usable + checkpoints, key=lambda entry: entry["at_s"])
+    for entry, score in zip(usable, _test_accuracy(run_dir, [(u["trial"], Path(u.pop("weights"))) for u in usable]), strict=True):
+        entry["test_accuracy"] = score
     return {"environment": environment(), "wall_s": summary["wall_s"], "final_test_accuracy": summary["test"]["accuracy"],
             "trials_completed": summary["trials_completed"], "trials_pruned": summary["trials_pruned"], "usable": usable}
 
 
-def _test_accuracy(run_dir: Path, trials: list[int]) -> dict[int, float]:
-    """Each trial's kept weights scored on the run's test split, as the final evaluation scores a model."""
+def _test_accuracy(run_dir: Path, models: list[tuple[int, Path]]) -> list[float]:
+    """Each (trial, weights) scored on the run's test split, as the final evaluation scores a model."""
     import torch
 
     from automl_tl.model.predictor import load_model
@@ -109,12 +124,12 @@ def _test_accuracy(run_dir: Path, trials: list[int]) -> dict[int, float]:
     splits = model.run_data().splits
     store = FeatureStore(model.backbone, {"test": splits.test}, model.labels)
     truth = store.labels("test").numpy()
-    scores = {}
-    for number in trials:
+    scores = []
+    for number, weights in models:
         record = json.loads((run.trial_dir(number) / "record.json").read_text(encoding="utf-8"))
         params = TrialParams(**record["params"])
-        tail = Tail.trained(model.backbone, params, len(model.labels), torch.load(run.weights_path(number), weights_only=True))
-        scores[number] = float((predict(tail, store, "test", input_mode(params), params, DELIVERED) == truth).mean())
+        tail = Tail.trained(model.backbone, params, len(model.labels), torch.load(weights, weights_only=True))
+        scores.append(float((predict(tail, store, "test", input_mode(params), params, DELIVERED) == truth).mean()))
     return scores
 
 
@@ -134,7 +149,8 @@ def _compare(arms: list[tuple[str, dict[str, Any]]], within: float) -> None:
         print(f"\n{name}: {arm.get('source', '')}; search {arm['wall_s']:.0f} s, final test {arm['final_test_accuracy']:.4f} "
               f"({arm['trials_completed']} complete, {arm['trials_pruned']} pruned)")
         for entry in arm["usable"]:
-            print(f"  {entry['at_s']:6.0f} s  usable model: trial {entry['trial']:>3}  val {entry['validation']:.4f}  "
+            epoch = f" epoch {entry['epoch']:>2}" if "epoch" in entry else " " * 9  # a trial's epoch while it trained
+            print(f"  {entry['at_s']:6.0f} s  usable model: trial {entry['trial']:>3}{epoch}  val {entry['validation']:.4f}  "
                   f"test {entry['test_accuracy']:.4f}")
         print(f"  {arm['wall_s']:6.0f} s  final model (refit)                    test {arm['final_test_accuracy']:.4f}")
         at = time_to_quality(arm, reference - within)

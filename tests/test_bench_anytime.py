@@ -15,13 +15,17 @@ def bench_anytime(bench_module):
 def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anytime, toy, write_recipe, tmp_path, monkeypatch):
     from automl_tl.rundir import RunDir
 
-    monkeypatch.setattr(RunDir, "prune_weights", RunDir.prune_weights)  # the bench patches it for its own process
+    for patched in ("prune_weights", "write_checkpoint"):  # the bench patches them for its own process
+        monkeypatch.setattr(RunDir, patched, getattr(RunDir, patched))
     recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 4\nseed = 0\npruner = "none"\nrefit = false\n'
-                          '[space]\nepochs = 2\nbatch_size = 16\n')
+                          '[space]\nepochs = 3\nbatch_size = 16\n')
     result = bench_anytime.anytime(recipe, tmp_path / "run")
     usable = result["usable"]
     assert usable and [u["at_s"] for u in usable] == sorted(u["at_s"] for u in usable)
-    assert [u["validation"] for u in usable] == sorted({u["validation"] for u in usable})  # each a new best
+    trials = [u for u in usable if "epoch" not in u]
+    assert [u["validation"] for u in trials] == sorted({u["validation"] for u in trials})  # each a new best
+    epochs = [u for u in usable if "epoch" in u]  # a fine-tune's epochs 1-2 that beat every completed trial
+    assert epochs and all(u["epoch"] in (1, 2) and 0.0 <= u["test_accuracy"] <= 1.0 for u in epochs)
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert usable[-1]["trial"] == test["trial"]  # the best trial's weights are the final model, scored alike
     assert usable[-1]["test_accuracy"] == pytest.approx(test["accuracy"]) == pytest.approx(result["final_test_accuracy"])

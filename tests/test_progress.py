@@ -25,3 +25,12 @@ def test_the_live_view_names_the_usable_model_from_the_first_completed_trial_on(
     display.trial_finished(6, "worse", 0.60, "complete", (0.95, 4), 7)  # trials 4 and 5 finished on another worker
     text = render(display)
     assert "usable model: trial 4" in text and "7/8" in text  # the study's count, not this worker's five
+
+
+def test_a_trials_epoch_that_beats_every_completed_trial_is_named_until_the_trial_ends():
+    display = SearchDisplay(Console(width=200), n_trials=8, timeout=None, done=0, objective="accuracy", run_dir="runs/x")
+    display.trial_finished(0, "probe", 0.80, "complete", (0.80, 0), 1)
+    display.checkpoint(1, 2)
+    assert "usable model: trial 1 at epoch 2, still training (automl-tl predict runs/x FILE...)" in render(display)
+    display.trial_finished(1, "partial", 0.78, "pruned", (0.80, 0), 2)  # its checkpoint goes with it
+    assert "usable model: trial 0 (automl-tl predict" in render(display)

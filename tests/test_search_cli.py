@@ -115,3 +115,44 @@ def test_objective_is_what_trials_are_ranked_by(fast_recipe, toy, run_cli, write
     assert code == 0, err
     for record in records(tmp_path / "run").values():
         assert record["score"] == record["user_attrs"]["scores"][objective]
+
+
+def test_a_search_stopped_mid_trial_leaves_that_trials_best_epoch_as_the_model(toy, run_cli, write_recipe, tmp_path, monkeypatch):
+    """Ctrl-C during a fine-tune's epoch 3: its best of epochs 1-2 (no trial has completed) is the model to use,
+    named as such, until the resumed search delivers its final model."""
+    import automl_tl
+    from automl_tl.model.source import final_model
+    from automl_tl.progress import SearchDisplay
+    from automl_tl.rundir import RunDir
+
+    recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 1\nseed = 0\npruner = "none"\n'
+                          '[space]\nstrategy = "partial"\nepochs = 5\nbatch_size = 16\n')  # no probe: nothing completes first
+    shown = SearchDisplay.epoch
+
+    def ctrl_c_in_epoch_3(self: SearchDisplay, epoch: int, epochs: int) -> None:
+        if epoch == 3:
+            raise KeyboardInterrupt
+        shown(self, epoch, epochs)
+
+    monkeypatch.setattr(SearchDisplay, "epoch", ctrl_c_in_epoch_3)
+    code, out, err = run_cli("search", "--recipe", recipe, "--run-dir", "run")
+    assert code == 130, err
+    run = RunDir(tmp_path / "run")
+    assert records(run.root)[0]["reason"] == "interrupted (Ctrl-C)"
+    found = final_model(run)
+    assert found is not None and found.trial == 0 and found.weights == run.checkpoint_paths(0)[0]
+    checkpoint = json.loads(run.checkpoint_paths(0)[1].read_text())
+    assert checkpoint["epoch"] in (1, 2) and checkpoint["params"]["strategy"] == "partial"
+    assert "of 5, the trial unfinished" in found.how
+    import toy_modality
+
+    items = [e.item for e in toy_modality.synthetic(n_per_class=2)]
+    assert all(row[0]["label"] in "abc" for row in automl_tl.load_model(run.root).predict(items, top_k=1))
+    code, out, err = run_cli("leaderboard", "run")
+    assert code == 0 and "checkpoint.pt (trial 0's configuration, its epoch" in " ".join(out.split()), out
+
+    monkeypatch.setattr(SearchDisplay, "epoch", shown)
+    code, out, err = run_cli("search", "--recipe", recipe, "--run-dir", "run")  # resumed: the trial runs again, whole
+    assert code == 0, err
+    assert not list(run.root.glob("trials/*/checkpoint.*")), "the final model supersedes every checkpoint"
+    assert final_model(run).trial == json.loads(run.test_path.read_text())["trial"]

@@ -80,5 +80,5 @@ def _weights(run: Path) -> tuple[Path, float]:
     found = final_model(RunDir(run))
     if found is None:
         return (run, 0.0)  # load_model says why there is no model
-    path = found[1]
+    path = found.weights
     return (path, path.stat().st_mtime)

@@ -1,7 +1,8 @@
 """Where a trained model comes from: a run directory or an exported bundle, read and checked.
 
 A run directory's final model is the tested configuration's (``final/weights.pt``: the refit's tail
-weights, or a list of fold models' to average), else the best trial's own weights (``trials/N/weights.pt``); the frozen part is
+weights, or a list of fold models' to average), else the best trial's own weights (``trials/N/weights.pt``)
+or a better trial's epoch while it trains (``trials/N/checkpoint.pt``); the frozen part is
 the plugin's backbone, rebuilt from the options recorded when the search built it
 (``backbones.json``). A bundle holds the whole network (``model.onnx`` or ``model.pt``) and says
 how to preprocess for it (``preprocessing.json``). Both come down to one `ModelSource`.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from automl_tl import __version__
 from automl_tl.config import options_record, plugin_options
@@ -119,21 +120,39 @@ def final_training(test: dict[str, Any]) -> str:
     return "refit on train+validation" if test.get("refit") else "trained on train"
 
 
-def final_model(run: RunDir) -> tuple[int, Path, str] | None:
-    """(trial, weights, how it was trained) of a run's final model: the tested configuration's (refit, or
-    fold models averaged), else the best trial's own weights."""
+class FinalModel(NamedTuple):
+    """A run's model to use now: whose configuration, which weights, how they were trained, and the record
+    that holds the configuration (``params``)."""
+
+    trial: int
+    weights: Path
+    how: str
+    record: Path
+
+
+def final_model(run: RunDir) -> FinalModel | None:
+    """A run's final model: the tested configuration's (refit, or fold models averaged); before there is
+    one, the best so far on validation of the completed trials' own weights and the checkpoints of trials
+    still training (or stopped without an outcome), so a search stopped at any moment leaves its best."""
     test = _json_or_none(run.test_path)
     if isinstance(test, dict) and isinstance(test.get("trial"), int):
         weights = run.final_weights_path if test.get("refit") else run.weights_path(test["trial"])
         if weights.exists():
-            return test["trial"], weights, final_training(test)
-    best: tuple[float, int] | None = None
+            return FinalModel(test["trial"], weights, final_training(test), run.trial_dir(test["trial"]) / "record.json")
+    best: tuple[float, FinalModel] | None = None
     for record_path in (run.root / "trials").glob("*/record.json"):
         record = _json_or_none(record_path)
         if (isinstance(record, dict) and record.get("state") == "complete" and isinstance(record.get("score"), int | float)
                 and run.weights_path(record["trial"]).exists() and (best is None or record["score"] > best[0])):
-            best = (record["score"], record["trial"])
-    return (best[1], run.weights_path(best[1]), "the best trial's own weights, trained on train") if best else None
+            trial = record["trial"]
+            best = (record["score"], FinalModel(trial, run.weights_path(trial), "the best trial's own weights, trained on train",
+                                                record_path))
+    for checkpoint in run.checkpoints():
+        if best is None or checkpoint["score"] > best[0]:
+            how = f"its epoch {checkpoint['epoch']} of {checkpoint['epochs']}, the trial unfinished, trained on train"
+            best = (checkpoint["score"], FinalModel(checkpoint["trial"], checkpoint["weights"], how,
+                                                    run.checkpoint_paths(checkpoint["trial"])[1]))
+    return best[1] if best else None
 
 
 def final_model_line(run_dir: Path) -> str | None:
@@ -141,7 +160,7 @@ def final_model_line(run_dir: Path) -> str | None:
     found = final_model(RunDir(run_dir))
     if found is None:
         return None
-    trial, weights, how = found
+    trial, weights, how, _ = found
     return (f"Final model: {weights} (trial {trial}'s configuration, {how}). Predict with `automl-tl predict {run_dir} FILE...`; "
             f"bundle it with `automl-tl export {run_dir} --out DIR`.")
 
@@ -151,10 +170,10 @@ def _read_run(run: RunDir) -> ModelSource:
     assert saved is not None
     found = final_model(run)
     if found is None:
-        raise UserError(f"run {run.root} has no trained model yet (no final/weights.pt, no completed trial's weights)",
+        raise UserError(f"run {run.root} has no trained model yet (no final/weights.pt, no trial's weights or checkpoint)",
                         hint="let `automl-tl search` finish at least one trial")
-    trial, weights, _ = found
-    record = _json_or_none(run.trial_dir(trial) / "record.json")
+    trial, weights, _, described = found
+    record = _json_or_none(described)
     params = record.get("params") if isinstance(record, dict) else None
     if not params:
         raise UserError(f"run {run.root}: trial {trial}'s record is missing or damaged", hint="run the search again to resume it")

@@ -101,9 +101,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     why = {"best_trial": choice.best.number, "chosen": choice.reason, "considered": considered,
            **({"cross_validation": folds} if folds else {})}
     if existing.get("trial") == chosen.number:  # the same configuration, already tested: say why it is still the one
-        result = {**{k: v for k, v in existing.items() if k != "cross_validation"}, **why}
-        study.set_user_attr("test", result)
-        write_json(run.test_path, result)
+        _deliver(study, run, {**{k: v for k, v in existing.items() if k != "cross_validation"}, **why})
         return
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
     params = TrialParams(**chosen.user_attrs["params"])
@@ -138,8 +136,15 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
             predicted = averaged(tails, store, "target_test", params)
         result["target"] = {"n": len(store.examples["target_test"]),
                             **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
+    _deliver(study, run, result)
+
+
+def _deliver(study: optuna.Study, run: RunDir, result: dict[str, Any]) -> None:
+    """The test result makes the tested model the run's: unfinished trials' checkpoints are no longer its model."""
     study.set_user_attr("test", result)
     write_json(run.test_path, result)
+    for checkpoint in run.checkpoints():
+        run.drop_checkpoint(checkpoint["trial"])
 
 
 def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int,
@@ -149,7 +154,7 @@ def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: st
     params = TrialParams(**trial.user_attrs["params"])
     refit_params = replace(params, epochs=refit_epochs(trial, params.epochs))
     return train_trial(refit_params, store.merged(["train", "validation"]), n_classes, objective, seed=seed * 100_003 + trial.number,
-                       on_epoch=lambda entry: None, on_batch=lambda d, t: None, compute=compute).state
+                       on_epoch=lambda entry, state: None, on_batch=lambda d, t: None, compute=compute).state
 
 
 def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:

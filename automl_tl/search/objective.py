@@ -8,6 +8,7 @@ never ends the search; a user error stops it after marking the trial interrupted
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,8 +99,9 @@ class Objective:
 
         steps = rung_steps(ctx.settings.first_rung)
         looked: list[dict[str, float]] = []
+        usable = self._usable_to_beat(trial, params)
 
-        def on_epoch(entry: dict[str, float]) -> None:
+        def on_epoch(entry: dict[str, float], state: dict[str, torch.Tensor]) -> None:
             if entry["epoch"] < 1:  # the first rung, part-way through epoch 1: the pruner's, not an epoch of the curve
                 looked.append(entry)
                 trial.report(entry[self.objective], 1)
@@ -119,6 +121,12 @@ class Objective:
             if epoch < params.epochs and ctx.deadline is not None and time.monotonic() >= ctx.deadline:
                 trial.set_user_attr(STOPPED, f"stopped by the time budget after epoch {epoch} of {params.epochs}")
                 raise StopTraining()
+            if epoch < params.epochs and entry[self.objective] > usable[0]:  # the last epoch's outcome is the trial's own
+                usable[0] = entry[self.objective]
+                about = {"trial": trial.number, "epoch": epoch, "epochs": params.epochs, "score": usable[0],
+                         "objective": self.objective, "params": params.to_dict()}
+                ctx.run.write_checkpoint(trial.number, lambda f: torch.save(state, f), about)
+                ctx.display.checkpoint(trial.number, epoch)
 
         def on_batch(done: int, total: int) -> None:
             stop_if_asked()  # a SIGTERM whose exception was lost in a weakref callback
@@ -162,8 +170,23 @@ class Objective:
         self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
 
+    def _usable_to_beat(self, trial: optuna.Trial, params: TrialParams) -> list[float]:
+        """The score an epoch of this trial must beat to become the usable model (a checkpoint), in a list the
+        epochs raise: the best completed trial's when the trial starts.
+
+        A user may stop the search during a trial that takes minutes, so its best epoch so far is kept
+        once it beats every completed trial. Not for trials whose epochs take milliseconds (nothing in the
+        backbone trains), nor when adapting, where the source guard, not the value, decides.
+        """
+        if self.context.margin is not None or input_mode(params) == "pooled":
+            return [math.inf]
+        earlier = best_completed(trial.study.get_trials(deepcopy=False))
+        return [-math.inf if earlier is None else earlier[0]]
+
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
+        """Record how the trial ended; its checkpoint goes (a completed trial's weights are its own outcome's)."""
         self.context.run.write_record(trial.number, state, params.to_dict(), score, reason, trial.user_attrs)
+        self.context.run.drop_checkpoint(trial.number)
         trials = trial.study.get_trials(deepcopy=False)  # every worker's; the finishing trial is still running in storage
         best = best_completed(trials)
         if state == "complete" and score is not None:
@@ -179,17 +202,20 @@ def best_completed(trials: Sequence[FrozenTrial]) -> tuple[float, int] | None:
 
 
 def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> None:
-    """Keep the weights of the best completed trial and of the trials still running, nothing else.
+    """Keep the weights of the best completed trial and of the trials still running, and the checkpoints
+    of trials that ended without an outcome only while they beat it; nothing else.
 
     When adapting, the best among the trials the source guard lets through (`automl_tl.domains.eligible`):
     an adapted trial the guard rules out is never chosen, however high its validator's value.
     """
-    keep = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     kept = eligible(completed, config)
-    if kept:
-        keep.add(max(kept, key=lambda t: t.value or 0.0).number)
-    run.prune_weights(keep)
+    best = max(kept, key=lambda t: t.value or 0.0) if kept else None
+    run.prune_weights(running | ({best.number} if best else set()))
+    for checkpoint in run.checkpoints():  # an interrupted trial's, once a completed trial beats it
+        if best is not None and checkpoint["trial"] not in running and checkpoint["score"] <= (best.value or 0.0):
+            run.drop_checkpoint(checkpoint["trial"])
 
 
 def target_test(params: TrialParams, ctx: TrialContext, state: dict[str, torch.Tensor]) -> dict[str, Any]:
