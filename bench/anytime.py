@@ -78,11 +78,14 @@ def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:
 
     RunDir.prune_weights = lambda self, keep: None  # type: ignore[method-assign]  # the bench scores them all afterwards
     checkpoints: list[dict[str, Any]] = []
+    written: list[float] = []
     write_checkpoint = getattr(RunDir, "write_checkpoint", None)  # None: an earlier commit's code, run as the before arm
 
     def keep_every_checkpoint(self: RunDir, number: int, write: Any, about: dict[str, Any]) -> None:
         assert write_checkpoint is not None
+        began = time.perf_counter()
         write_checkpoint(self, number, write, about)  # a trial's epoch that became the usable model: kept under its own name
+        written.append(time.perf_counter() - began)  # what checkpoints cost the search (the copy below is the bench's)
         kept = self.trial_dir(number) / f"checkpoint-epoch{about['epoch']}.pt"
         shutil.copyfile(self.checkpoint_paths(number)[0], kept)
         checkpoints.append({"trial": number, "epoch": about["epoch"], "at_s": time.time() - started,
@@ -104,7 +107,8 @@ def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:
     for entry, score in zip(usable, _test_accuracy(run_dir, [(u["trial"], Path(u.pop("weights"))) for u in usable]), strict=True):
         entry["test_accuracy"] = score
     return {"environment": environment(), "wall_s": summary["wall_s"], "final_test_accuracy": summary["test"]["accuracy"],
-            "trials_completed": summary["trials_completed"], "trials_pruned": summary["trials_pruned"], "usable": usable}
+            "trials_completed": summary["trials_completed"], "trials_pruned": summary["trials_pruned"], "usable": usable,
+            "checkpoint_write_s": sum(written)}
 
 
 def _test_accuracy(run_dir: Path, models: list[tuple[int, Path]]) -> list[float]:
@@ -133,9 +137,12 @@ def _test_accuracy(run_dir: Path, models: list[tuple[int, Path]]) -> list[float]
     return scores
 
 
-def time_to_quality(arm: dict[str, Any], bar: float) -> float | None:
-    """Seconds until the arm first held a model testing at ``bar`` or above: a usable model, or the final one at the end."""
-    reached = [e["at_s"] for e in arm["usable"] if e["test_accuracy"] >= bar]
+def time_to_quality(arm: dict[str, Any], bar: float, epochs: bool = True) -> float | None:
+    """Seconds until the arm first held a model testing at ``bar`` or above: a usable model, or the final one at the end.
+
+    ``epochs=False`` counts completed trials only: the usable models of code without checkpoints, whose
+    search draws and trains the same trials (a checkpoint only writes a file), so one run gives both."""
+    reached = [e["at_s"] for e in arm["usable"] if e["test_accuracy"] >= bar and (epochs or "epoch" not in e)]
     if arm["final_test_accuracy"] >= bar:
         reached.append(arm["wall_s"])
     return min(reached) if reached else None
@@ -156,7 +163,16 @@ def _compare(arms: list[tuple[str, dict[str, Any]]], within: float) -> None:
         at = time_to_quality(arm, reference - within)
         first = at if first is None else first
         ratio = f" ({at / first:.2f}x the first arm's)" if at is not None and first else ""
-        print(f"  time to quality: {'not reached' if at is None else f'{at:.0f} s'}{ratio}")
+        print(f"  time to quality: {_seconds(at)}{ratio}")
+        if any("epoch" in entry for entry in arm["usable"]):
+            alone = time_to_quality(arm, reference - within, epochs=False)
+            versus = f" ({at / alone:.2f}x that)" if at is not None and alone else ""
+            print(f"  the same run, completed trials only (no checkpoints): {_seconds(alone)}; with checkpoints "
+                  f"{_seconds(at)}{versus}; writing them took {arm.get('checkpoint_write_s', 0.0):.1f} s of the search")
+
+
+def _seconds(at: float | None) -> str:
+    return "not reached" if at is None else f"{at:.0f} s"
 
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ def test_time_to_quality_is_the_first_model_at_the_bar(bench_anytime) -> None:
     assert bench_anytime.time_to_quality(arm, 0.975) == 90.0
     assert bench_anytime.time_to_quality(arm, 0.979) == 300.0  # only the final (refit) model gets there
     assert bench_anytime.time_to_quality(arm, 0.99) is None
+    arm["usable"].insert(1, {"at_s": 50.0, "test_accuracy": 0.977, "trial": 1, "epoch": 2})  # a fine-tune's epoch 2
+    assert bench_anytime.time_to_quality(arm, 0.975) == 50.0
+    assert bench_anytime.time_to_quality(arm, 0.975, epochs=False) == 90.0  # completed trials only
 
 
 @pytest.mark.parametrize(("content", "message"), [(None, "cannot read"), ("{}", "is not a file written by bench/anytime.py")])
