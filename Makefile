@@ -25,4 +25,4 @@ demo: venv
 	$(BIN)/automl-tl search --modality speech
 
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=10
