@@ -210,7 +210,7 @@ def test_every_method_trains_with_every_input_path_and_records_every_validator(t
     tuned = {name: DIMENSIONS[name].default[0] for name in ADAPTATIONS[method].dimensions}
     params = TrialParams(backbone="toy-net", head="linear", head_lr=3e-3, weight_decay=1e-4, epochs=2, batch_size=8,
                          adaptation=method, **{**tuned, "adaptation_weight": 1.0} if tuned else {}, **case)
-    outcome = train_trial(params, store, 3, "snd", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None)
+    outcome = train_trial(params, store, 3, "snd", seed=0)
     assert input_mode(params) in ("pooled", "prefix", "live")
     for name in [*UNSUPERVISED, "dev", "iwcv", "macro_f1", "target_accuracy", "target_macro_f1"]:
         assert name in outcome.scores and outcome.scores[name] == outcome.scores[name], name
@@ -235,8 +235,7 @@ def test_target_batches_are_read_from_the_prefix_cache_outside_the_autocast_regi
     params = TrialParams(backbone="toy-net", head="linear", head_lr=3e-3, weight_decay=1e-4, epochs=2, batch_size=8,
                          adaptation="entropy", adaptation_weight=1.0, strategy="partial", freeze_depth=2, pooling="mean")
     assert input_mode(params) == "prefix"
-    train_trial(params, store, 3, "accuracy", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
-                compute=Compute(cached=True, bf16=True))
+    train_trial(params, store, 3, "accuracy", seed=0, compute=Compute(cached=True, bf16=True))
     assert read and not any(read)
 
 

@@ -35,8 +35,7 @@ def params(**overrides) -> TrialParams:
 
 def run(p: TrialParams, store: FeatureStore, epochs_seen: list | None = None):
     return train_trial(p, store, 3, "macro_f1", seed=0,
-                       on_epoch=lambda entry, state: None if epochs_seen is None else epochs_seen.append(entry),
-                       on_batch=lambda d, t: None)
+                       on_epoch=lambda entry, state: None if epochs_seen is None else epochs_seen.append(entry))
 
 
 @pytest.mark.parametrize(
@@ -277,8 +276,7 @@ def test_bf16_autocast_runs_trainable_blocks_in_bf16_and_keeps_fp32_weights(toy_
     p = params(strategy=strategy, freeze_depth=1 if strategy == "partial" else 0, epochs=3)
 
     def train(compute: Compute):
-        return train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: None, on_batch=lambda d, t: None,
-                           compute=compute)
+        return train_trial(p, store, 3, "macro_f1", seed=0, compute=compute)
 
     fp32, fp32_dtypes = _linear_output_dtypes(lambda: train(Compute()))
     bf16, bf16_dtypes = _linear_output_dtypes(lambda: train(Compute(bf16=True)))
@@ -294,8 +292,7 @@ def test_head_only_training_stays_fp32_under_bf16(toy_modules) -> None:
     store = make_store(toy_network.build(), toy_modality)
     p = params(strategy="feature_extraction", freeze_depth=toy_network.build().depth, epochs=2)
     _, dtypes = _linear_output_dtypes(lambda: train_trial(
-        p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: None, on_batch=lambda d, t: None,
-        compute=Compute(bf16=True)))
+        p, store, 3, "macro_f1", seed=0, compute=Compute(bf16=True)))
     assert dtypes == {torch.float32}
 
 
@@ -332,8 +329,7 @@ def test_short_sequences_train_with_the_math_attention_kernel_only_under_bf16(to
     store = make_store(toy_network.build(), toy_modality)
     p = params(strategy="lp_ft", freeze_depth=0, epochs=1)
     allowed = _flash_allowed_in_tail_blocks(lambda: train_trial(
-        p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: None, on_batch=lambda d, t: None,
-        compute=Compute(bf16=bf16)))
+        p, store, 3, "macro_f1", seed=0, compute=Compute(bf16=bf16)))
     assert allowed == {flash}
     assert torch.backends.cuda.flash_sdp_enabled()  # restored afterwards
 
@@ -362,11 +358,11 @@ def test_a_first_rung_looks_part_way_through_epoch_1_for_the_pruner_and_is_not_a
     store = make_store(toy_network.build(), toy_modality)  # 12 training examples, batches of 4: 3 per epoch
     p = params(batch_size=4)
     seen: list[dict[str, Any]] = []
-    outcome = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: seen.append(entry), on_batch=lambda d, t: None, first_rung=0.5)
+    outcome = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: seen.append(entry), first_rung=0.5)
     assert [entry["epoch"] for entry in seen] == [0.5, 1, 2]
     assert {"accuracy", "macro_f1"} <= set(seen[0]) and "train_loss" not in seen[0]  # a look: scores, no epoch's loss
     assert [entry["epoch"] for entry in outcome.history] == [1, 2]
     plain: list[dict[str, Any]] = []
-    again = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: plain.append(entry), on_batch=lambda d, t: None)
+    again = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: plain.append(entry))
     assert [entry["epoch"] for entry in plain] == [1, 2]
     assert again.history[-1]["macro_f1"] == outcome.history[-1]["macro_f1"]  # looking does not change the training

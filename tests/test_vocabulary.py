@@ -91,8 +91,7 @@ def test_attention_feature_extraction_reads_the_cached_last_block_and_matches_th
     for cached in (True, False):
         store = FeatureStore(backbone, {"train": examples[::2], "validation": examples[1::2]}, list(toy_modality.CLASSES))
         store.cached_depths = {3}
-        outcome = train_trial(p, store, 3, "accuracy", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None,
-                              compute=Compute(cached=cached))
+        outcome = train_trial(p, store, 3, "accuracy", seed=0, compute=Compute(cached=cached))
         tail = Tail(backbone, p, 3)
         tail.load_state_dict(outcome.state)
         predictions.append(predict(tail, store, "validation", input_mode(p), p, Compute(cached=cached)))
@@ -134,7 +133,7 @@ def test_a_new_sequence_pooling_is_one_row_and_one_layer(toy_modules, monkeypatc
     assert p.pooling == "max"
     examples = toy_modality.synthetic(n_per_class=8, seed=0, noise=0.5)
     store = FeatureStore(backbone, {"train": examples[::2], "validation": examples[1::2]}, list(toy_modality.CLASSES))
-    outcome = train_trial(p, store, 3, "accuracy", seed=0, on_epoch=lambda e, s: None, on_batch=lambda d, t: None)
+    outcome = train_trial(p, store, 3, "accuracy", seed=0)
     assert len(outcome.history) == p.epochs and 0 <= outcome.scores["accuracy"] <= 1
     assert isinstance(Tail(backbone, p, 3).layer, MaxPool)
     assert describe(p.to_dict()).endswith(f"· max · {p.epochs} ep")

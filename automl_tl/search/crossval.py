@@ -109,8 +109,7 @@ def fold_model(
     held = folds[number]
     held_set = set(held)
     folded = store.folded("train", [i for i in range(len(store.examples["train"])) if i not in held_set], held)
-    outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number,
-                          on_epoch=lambda entry, state: None, on_batch=lambda d, t: None, compute=compute)
+    outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number, compute=compute)
     tail = Tail.trained(store.backbone, params, n_classes, outcome.state)
     return predict(tail, folded, "heldout", input_mode(params), params, compute), outcome.state
 

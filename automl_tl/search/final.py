@@ -153,8 +153,8 @@ def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: st
     ``seed`` is the search's (a search and bench/final_model.py make the same refit from it)."""
     params = TrialParams(**trial.user_attrs["params"])
     refit_params = replace(params, epochs=refit_epochs(trial, params.epochs))
-    return train_trial(refit_params, store.merged(["train", "validation"]), n_classes, objective, seed=seed * 100_003 + trial.number,
-                       on_epoch=lambda entry, state: None, on_batch=lambda d, t: None, compute=compute).state
+    return train_trial(refit_params, store.merged(["train", "validation"]), n_classes, objective,
+                       seed=seed * 100_003 + trial.number, compute=compute).state
 
 
 def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:

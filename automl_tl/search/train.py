@@ -67,12 +67,13 @@ def train_trial(
     n_classes: int,
     objective: str,
     seed: int,
-    on_epoch: EpochCallback,
-    on_batch: BatchCallback,
+    on_epoch: EpochCallback | None = None,
+    on_batch: BatchCallback | None = None,
     compute: Compute = Compute(),
     first_rung: float = 1.0,
 ) -> TrialOutcome:
-    """``first_rung``: the share of the first epoch's batches after which ``on_epoch`` first looks (a data rung)."""
+    """``first_rung``: the share of the first epoch's batches after which ``on_epoch`` first looks (a data rung).
+    Without callbacks (a refit, a fold model) the epochs run unwatched."""
     torch.manual_seed(seed)
     rng = random.Random(seed)
     tail = Tail(store.backbone, params, n_classes)
@@ -80,7 +81,7 @@ def train_trial(
     head_threads = 1 if compute.cached else torch.get_num_threads()  # head-only: thousands of tiny matrix products
     if params.transfer.probe_first:
         with torch_threads(head_threads):
-            _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, lambda i, n: None, head_only=True,
+            _fit(tail, store, params, "pooled", LP_EPOCHS, rng, objective, None, None, head_only=True,
                  compute=compute)
     with torch_threads(head_threads if mode == "pooled" else torch.get_num_threads()):
         outcome = _fit(tail, store, params, mode, params.epochs, rng, objective, on_epoch, on_batch, compute=compute,
@@ -98,7 +99,7 @@ def _fit(
     rng: random.Random,
     objective: str,
     on_epoch: EpochCallback | None,
-    on_batch: BatchCallback,
+    on_batch: BatchCallback | None,
     head_only: bool = False,
     compute: Compute = Compute(),
     first_rung: float = 1.0,
@@ -143,7 +144,8 @@ def _fit(
             scheduler.step()
             total_loss += loss.item() * len(index)
             seen += len(index)
-            on_batch(done + 1, steps_per_epoch)
+            if on_batch is not None:
+                on_batch(done + 1, steps_per_epoch)
             if epoch == 1 and done + 1 == look < steps_per_epoch and on_epoch is not None:  # the data rung
                 on_epoch({"epoch": first_rung, **_validated(tail, store, mode, params, compute)[0]}, tail.state_dict())
                 set_train_mode(tail, params.batchnorm)  # scored: training goes on

@@ -51,6 +51,5 @@ def test_every_strategy_trains(strategy: str, freeze_depth: int, pooling: str, a
     params = TrialParams(backbone="tiny", strategy=strategy, freeze_depth=freeze_depth, head_lr=1e-2, weight_decay=1e-4,
                          epochs=2, batch_size=8, head="linear", pooling=pooling, augment=augment,
                          backbone_lr=None if strategy == "feature_extraction" else 1e-4)
-    outcome = train_trial(params, store, len(splits.classes), "macro_f1", seed=0, on_epoch=lambda entry, state: None,
-                          on_batch=lambda i, n: None)
+    outcome = train_trial(params, store, len(splits.classes), "macro_f1", seed=0)
     assert 0.0 <= outcome.scores["macro_f1"] <= 1.0 and len(outcome.history) == 2
