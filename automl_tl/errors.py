@@ -8,7 +8,6 @@ a bug and keeps its traceback.
 from __future__ import annotations
 
 import os
-import threading
 
 DEBUG_VARIABLE = "AUTOML_TL_DEBUG"
 """Set to 1 (or pass ``--debug``) to see the full traceback behind a plugin's error."""
@@ -43,15 +42,38 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (``kill``, systemd, Docker, a job scheduler) stopped the search: handled exactly as Ctrl-C is."""
 
 
-STOP_ASKED = threading.Event()
-"""Set while a SIGTERM's stop is under way (`automl_tl.cli.search.TerminateAsInterrupt`). Its handler
-raises `Terminated` at once, but an exception raised by a signal handler is lost when the signal
-lands while Python runs a weakref callback or a ``__del__`` (it prints "Exception ignored" and goes
-on): a search's helper then trained on, and the search waited for it. So training checks this
-between batches (`stop_if_asked`)."""
+class StopAsked:
+    """A stop a signal asked for, kept until the search ends (`automl_tl.cli.search.TerminateAsInterrupt`).
+
+    The signal handlers raise `Terminated` (SIGTERM) or `KeyboardInterrupt` (SIGINT: Ctrl-C, the
+    app's Stop) at once, but an exception raised by a signal handler is lost when the signal lands
+    while Python runs a weakref callback or a ``__del__`` (it prints "Exception ignored" and goes
+    on): a search's helper then trained on, and the search waited for it. So the handlers also
+    record the stop here, and training checks it between batches (`stop_if_asked`).
+    """
+
+    # No lock: the handlers run in the main thread between two bytecodes, possibly while it reads
+    # this, and a lock taken there would deadlock; one attribute's assignment is atomic.
+
+    def __init__(self) -> None:
+        self._exception: type[KeyboardInterrupt] | None = None
+
+    def ask(self, exception: type[KeyboardInterrupt]) -> None:
+        self._exception = exception
+
+    def clear(self) -> None:
+        self._exception = None
+
+    def asked(self) -> type[KeyboardInterrupt] | None:
+        """The exception the stop raises, or None while nobody asked."""
+        return self._exception
+
+
+STOP_ASKED = StopAsked()
 
 
 def stop_if_asked() -> None:
-    """Raise `Terminated` if a SIGTERM asked for a stop that has not happened."""
-    if STOP_ASKED.is_set():
-        raise Terminated()
+    """Raise the stop a signal asked for (`Terminated` or `KeyboardInterrupt`) if it has not happened."""
+    exception = STOP_ASKED.asked()
+    if exception is not None:
+        raise exception()

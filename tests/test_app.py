@@ -67,6 +67,17 @@ def _chromium() -> str:
     return browser
 
 
+def _app_tmp(tmp_path: Path) -> Path:
+    """Where the app started by `served` keeps its own files: its temporary folder is made under TMPDIR."""
+    return tmp_path / "app-tmp"
+
+
+def _search_logs(tmp_path: Path, lines: int = 40) -> str:
+    """The end of each log of a search the app started: a lost stop shows there as "Exception ignored"."""
+    return "\n".join(f"--- {log.name}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+                     for log in sorted(_app_tmp(tmp_path).glob("*/logs/*.log")))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,8 +117,9 @@ def served(env, tmp_path: Path) -> Iterator[str]:
     """`automl-tl app --runs runs --no-browser` in the test's folder; its URL."""
     port = _free_port()
     log = (tmp_path / "app.log").open("w")
+    _app_tmp(tmp_path).mkdir()  # the app's own folder, and its searches' logs, where a failure can show them
     process = subprocess.Popen([sys.executable, "-m", "automl_tl", "app", "--runs", "runs", "--port", str(port), "--no-browser"],
-                               cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+                               cwd=tmp_path, env={**env, "TMPDIR": str(_app_tmp(tmp_path))}, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_app(port, process)
         yield f"http://127.0.0.1:{port}/"
@@ -124,16 +136,23 @@ def _status(page: Any) -> str:
     return page.locator("#run-status").inner_text()
 
 
-def _wait_status(page: Any, prefix: str, timeout: float = SLOW_MS) -> None:
-    """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed.
+def _wait_status(page: Any, prefix: str, tmp_path: Path, timeout: float = SLOW_MS) -> None:
+    """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed and what the searches printed.
 
     Generous: on a loaded 2-core machine one poll of the page has been seen to take several seconds,
     and a poll still drawing skips the next."""
     try:
         page.wait_for_function("p => document.querySelector('#run-status').innerText.startsWith(p)", arg=prefix, timeout=timeout)
     except Exception:
-        shown = page.locator("#run-status").inner_text(), page.locator("#run-log textarea").input_value()
-        raise AssertionError(f"the run never read {prefix!r}: {shown}") from None
+        shown = page.locator("#run-status").inner_text(), page.locator("#mistakes-note").inner_text()
+        raise AssertionError(f"the run never read {prefix!r}: {shown}\n{_search_logs(tmp_path)}") from None
+
+
+def _stop(page: Any, tmp_path: Path) -> None:
+    """Click Stop, see the app send the Ctrl-C, and wait for the run to read interrupted."""
+    page.locator("#stop").click()
+    page.wait_for_function("() => document.querySelector('#mistakes-note').innerText.startsWith('Stopping')")
+    _wait_status(page, "interrupted", tmp_path)
 
 
 def _rows(page: Any) -> list[list[str]]:
@@ -215,7 +234,7 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
 
             # New search → its Run page, live, to the end; the same rows as `automl-tl leaderboard`
             _start(page, "app-run", 2, recipe)
-            _wait_status(page, "finished")
+            _wait_status(page, "finished", tmp_path)
             page.wait_for_function("() => document.querySelector('#test img') !== null")
             expected = [cells(Row(**row), plain=False) for row in _leaderboard_json(env, tmp_path, "app-run")]
             assert _rows(page) == expected and len(expected) == 2
@@ -248,15 +267,13 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             _start(page, "stopped-run", 500, tmp_path / "slow.toml")  # more than fit in the test: only Stop ends it
             page.wait_for_function("() => document.querySelector('#run-status').innerText.startsWith('running')"
                                    " && document.querySelectorAll('#leaderboard tbody tr').length > 0", timeout=SLOW_MS)
-            page.locator("#stop").click()
-            _wait_status(page, "interrupted")
+            _stop(page, tmp_path)
             stopped = _leaderboard_json(env, tmp_path, "stopped-run")
             assert any("interrupted" in (row["reason"] or "") for row in stopped), stopped
             page.locator("#resume").click()
-            _wait_status(page, "running")
+            _wait_status(page, "running", tmp_path)
             page.wait_for_function(f"() => document.querySelectorAll('#leaderboard tbody tr').length > {len(stopped)}", timeout=SLOW_MS)
-            page.locator("#stop").click()
-            _wait_status(page, "interrupted")
+            _stop(page, tmp_path)
             browser.close()
     finally:
         if cli.poll() is None:

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
-from automl_tl.trials import is_interrupted, spends_budget
+from automl_tl.trials import RETRY_OF, is_interrupted, spends_budget
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SLOW = ('strategy = "partial"\nfreeze_depth = 1\nepochs = 2', "[options]\nstep_seconds = 0.2\n")
@@ -171,19 +171,46 @@ def test_more_workers_than_cores_is_one_line_and_exit_2(toy, run_cli, assert_use
     assert not (tmp_path / "run").exists()  # refused before anything was made
 
 
-def test_a_sigterm_whose_exception_was_lost_still_stops_training_at_the_next_batch():
-    """A signal handler's exception is lost when it lands in a weakref callback; training then raises it itself."""
-    from automl_tl.cli.search import TerminateAsInterrupt
-    from automl_tl.errors import Terminated, stop_if_asked
+@pytest.mark.parametrize("signum, stop", [(signal.SIGTERM, "Terminated"), (signal.SIGINT, "KeyboardInterrupt")])
+def test_a_stop_whose_exception_was_lost_still_stops_training_at_the_next_batch(signum, stop):
+    """A signal handler's exception is lost when it lands in a weakref callback; training then raises it itself.
 
+    SIGINT is Ctrl-C and the app's Stop button; SIGTERM is kill, systemd and the search stopping its helpers.
+    """
+    from automl_tl import errors
+    from automl_tl.cli.search import TerminateAsInterrupt
+
+    expected = getattr(errors, stop, KeyboardInterrupt)
     with TerminateAsInterrupt():
-        stop_if_asked()  # nothing asked yet
-        with pytest.raises(Terminated):
-            os.kill(os.getpid(), signal.SIGTERM)
+        errors.stop_if_asked()  # nothing asked yet
+        with pytest.raises(expected):
+            os.kill(os.getpid(), signum)
             time.sleep(5)
-        with pytest.raises(Terminated):  # as if the first had been swallowed: the next batch's check stops it
-            stop_if_asked()
-    stop_if_asked()  # the search has ended: the next one in this process starts afresh
+        with pytest.raises(expected) as raised:  # as if the first had been swallowed: the next batch's check stops it
+            errors.stop_if_asked()
+        assert type(raised.value) is expected  # Ctrl-C must not pass for SIGTERM: the exit codes differ
+    errors.stop_if_asked()  # the search has ended: the next one in this process starts afresh
+
+
+def test_a_ctrl_c_lost_between_trials_stops_the_next_trial_at_its_first_batch(toy, run_cli, monkeypatch, tmp_path):
+    """Between trials the storage's work runs weakref callbacks too; a Ctrl-C lost there stops the search all the same."""
+    from automl_tl.errors import STOP_ASKED
+    from automl_tl.search import engine
+
+    keep = engine.keep_best_weights
+
+    def keep_and_lose_a_stop(study: optuna.Study, run, config) -> None:
+        keep(study, run, config)
+        if study.get_trials(states=[TrialState.COMPLETE]):
+            STOP_ASKED.ask(KeyboardInterrupt)  # what the SIGINT handler records, its exception lost
+
+    monkeypatch.setattr(engine, "keep_best_weights", keep_and_lose_a_stop)
+    code, out, err = run_cli("search", "-m", "toy", "-n", "3", "--run-dir", "run")
+    assert code == 130, err
+    trials = study_of(tmp_path / "run").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]  # interrupted, queued again
+    assert trials[1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)" and trials[2].user_attrs[RETRY_OF] == 1
+    assert "To resume, run the same command again" in out
 
 
 def test_a_helper_that_ignores_its_stop_is_killed_after_the_grace(tmp_path, monkeypatch):

@@ -129,7 +129,8 @@ class TerminateAsInterrupt:
 
     SIGINT is made Ctrl-C's again too: a process started in the background by a non-interactive
     shell (``automl-tl app &`` in a script) inherits SIGINT ignored, and so would every search the
-    app starts, whose Stop button is a SIGINT.
+    app starts, whose Stop button is a SIGINT. Both handlers record the stop in `STOP_ASKED`, which
+    training checks between batches, since a handler's exception can be lost (see `StopAsked`).
     """
 
     def __enter__(self) -> TerminateAsInterrupt:
@@ -139,14 +140,19 @@ class TerminateAsInterrupt:
         self.previous_int: Any = None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGTERM, self._stop)
-            self.previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.previous_int = signal.signal(signal.SIGINT, self._interrupt)
         return self
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         if not self.received:
             self.received = True
-            STOP_ASKED.set()
+            STOP_ASKED.ask(Terminated)
             raise Terminated()
+
+    def _interrupt(self, signum: int, frame: FrameType | None) -> None:
+        if STOP_ASKED.asked() is None:  # a SIGTERM's stop under way stays one
+            STOP_ASKED.ask(KeyboardInterrupt)
+        raise KeyboardInterrupt()
 
     def __exit__(self, *exc: object) -> None:
         STOP_ASKED.clear()

@@ -129,7 +129,7 @@ class Objective:
                 ctx.display.checkpoint(trial.number, epoch)
 
         def on_batch(done: int, total: int) -> None:
-            stop_if_asked()  # a SIGTERM whose exception was lost in a weakref callback
+            stop_if_asked()  # a Ctrl-C or SIGTERM whose exception was lost in a weakref callback
             ctx.display.batch(done, total)
 
         try:
