@@ -207,7 +207,7 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
     (tmp_path / "slow.toml").write_text(SLOW_TOY)
     cli_log = (tmp_path / "cli.log").open("w")  # a file, not a pipe: an unread pipe fills and blocks the search mid-write
     cli = subprocess.Popen([sys.executable, "-m", "automl_tl", "search", "-r", "slow.toml", "-n", "40", "--run-dir", "runs/cli-run"],
-                           cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=cli_log)
+                           cwd=tmp_path, env=env, stdout=cli_log, stderr=subprocess.STDOUT)
     guard = OffMachineGuard()
 
     try:
@@ -278,8 +278,14 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
     finally:
         if cli.poll() is None:
             cli.send_signal(signal.SIGINT)
-        cli.wait(30)
-        cli_log.close()
+        try:
+            cli.wait(30)
+        except subprocess.TimeoutExpired:
+            cli.kill()
+            raise AssertionError("the command line's search did not end 30 s after Ctrl-C; it printed:\n"
+                                 + (tmp_path / "cli.log").read_text(errors="replace")[-4000:])  # chained to any failure before it
+        finally:
+            cli_log.close()
     assert guard.aborted == [], f"the app asked for {len(guard.aborted)} thing(s) off this machine: {guard.aborted[:5]}"
 
 
