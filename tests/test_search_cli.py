@@ -156,3 +156,18 @@ def test_a_search_stopped_mid_trial_leaves_that_trials_best_epoch_as_the_model(t
     assert code == 0, err
     assert not list(run.root.glob("trials/*/checkpoint.*")), "the final model supersedes every checkpoint"
     assert final_model(run).trial == json.loads(run.test_path.read_text())["trial"]
+
+
+def test_ctrl_c_while_the_search_loads_torch_is_a_ctrl_c_like_any_other(toy, run_cli, monkeypatch, tmp_path):
+    """Loading torch takes seconds: a stop then (the app's Stop too) ends the search as one, with how to resume."""
+    import sys
+    import types
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name: str) -> None:
+            raise KeyboardInterrupt  # as Ctrl-C lands while the engine's imports run
+
+    monkeypatch.setitem(sys.modules, "automl_tl.search.engine", Loading("automl_tl.search.engine"))
+    code, out, err = run_cli("search", "-m", "toy", "-n", "1", "--run-dir", "run")
+    assert code == 130, (out, err)
+    assert "Interrupted." in out and "To resume, run the same command again" in out

@@ -83,20 +83,23 @@ def search(
         raise UserError(f"{config.search.workers} workers asked for, but this process may use {cores} CPU core(s)",
                         hint=f"pass --workers {cores} or fewer")
 
-    from automl_tl.search.engine import Interrupted, SearchRequest, SearchRun  # torch loads only when a search runs
-
     console = Console()
-    request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage,
-                            command=redact_all(sys.argv))
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live display and the leaderboard say it all
     interrupted = True
-    # the engine silences Optuna's experimental-feature notices; keep that local
+    # the engine silences Optuna's experimental-feature notices; keep that local. The stop handlers come
+    # first: loading torch takes seconds, and a stop then (the app's Stop, a search started with SIGINT
+    # ignored) must not be lost
     with warnings.catch_warnings(), TerminateAsInterrupt() as sigterm:
         try:
-            board = SearchRun(request, plugin, console).run()
-            interrupted = False
-        except Interrupted as stop:  # Ctrl-C or SIGTERM during the trials
-            board = stop.board
+            from automl_tl.search.engine import Interrupted, SearchRequest, SearchRun  # torch loads only when a search runs
+
+            request = SearchRequest(config=config, data_home=data_home(data_home_opt), run_dir=run_dir, storage=storage,
+                                    command=redact_all(sys.argv))
+            try:
+                board = SearchRun(request, plugin, console).run()
+                interrupted = False
+            except Interrupted as stop:  # Ctrl-C or SIGTERM during the trials
+                board = stop.board
         except KeyboardInterrupt:  # while loading, caching or refitting: nothing is half-written, finished trials are kept
             board = None
     if board is not None:
