@@ -366,3 +366,18 @@ def test_a_first_rung_looks_part_way_through_epoch_1_for_the_pruner_and_is_not_a
     again = train_trial(p, store, 3, "macro_f1", seed=0, on_epoch=lambda entry, state: plain.append(entry))
     assert [entry["epoch"] for entry in plain] == [1, 2]
     assert again.history[-1]["macro_f1"] == outcome.history[-1]["macro_f1"]  # looking does not change the training
+
+
+@pytest.mark.parametrize("strategy", ["lp_ft", "full"])
+def test_training_without_callbacks_raises_a_stop_whose_exception_was_lost(toy_modules, strategy) -> None:
+    """A refit or a fold model watches nothing, but a recorded Ctrl-C or SIGTERM still stops it at its next batch."""
+    from automl_tl.errors import STOP_ASKED, Terminated
+
+    toy_modality, toy_network = toy_modules
+    store = make_store(toy_network.build(), toy_modality)
+    STOP_ASKED.ask(Terminated)  # what the SIGTERM handler records, its exception lost
+    try:
+        with pytest.raises(Terminated):
+            train_trial(params(strategy=strategy, freeze_depth=0, epochs=2), store, 3, "macro_f1", seed=0)
+    finally:
+        STOP_ASKED.clear()

@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_tl.config import RunConfig, SearchConfig, rung_steps
 from automl_tl.domains import eligible
-from automl_tl.errors import Terminated, TrialFailed, UserError, stop_if_asked
+from automl_tl.errors import Terminated, TrialFailed, UserError
 from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
@@ -128,15 +128,11 @@ class Objective:
                 ctx.run.write_checkpoint(trial.number, lambda f: torch.save(state, f), about)
                 ctx.display.checkpoint(trial.number, epoch)
 
-        def on_batch(done: int, total: int) -> None:
-            stop_if_asked()  # a Ctrl-C or SIGTERM whose exception was lost in a weakref callback
-            ctx.display.batch(done, total)
-
         try:
             outcome = train_trial(
                 params, ctx.stores[params.backbone], ctx.n_classes, self.objective,
                 seed=ctx.settings.seed * 100_003 + trial.number,
-                on_epoch=on_epoch, on_batch=on_batch, compute=ctx.compute, first_rung=ctx.settings.first_rung,
+                on_epoch=on_epoch, on_batch=ctx.display.batch, compute=ctx.compute, first_rung=ctx.settings.first_rung,
             )
         except optuna.TrialPruned:
             trial.set_user_attr("history", curve)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from automl_tl.errors import TrialFailed
+from automl_tl.errors import TrialFailed, stop_if_asked
 from automl_tl.search.adaptation import adapter_for
 from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import BestEpoch, TrialOutcome
@@ -144,6 +144,7 @@ def _fit(
             scheduler.step()
             total_loss += loss.item() * len(index)
             seen += len(index)
+            stop_if_asked()  # a Ctrl-C or SIGTERM whose exception was lost in a weakref callback: trial, refit or fold model
             if on_batch is not None:
                 on_batch(done + 1, steps_per_epoch)
             if epoch == 1 and done + 1 == look < steps_per_epoch and on_epoch is not None:  # the data rung
