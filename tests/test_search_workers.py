@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy.exc
 from optuna.trial import TrialState
 
+from automl_tl.errors import Terminated
 from automl_tl.trials import RETRY_OF, is_interrupted, spends_budget
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -171,8 +172,8 @@ def test_more_workers_than_cores_is_one_line_and_exit_2(toy, run_cli, assert_use
     assert not (tmp_path / "run").exists()  # refused before anything was made
 
 
-@pytest.mark.parametrize("signum, stop", [(signal.SIGTERM, "Terminated"), (signal.SIGINT, "KeyboardInterrupt")])
-def test_a_stop_whose_exception_was_lost_still_stops_training_at_the_next_batch(signum, stop):
+@pytest.mark.parametrize("signum, expected", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_whose_exception_was_lost_still_stops_training_at_the_next_batch(signum, expected):
     """A signal handler's exception is lost when it lands in a weakref callback; training then raises it itself.
 
     SIGINT is Ctrl-C and the app's Stop button; SIGTERM is kill, systemd and the search stopping its helpers.
@@ -180,7 +181,6 @@ def test_a_stop_whose_exception_was_lost_still_stops_training_at_the_next_batch(
     from automl_tl import errors
     from automl_tl.cli.search import TerminateAsInterrupt
 
-    expected = getattr(errors, stop, KeyboardInterrupt)
     with TerminateAsInterrupt():
         errors.stop_if_asked()  # nothing asked yet
         with pytest.raises(expected):
