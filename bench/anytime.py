@@ -18,6 +18,13 @@ pinned to its own core, then put side by side:
     taskset -c 1 python bench/anytime.py --modality speech --json after.json
     python bench/anytime.py --combine before.json after.json
 
+Code from before issue #22 (3c1f150, the commit it was filed on) held no usable model: it had no
+`predict`, and a run's model was its final one. Such an arm is the command's own run, timed from
+outside, then recorded from its run directory:
+
+    start=$(date +%s.%N); PYTHONPATH=/tmp/before:/tmp/before/plugins/speech automl-tl search --modality speech --run-dir B
+    python bench/anytime.py --finished B --final-at $(python -c "import os; print(os.path.getmtime('B/final/weights.pt') - $start)") --json before.json
+
 The comparison prints, per arm, the first time it held a model whose test accuracy is within
 `--within` (0.5 point) of what the *first* arm's search ended with, and the ratio to the first arm's.
 """
@@ -42,6 +49,9 @@ def main() -> None:
     source.add_argument("--recipe", type=Path)
     source.add_argument("--modality", help="the plugin's defaults alone, as `automl-tl search --modality M` runs them")
     source.add_argument("--combine", type=Path, nargs="+", metavar="JSON", help="run nothing: compare these --json files")
+    source.add_argument("--finished", type=Path, metavar="RUN",
+                        help="run nothing: record a finished run of code that held no usable model before its final one")
+    parser.add_argument("--final-at", type=float, metavar="SECONDS", help="with --finished: when its final model was written")
     parser.add_argument("--seed", type=int, default=0, help="with --modality: the search's seed (a recipe has its own)")
     parser.add_argument("--within", type=float, default=0.005, help="how close to the first arm's final test accuracy counts")
     parser.add_argument("--keep", type=Path, help="run directory to keep (default: a temporary one)")
@@ -54,6 +64,21 @@ def main() -> None:
                 for path in args.combine]
         _compare(arms, args.within)
         return
+    if args.finished:
+        if args.final_at is None:
+            parser.error("--finished needs --final-at: the seconds from the search's start to its final model")
+        if not (args.finished / "test.json").is_file():
+            parser.error(f"{args.finished} holds no test.json: not a finished run")
+        result = finished(args.finished, args.final_at)
+    else:
+        result = _measured(args)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    _compare([("this run", result)], args.within)
+
+
+def _measured(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="automl-tl-anytime-") as scratch:
         recipe = args.recipe
         if recipe is None:
@@ -61,10 +86,22 @@ def main() -> None:
             recipe.write_text(f'modality = "{args.modality}"\n[search]\nseed = {args.seed}\n', encoding="utf-8")
         result = anytime(recipe, args.keep or Path(scratch) / "run")
     result["source"] = str(args.recipe or f"--modality {args.modality}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    _compare([("this run", result)], args.within)
+    return result
+
+
+def finished(run_dir: Path, final_at: float) -> dict[str, Any]:
+    """An arm whose only model is the final one, ``final_at`` seconds into its search (no usable models before)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from automl_tl.search.inputs import environment
+
+    test = json.loads((run_dir / "test.json").read_text(encoding="utf-8"))
+    trials = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}").get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    return {"environment": environment(), "source": f"finished run {run_dir}", "wall_s": final_at,
+            "final_test_accuracy": test["accuracy"], "trials_completed": states.count(TrialState.COMPLETE),
+            "trials_pruned": states.count(TrialState.PRUNED), "usable": [], "checkpoint_write_s": 0.0}
 
 
 def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:

@@ -31,6 +31,16 @@ def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anyt
     assert usable[-1]["test_accuracy"] == pytest.approx(test["accuracy"]) == pytest.approx(result["final_test_accuracy"])
 
 
+def test_a_finished_run_of_earlier_code_is_an_arm_whose_only_model_is_its_final_one(bench_anytime, toy, write_recipe, tmp_path):
+    recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 3\nseed = 0\n[space]\nepochs = 2\nbatch_size = 16\n')
+    bench_anytime.anytime(recipe, tmp_path / "run")
+    arm = bench_anytime.finished(tmp_path / "run", 42.0)
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert arm["usable"] == [] and arm["final_test_accuracy"] == pytest.approx(test["accuracy"])
+    assert arm["trials_completed"] + arm["trials_pruned"] == 3
+    assert bench_anytime.time_to_quality(arm, 0.0) == 42.0  # nothing held before the final model
+
+
 def test_time_to_quality_is_the_first_model_at_the_bar(bench_anytime) -> None:
     arm = {"wall_s": 300.0, "final_test_accuracy": 0.98,
            "usable": [{"at_s": 20.0, "test_accuracy": 0.95}, {"at_s": 90.0, "test_accuracy": 0.978}]}
@@ -40,6 +50,13 @@ def test_time_to_quality_is_the_first_model_at_the_bar(bench_anytime) -> None:
     arm["usable"].insert(1, {"at_s": 50.0, "test_accuracy": 0.977, "trial": 1, "epoch": 2})  # a fine-tune's epoch 2
     assert bench_anytime.time_to_quality(arm, 0.975) == 50.0
     assert bench_anytime.time_to_quality(arm, 0.975, epochs=False) == 90.0  # completed trials only
+
+
+def test_a_finished_run_without_a_test_score_is_one_line_and_exit_2(bench_anytime, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["anytime.py", "--finished", str(tmp_path), "--final-at", "10"])
+    with pytest.raises(SystemExit) as exit_info:
+        bench_anytime.main()
+    assert exit_info.value.code == 2 and "not a finished run" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("content", "message"), [(None, "cannot read"), ("{}", "is not a file written by bench/anytime.py")])
