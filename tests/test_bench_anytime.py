@@ -7,16 +7,19 @@ import sys
 
 import pytest
 
+
 @pytest.fixture
-def bench_anytime(bench_module):
+def bench_anytime(bench_module, monkeypatch):
+    """The bench's module; `anytime` patches RunDir for its own process, undone after the test (else later
+    tests keep every trial's weights)."""
+    from automl_tl.rundir import RunDir
+
+    for patched in ("prune_weights", "write_checkpoint"):
+        monkeypatch.setattr(RunDir, patched, getattr(RunDir, patched))
     return bench_module("anytime")
 
 
-def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anytime, toy, write_recipe, tmp_path, monkeypatch):
-    from automl_tl.rundir import RunDir
-
-    for patched in ("prune_weights", "write_checkpoint"):  # the bench patches them for its own process
-        monkeypatch.setattr(RunDir, patched, getattr(RunDir, patched))
+def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anytime, toy, write_recipe, tmp_path):
     recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 4\nseed = 0\npruner = "none"\nrefit = false\n'
                           '[space]\nepochs = 3\nbatch_size = 16\n')
     result = bench_anytime.anytime(recipe, tmp_path / "run")
