@@ -90,16 +90,17 @@ def _measured(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def finished(run_dir: Path, final_at: float) -> dict[str, Any]:
-    """An arm whose only model is the final one, ``final_at`` seconds into its search (no usable models before)."""
+    """An arm whose only model is the final one, ``final_at`` seconds into its search (no usable models before).
+
+    Its environment is the one the run recorded in its `config.json` (threads included), not this process's."""
     import optuna
     from optuna.trial import TrialState
 
-    from automl_tl.search.inputs import environment
-
     test = json.loads((run_dir / "test.json").read_text(encoding="utf-8"))
+    config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     trials = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}").get_trials(deepcopy=False)
     states = [t.state for t in trials]
-    return {"environment": environment(), "source": f"finished run {run_dir}", "wall_s": final_at,
+    return {"environment": config["environment"], "source": f"finished run {run_dir}", "wall_s": final_at,
             "final_test_accuracy": test["accuracy"], "trials_completed": states.count(TrialState.COMPLETE),
             "trials_pruned": states.count(TrialState.PRUNED), "usable": [], "checkpoint_write_s": 0.0}
 

@@ -41,6 +41,7 @@ def test_a_finished_run_of_earlier_code_is_an_arm_whose_only_model_is_its_final_
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     assert arm["usable"] == [] and arm["final_test_accuracy"] == pytest.approx(test["accuracy"])
     assert arm["trials_completed"] + arm["trials_pruned"] == 3
+    assert arm["environment"] == json.loads((tmp_path / "run" / "config.json").read_text())["environment"]  # the run's, not the recorder's
     assert bench_anytime.time_to_quality(arm, 0.0) == 42.0  # nothing held before the final model
 
 
