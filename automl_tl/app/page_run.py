@@ -187,7 +187,8 @@ def build(app: App, picker: gr.Dropdown, tab: gr.Tab) -> None:
                 with gr.Column(min_width=240, elem_classes=["mistake"]):
                     media_view(m["media"], m["item"], f"#{i + 1}: {caption}")
 
-    picker.change(lambda: ("", [], ""), None, [mistakes_note, mistakes, importance_html])  # they were of the run before
+    # they were of the run before; clearing is instant, so no timer is drawn in them while it waits its turn
+    picker.change(lambda: ("", [], ""), None, [mistakes_note, mistakes, importance_html], show_progress="hidden")
 
 
 def media_view(media: str | None, item: Any, label: str) -> gr.Component:
