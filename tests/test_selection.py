@@ -158,12 +158,28 @@ def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
     validation = [e for e in speakers if e.group == "s3"]
     narrow = trial(0, predictions(0.9, 1), params=10)
     narrow.user_attrs["interval"] = {"low": 0.88, "high": 0.92}
-    assert why(narrow, validation, speakers) == "the validation split holds a single group"
-    assert why(narrow, speakers, speakers) is None  # several validation groups, a narrow interval: trust it
+    assert why(narrow, narrow, validation, speakers) == "the validation split holds a single group"
+    assert why(narrow, narrow, speakers, speakers) is None  # several validation groups, a narrow interval: trust it
     narrow.user_attrs["interval"] = {"low": 0.70, "high": 0.95}
-    assert "wider than" in why(narrow, speakers, speakers)
+    assert "wider than" in why(narrow, narrow, speakers, speakers)
     folds = fold_indices(speakers, 5, seed=0)
     assert len(folds) == 4 and all(len({speakers[i].group for i in fold}) == 1 for fold in folds)
+
+
+def test_the_guard_falling_back_from_a_fine_tune_to_frozen_features_is_a_reason_to_cross_validate():
+    """However large the validation split: which kind of transfer is handed on is not left to its noise."""
+    from automl_tl.contract import Example
+    from automl_tl.search.crossval import why
+
+    many = [Example(i, "ab"[i % 2], None) for i in range(400)]
+    probe = trial(0, predictions(0.90, 1), params=3_000, baseline=True)
+    tuned, partial = trial(1, predictions(0.91, 2), params=5_000_000), trial(2, predictions(0.91, 3), params=1_000_000)
+    for t in (probe, tuned, partial):
+        t.user_attrs["interval"] = {"low": 0.88, "high": 0.93}
+    partial.user_attrs["params"]["strategy"] = "partial"
+    assert "frozen features over a fine-tune" in why(tuned, probe, many, many)
+    assert why(tuned, partial, many, many) is None  # two fine-tunes: the guard's simpler one stands
+    assert why(probe, probe, many, many) is None  # frozen features were the best outright
 
 
 def test_a_finished_search_run_again_does_not_cross_validate_again(small_data, run_cli, write_recipe, tmp_path, monkeypatch):

@@ -1,8 +1,11 @@
-"""Cross-validated re-scoring, for when the validation split is too small to choose between configurations.
+"""Cross-validated re-scoring, for when the validation split cannot settle the choice between configurations.
 
 On a few dozen validation examples one example moves the score by points, and one held-out
 speaker says little about the next: then the choice between the best trial and the simplest one
-within noise of it is close to a coin toss. Both are trained again on k folds of train + validation
+within noise of it is close to a coin toss. On a larger split the guard can still fall back from a
+fine-tune to frozen features because the fine-tune's lead is inside the noise: the two kinds of
+transfer are the choice that costs most when it goes the wrong way, so more evidence is worth its
+price there. Both are trained again on k folds of train + validation
 — whole groups per fold where the data has enough groups (each fold then scores unseen speakers),
 else stratified by class — and scored on the examples each fold held out: every labelled example
 outside the test split is then a validation example once. Selection runs again on those
@@ -29,7 +32,7 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import simplicity
 from automl_tl.search.train import input_mode, predict, train_trial
-from automl_tl.vocabulary import TrialParams
+from automl_tl.vocabulary import STRATEGIES, TrialParams
 
 WIDER_THAN = 0.10
 """Cross-validate when the best trial's 95 % validation interval is wider than this (± 5 points):
@@ -41,13 +44,17 @@ CANDIDATES = 2
 """Trials re-scored: the best and the simplest within noise of it, the two the choice is between."""
 
 
-def why(best: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Example]) -> str | None:
-    """Why the validation split cannot be trusted to choose, or None when it can.
+def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Example]) -> str | None:
+    """Why the validation split cannot be trusted to choose between ``best`` and ``chosen``, or None when it can.
 
     Too few examples (the best trial's interval wider than `WIDER_THAN`), or a single group: one
     held-out speaker says little about the next one, while train + validation hold enough groups
-    for folds that each hold out a whole group (``labelled`` is train + validation).
+    for folds that each hold out a whole group (``labelled`` is train + validation). Or the guard
+    chose frozen features over a fine-tune whose lead is within noise: one split's noise would
+    then decide between the two kinds of transfer, where the folds score every labelled example.
     """
+    if _fine_tunes(best) and not _fine_tunes(chosen):
+        return "the guard would keep frozen features over a fine-tune within noise of them"
     spread = best.user_attrs.get("interval")
     if spread and spread["high"] - spread["low"] > WIDER_THAN:
         return f"the best trial's 95 % validation interval is wider than {WIDER_THAN:.2f}"
@@ -55,6 +62,11 @@ def why(best: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Exa
     if None not in groups and len(groups) < 2 and len({e.group for e in labelled}) >= MIN_GROUP_FOLDS:
         return "the validation split holds a single group"
     return None
+
+
+def _fine_tunes(trial: FrozenTrial) -> bool:
+    strategy = STRATEGIES.get(trial.user_attrs.get("params", {}).get("strategy"))
+    return strategy is not None and strategy.trains_backbone
 
 
 def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:

@@ -1,8 +1,8 @@
 """The search's one look at the test split: choose a configuration, refit it, test it once.
 
 The choice is `automl_tl.search.selection`'s (the simplest configuration within validation noise
-of the best), made again on cross-validation folds when the validation split is too small to tell
-configurations apart (`automl_tl.search.crossval`). A run that ranks trials on a target domain
+of the best), made again on cross-validation folds when the validation split cannot settle it
+(`automl_tl.search.crossval`). A run that ranks trials on a target domain
 feeds `automl_tl.domains.adapted_choice`'s trials to the same step instead: its validator (or
 labelled target examples), under the source guard. With ``refit`` (the default) it is retrained
 on train and validation together, for the epochs `automl_tl.search.epochs.refit_epochs` says: the final
@@ -92,7 +92,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         return
     folds: dict[str, Any] | None = None
     fold_models: dict[int, list[State]] = {}
-    doubt = None if on_target else crossval.why(choice.best, splits.validation, splits.train + splits.validation)
+    doubt = None if on_target else crossval.why(choice.best, choice.trial, splits.validation, splits.train + splits.validation)
     if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
         choice, folds, fold_models = _cross_validated(choice, ctx, doubt)
     if ctx.helpers is not None:
