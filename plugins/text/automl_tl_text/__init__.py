@@ -139,17 +139,6 @@ class TextPlugin(ModalityPlugin):
             "augment": [False],
         }
 
-    def starting_points(self) -> Sequence[Mapping[str, Any]]:
-        # The fine-tuning recipe of the BERT papers (Devlin et al. 2019; Sun et al. 2019, "How to
-        # Fine-Tune BERT for Text Classification?"): every layer trained at a learning rate of a few
-        # 1e-5, batches of 32, 3 epochs, AdamW's weight decay 0.01. Taken from that literature, not
-        # tuned here; the head's rate is the core's probe's (the middle of its range). Random draws
-        # over this space take many trials to land near it.
-        return [
-            {"backbone": self.default_backbone, "strategy": "full", "backbone_lr": 3e-5, "head_lr": 3e-3,
-             "weight_decay": 0.01, "epochs": 3, "batch_size": 32, "head": "linear", "pooling": "default"},
-        ]
-
     def default_recipe(self) -> Mapping[str, Any]:
         # split_by stays "auto": stratified by label, or by group when the user names a group column.
         return {"search": {"objective": "macro_f1"}, "data": {"test_fraction": 0.2}}
