@@ -197,7 +197,7 @@ def _compare(arms: list[tuple[str, dict[str, Any]]], within: float) -> None:
             epoch = f" epoch {entry['epoch']:>2}" if "epoch" in entry else " " * 9  # a trial's epoch while it trained
             print(f"  {entry['at_s']:6.0f} s  usable model: trial {entry['trial']:>3}{epoch}  val {entry['validation']:.4f}  "
                   f"test {entry['test_accuracy']:.4f}")
-        print(f"  {arm['wall_s']:6.0f} s  final model (refit)                    test {arm['final_test_accuracy']:.4f}")
+        print(f"  {arm['wall_s']:6.0f} s  final model                            test {arm['final_test_accuracy']:.4f}")
         at = time_to_quality(arm, reference - within)
         first = at if first is None else first
         ratio = f" ({at / first:.2f}x the first arm's)" if at is not None and first else ""
