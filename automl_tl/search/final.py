@@ -174,7 +174,8 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
     if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(folds), expected)):
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
-    with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}"):
+    about = f" (about {max(1, round(expected / 60))} min of training)" if expected else ""  # the trials' own times, once per fold
+    with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}"):
         if share is None:
             models = {job: train(job) for job in jobs}
         else:
