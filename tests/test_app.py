@@ -239,8 +239,9 @@ def test_the_app_in_a_real_browser(served, env, tmp_path, fast_recipe):
             expected = [cells(Row(**row), plain=False) for row in _leaderboard_json(env, tmp_path, "app-run")]
             assert _rows(page) == expected and len(expected) == 2
 
-            # the hyperparameter importance: computed when asked for, not with the page
-            assert page.locator("#importance").inner_text().strip() == ""
+            # the hyperparameter importance: computed when asked for, not with the page (its text, not emptiness:
+            # Gradio may draw a progress timer in it for a moment while the pick's other updates land)
+            assert not re.search("PED-ANOVA|importance", page.locator("#importance").inner_text())
             page.locator("#weigh").click()
             page.wait_for_function("() => /PED-ANOVA|importance/.test(document.querySelector('#importance').innerText)")
 
