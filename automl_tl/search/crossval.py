@@ -32,7 +32,7 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import simplicity
 from automl_tl.search.train import input_mode, predict, train_trial
-from automl_tl.vocabulary import STRATEGIES, TrialParams
+from automl_tl.vocabulary import TrialParams, trains_backbone
 
 WIDER_THAN = 0.10
 """Cross-validate when the best trial's 95 % validation interval is wider than this (± 5 points):
@@ -53,7 +53,7 @@ def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], l
     chose frozen features over a fine-tune whose lead is within noise: one split's noise would
     then decide between the two kinds of transfer, where the folds score every labelled example.
     """
-    if _fine_tunes(best) and not _fine_tunes(chosen):
+    if trains_backbone(best.user_attrs.get("params", {})) and not trains_backbone(chosen.user_attrs.get("params", {})):
         return "the guard would keep frozen features over a fine-tune within noise of them"
     spread = best.user_attrs.get("interval")
     if spread and spread["high"] - spread["low"] > WIDER_THAN:
@@ -62,11 +62,6 @@ def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], l
     if None not in groups and len(groups) < 2 and len({e.group for e in labelled}) >= MIN_GROUP_FOLDS:
         return "the validation split holds a single group"
     return None
-
-
-def _fine_tunes(trial: FrozenTrial) -> bool:
-    strategy = STRATEGIES.get(trial.user_attrs.get("params", {}).get("strategy"))
-    return strategy is not None and strategy.trains_backbone
 
 
 def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:

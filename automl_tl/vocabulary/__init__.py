@@ -147,8 +147,13 @@ def _always(values: Values, shape: BackboneShape) -> bool:
     return True
 
 
-def _trains_backbone(values: Values, shape: BackboneShape) -> bool:
+def trains_backbone(values: Values) -> bool:
+    """Whether a configuration's strategy trains backbone blocks (false for frozen features, or no strategy)."""
     return values.get("strategy") in STRATEGIES and STRATEGIES[values["strategy"]].trains_backbone
+
+
+def _trains_backbone(values: Values, shape: BackboneShape) -> bool:
+    return trains_backbone(values)
 
 
 def _mlp(values: Values, shape: BackboneShape) -> bool:
