@@ -119,6 +119,16 @@ def test_predict_from_the_run_matches_test_json(toy_run, run_cli, tmp_path):
     assert model.labels == classes and model.card["test"]["accuracy"] == recorded["accuracy"]
 
 
+def test_a_refit_is_delivered_averaged_with_the_trials_own_model(toy_run):
+    """The final model holds the refit and the chosen trial's own weights (kept as the best trial's), as two members."""
+    test = json.loads((toy_run / "test.json").read_text())
+    assert test["refit"] and "cross_validation" not in test
+    assert test["members"] == 2 and test["ensemble"] == "refit and own"
+    refit, own = torch.load(toy_run / "final" / "weights.pt", weights_only=True)
+    kept = torch.load(toy_run / "trials" / f"{test['trial']:04d}" / "weights.pt", weights_only=True)
+    assert own.keys() == kept.keys() and all(torch.equal(own[k], kept[k]) for k in kept)
+    assert not all(torch.equal(refit[k], kept[k]) for k in kept)  # trained again, on more examples
+
 def test_test_json_scores_the_delivered_model_not_the_search_cache(toy, run_cli, write_recipe, tmp_path, monkeypatch):
     """The search ranks trials on its feature cache; test.json must be what the network itself predicts.
 

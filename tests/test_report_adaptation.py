@@ -48,7 +48,8 @@ def test_a_domain_adaptation_report_compares_the_source_only_and_the_chosen_mode
     assert rows["before: source only"][1:] == [str(before.trial), "source only", f"{before.scores[metric]:.4f}", f"{before.score:.4f}",
                                                f"{before.target_test['accuracy']:.4f}", f"{before.target_test[metric]:.4f}"]
     assert rows["after: chosen, as searched"][1] == str(after.trial) and rows["after: chosen, as searched"][4] == f"{after.score:.4f}"
-    delivered = rows["after: chosen, refit on train+validation (delivered)"]
+    assert test["ensemble"] == "refit and own"  # the chosen trial's own weights were kept: the delivered model averages both
+    delivered = rows["after: chosen, refit on train+validation, averaged with the trial's own model (trained on train) (delivered)"]
     assert delivered[1] == str(after.trial) and delivered[-2:] == [f"{test['target']['accuracy']:.4f}", f"{test['target'][metric]:.4f}"]
 
     # per class on the target test set: every class, before and after

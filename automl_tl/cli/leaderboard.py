@@ -28,7 +28,7 @@ def print_board(console: Console, board: Leaderboard, run_dir: Path | None = Non
     elif board.best is None:
         console.print("no trial has completed yet")
     if run_dir is not None and (line := final_model_line(run_dir)) is not None:
-        console.print(escape(line), highlight=False)
+        console.print(escape(line), highlight=False, soft_wrap=True)  # commands a user copies: no line breaks inside them
 
 
 @handles_user_errors

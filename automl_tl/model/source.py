@@ -116,6 +116,8 @@ def final_training(test: dict[str, Any]) -> str:
     """How a run's tested model was trained, in the words the leaderboard, the report and the model card use."""
     members = test.get("members", 1)
     if isinstance(members, int) and members > 1:
+        if test.get("ensemble") == "refit and own":
+            return "refit on train+validation, averaged with the trial's own model (trained on train)"
         return f"{members} fold models averaged, each trained on train+validation less one fold"
     return "refit on train+validation" if test.get("refit") else "trained on train"
 

@@ -11,7 +11,9 @@ groups are few (a speaker held out for validation is a speaker the model never h
 choice was made on folds, the chosen configuration's fold models are the final model instead,
 their probabilities averaged: together they too learnt from every labelled example, and an average
 of several models moves far less with the training seed than one refit does (docs/results.md),
-at no training beyond the folds'. The test score is stored with its bootstrap
+at no training beyond the folds'. A refit is averaged the same way with the trial's own weights
+where the run kept them: a second model for no training at all, and one whose epoch validation chose
+where the refit's could not be checked. The test score is stored with its bootstrap
 interval, so a reader can see what difference the test split can resolve. A labelled target test
 set is evaluated once too, beside it. Both are scored as `automl-tl predict` and an export run the
 model (`DELIVERED`), so predicting the test split again gives test.json's numbers exactly.
@@ -106,11 +108,17 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
     params = TrialParams(**chosen.user_attrs["params"])
     store = ctx.stores[params.backbone]
+    ensemble = None  # what the members are, where there are several
     if settings.refit:
         states = fold_models.get(chosen.number)
+        ensemble = "fold models" if states else None
         if not states:
             with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
                 states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute)]
+            own = run.weights_path(chosen.number)
+            if own.exists():  # kept for the best trial (and every trial where a margin ranks them)
+                states.append(torch.load(own, weights_only=True))
+                ensemble = "refit and own"
         atomic_write(run.final_weights_path, lambda f: torch.save(states if len(states) > 1 else states[0], f), mode="wb")
     else:
         weights = run.weights_path(chosen.number)
@@ -127,6 +135,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     result = {
         "trial": chosen.number, **why,
         "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "members": len(states),
+        **({"ensemble": ensemble} if ensemble and len(states) > 1 else {}),
         "n": len(splits.test),
         **detailed(truth, predictions, splits.classes),
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
