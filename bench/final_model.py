@@ -5,8 +5,10 @@
 RUN is a finished run directory. Its tested configuration is made into a final model again for each
 seed, both ways the search's last step makes one (`automl_tl.search.final`): one refit on train +
 validation, and one model per cross-validation fold (train + validation less that fold) with their
-class probabilities averaged. A seed makes exactly what a search with that seed would deliver for
-this configuration; the refits of all the seeds, averaged the same way, are a third way to make one. Each model is scored once on the run's test split, as delivered (fp32, from the
+class probabilities averaged; where the run kept the trial's own weights, the refit averaged with them
+too (what a search delivers when it chose on validation alone). A seed makes exactly what a search with
+that seed would deliver for this configuration; the refits of all the seeds, averaged the same way, are
+another way to make one. Each model is scored once on the run's test split, as delivered (fp32, from the
 examples); the spread over seeds is what two runs that chose the same configuration differ by.
 """
 
@@ -21,6 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+WAYS = ("refit", "refit_and_own", "averaged")
+"""The ways a seed makes a final model, as the rows name them."""
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -30,11 +35,17 @@ def main() -> None:
     args = parser.parse_args()
     result = final_models(args.run, args.seeds)
     print(f"{args.run}: trial {result['trial']}'s configuration, {result['test_examples']} test examples")
-    print("seed  refit   fold models averaged  (each fold model)")
+    own = "own" in result
+    print("seed  refit   " + ("refit+own  " if own else "") + "fold models averaged  (each fold model)")
     for row in result["seeds"]:
-        print(f"{row['seed']:>4}  {row['refit']:.4f}  {row['averaged']:.4f}                ({', '.join(f'{a:.3f}' for a in row['folds'])})")
-    for way in ("refit", "averaged"):
-        print(f"{way:>8}: mean {result[way]['mean']:.4f}, spread {100 * result[way]['spread']:.1f} points")
+        with_own = f"{row['refit_and_own']:.4f}     " if own else ""
+        print(f"{row['seed']:>4}  {row['refit']:.4f}  {with_own}{row['averaged']:.4f}                "
+              f"({', '.join(f'{a:.3f}' for a in row['folds'])})")
+    for way in WAYS:
+        if way in result:
+            print(f"{way:>13}: mean {result[way]['mean']:.4f}, spread {100 * result[way]['spread']:.1f} points")
+    if own:
+        print(f"the trial's own weights alone: {result['own']:.4f}")
     print(f"every seed's refit averaged into one model: {result['refits_averaged']:.4f}")
     if args.json:
         from automl_tl.search.inputs import environment
@@ -45,8 +56,11 @@ def main() -> None:
 
 
 def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
-    """Per seed, the test accuracy of the refit, of each fold model and of the folds averaged; mean and spread of
-    each way; and of all the seeds' refits averaged (an ensemble over training seeds)."""
+    """Per seed, the test accuracy of the refit, of the refit with the trial's own weights (where the run kept
+    them), of each fold model and of the folds averaged; mean and spread of each way; and of all the seeds'
+    refits averaged (an ensemble over training seeds)."""
+    import torch
+
     import numpy as np
     import optuna
 
@@ -85,12 +99,14 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
         tails = [Tail.trained(model.backbone, params, n_classes, state) for state in states]
         return float((averaged(tails, store, "test", params) == truth).mean())
 
+    own = [torch.load(run.weights_path(number), weights_only=True)] if run.weights_path(number).is_file() else []
     rows, refits = [], []
     for seed in seeds:
         folds = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed)
         states = [crossval.fold_model(trial, merged, folds, k, n_classes, settings.objective, seed, compute)[1] for k in range(len(folds))]
         refits.append(refit(trial, store, n_classes, settings.objective, seed, compute))
-        rows.append({"seed": seed, "refit": accuracy(refits[-1:]), "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
+        rows.append({"seed": seed, "refit": accuracy(refits[-1:]), **({"refit_and_own": accuracy(refits[-1:] + own)} if own else {}),
+                     "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
         print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
 
     def summary(way: str) -> dict[str, float]:
@@ -98,7 +114,8 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
         return {"mean": statistics.fmean(values), "spread": float(np.ptp(values))}
 
     return {"trial": number, "params": trial.user_attrs["params"], "test_examples": len(truth), "seeds": rows,
-            "refit": summary("refit"), "averaged": summary("averaged"), "refits_averaged": accuracy(refits)}
+            **{way: summary(way) for way in WAYS if way in rows[0]}, "refits_averaged": accuracy(refits),
+            **({"own": accuracy(own)} if own else {})}
 
 
 if __name__ == "__main__":

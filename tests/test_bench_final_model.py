@@ -30,6 +30,18 @@ def test_the_runs_own_seed_makes_the_model_the_search_delivered(bench_final_mode
     assert alone["refits_averaged"] == alone["seeds"][0]["refit"] == second["refit"]  # one refit averaged is itself
 
 
+def test_a_refit_is_also_made_with_the_trials_own_weights_as_a_search_on_validation_delivers_it(
+        bench_final_model, toy, run_cli, write_recipe, fast_recipe, tmp_path):
+    """A search that chose on validation alone delivered its refit averaged with the trial's own weights: seed 0 of
+    the bench makes the same model, and says what the own weights score alone."""
+    code, _, err = run_cli("search", "-m", "toy", "-r", write_recipe(fast_recipe), "-n", "3", "--seed", "0", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["ensemble"] == "refit and own"
+    result = bench_final_model.final_models(tmp_path / "run", [0])
+    assert result["seeds"][0]["refit_and_own"] == test["accuracy"] and 0 <= result["own"] <= 1
+    assert result["refit_and_own"]["spread"] == 0
+
 def test_a_run_without_a_test_result_is_one_line_and_exit_2(bench_final_model, bench_module, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["final_model.py", str(tmp_path)])
     with pytest.raises(SystemExit) as exit_info:
