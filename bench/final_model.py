@@ -31,16 +31,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished run directory")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trial", type=int, help="this trial's configuration instead of the tested one (another choice)")
+    parser.add_argument("--no-folds", dest="folds", action="store_false", help="refits only: no fold models")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    result = final_models(args.run, args.seeds)
+    result = final_models(args.run, args.seeds, args.trial, args.folds)
     print(f"{args.run}: trial {result['trial']}'s configuration, {result['test_examples']} test examples")
     own = "own" in result
     print("seed  refit   " + ("refit+own  " if own else "") + "fold models averaged  (each fold model)")
     for row in result["seeds"]:
         with_own = f"{row['refit_and_own']:.4f}     " if own else ""
-        print(f"{row['seed']:>4}  {row['refit']:.4f}  {with_own}{row['averaged']:.4f}                "
-              f"({', '.join(f'{a:.3f}' for a in row['folds'])})")
+        folds = f"{row['averaged']:.4f}                ({', '.join(f'{a:.3f}' for a in row['folds'])})" if args.folds else "-"
+        print(f"{row['seed']:>4}  {row['refit']:.4f}  {with_own}{folds}")
     for way in WAYS:
         if way in result:
             print(f"{way:>13}: mean {result[way]['mean']:.4f}, spread {100 * result[way]['spread']:.1f} points")
@@ -55,10 +57,11 @@ def main() -> None:
                              encoding="utf-8")
 
 
-def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
+def final_models(run_dir: Path, seeds: list[int], number: int | None = None, folds: bool = True) -> dict[str, Any]:
     """Per seed, the test accuracy of the refit, of the refit with the trial's own weights (where the run kept
     them), of each fold model and of the folds averaged; mean and spread of each way; and of all the seeds'
-    refits averaged (an ensemble over training seeds)."""
+    refits averaged (an ensemble over training seeds). ``number``: a trial other than the tested one;
+    without ``folds``, refits only."""
     import torch
 
     import numpy as np
@@ -80,8 +83,11 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
     if not run.test_path.is_file():
         raise UserError(f"{run_dir} has no test.json: the search has not chosen a configuration yet",
                         hint="let `automl-tl search` finish, then run this again")
-    number = read_json(run.test_path)["trial"]
-    trial = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}").trials[number]
+    number = read_json(run.test_path)["trial"] if number is None else number
+    trials = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}").trials
+    if not 0 <= number < len(trials) or trials[number].state != optuna.trial.TrialState.COMPLETE:
+        raise UserError(f"trial {number} of {run_dir} did not complete", hint="pass a completed trial's number (the leaderboard lists them)")
+    trial = trials[number]
     model = load_model(run_dir)
     splits = model.run_data().splits
     settings = RunConfig.model_validate(model.source.config["config"]).search
@@ -102,11 +108,12 @@ def final_models(run_dir: Path, seeds: list[int]) -> dict[str, Any]:
     own = [torch.load(run.weights_path(number), weights_only=True)] if run.weights_path(number).is_file() else []
     rows, refits = [], []
     for seed in seeds:
-        folds = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed)
-        states = [crossval.fold_model(trial, merged, folds, k, n_classes, settings.objective, seed, compute)[1] for k in range(len(folds))]
+        indices = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed) if folds else []
+        states = [crossval.fold_model(trial, merged, indices, k, n_classes, settings.objective, seed, compute)[1]
+                  for k in range(len(indices))]
         refits.append(refit(trial, store, n_classes, settings.objective, seed, compute))
         rows.append({"seed": seed, "refit": accuracy(refits[-1:]), **({"refit_and_own": accuracy(refits[-1:] + own)} if own else {}),
-                     "folds": [accuracy([state]) for state in states], "averaged": accuracy(states)})
+                     **({"folds": [accuracy([state]) for state in states], "averaged": accuracy(states)} if folds else {})})
         print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
 
     def summary(way: str) -> dict[str, float]:

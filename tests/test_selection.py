@@ -44,6 +44,20 @@ def test_a_fine_tune_within_noise_of_the_probe_loses_to_the_probe():
     assert "linear probe" in choice.reason and "within noise" in choice.reason
 
 
+def test_only_a_smaller_model_within_noise_is_kept_over_the_best():
+    """Two fine-tunes of one size (heads apart) are not a simpler and a more complex model: the best stays;
+    one with half the trainable parameters or fewer is the simpler model."""
+    best = trial(1, predictions(0.92, 2), params=3_387_000)
+    close = predictions(0.92, 2).copy()
+    close[np.flatnonzero(close == LABELS)[:3]] = (LABELS[np.flatnonzero(close == LABELS)[:3]] + 1) % 4  # 3 fewer right
+    same_size = trial(4, close, params=3_374_000)
+    choice = choose([best, same_size], LABELS, 4, "accuracy")
+    assert choice is not None and choice.trial is best and same_size in choice.within
+    assert "no smaller models" in choice.reason
+    half = trial(5, close, params=1_693_000)
+    choice = choose([best, same_size, half], LABELS, 4, "accuracy")
+    assert choice is not None and choice.trial is half and "the simpler model is kept" in choice.reason
+
 def test_a_fine_tune_clearly_above_the_probe_is_chosen():
     probe = trial(0, predictions(0.70, 1), params=3_000, baseline=True)
     tuned = trial(1, predictions(0.95, 2), params=5_000_000)

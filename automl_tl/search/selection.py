@@ -6,7 +6,9 @@ merit, and a fine-tune that wins that way can test below a plain linear probe. S
 trial is compared with the best on the same validation examples (a paired bootstrap of the
 difference in the objective); those whose difference interval reaches zero are *within noise* of
 the best, and among them the one with the fewest trainable parameters is chosen — the linear
-probe, whenever the fine-tunes do not beat it by more than the noise. The output says so.
+probe, whenever the fine-tunes do not beat it by more than the noise. The output says so. Fewer
+counts only when it is a smaller model (`SIMPLER`): two full fine-tunes whose heads differ are one
+size, and between them the better score is the better evidence.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from automl_tl.vocabulary import describe_strategy
 
 PREDICTIONS = "validation_predictions"
 """User attribute of a completed trial: its best epoch's predicted class per validation example."""
+SIMPLER = 0.5
+"""A trial within noise is simpler than the best only with at most this share of its trainable parameters."""
 
 
 @dataclass(frozen=True)
@@ -60,10 +64,12 @@ def choose(
     differences = {t.number: paired_difference(labels, predictions[best.number], predictions[t.number], n_classes, objective)
                    for t in scored if t is not best}
     within = [best] + [t for t in scored if t is not best and differences[t.number][1] <= 0]
-    chosen = min(within, key=simplicity)
+    smaller = [t for t in within[1:] if simplicity(t)[0] <= SIMPLER * simplicity(best)[0]]
+    chosen = min(smaller, key=simplicity) if smaller else best
     if chosen is best:
         others = len(within) - 1
-        tied = f"; {others} other trial(s) within noise of it have more trainable parameters" if others else ""
+        tied = (f"; {others} other trial(s) within noise of it are no smaller models "
+                f"(more than {SIMPLER:.0%} of its trainable parameters)") if others else ""
         return Choice(best, best, within, f"trial {best.number}: the best {objective} on {where}{tied}")
     gain, low, high = differences[chosen.number]
     return Choice(chosen, best, within, (
