@@ -20,7 +20,7 @@ def bench_anytime(bench_module, monkeypatch):
 
 
 def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anytime, toy, write_recipe, tmp_path):
-    recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 4\nseed = 0\npruner = "none"\nrefit = false\n'
+    recipe = write_recipe('modality = "toy"\n[search]\nn_trials = 4\nseed = 1\npruner = "none"\nrefit = false\n'
                           '[space]\nepochs = 3\nbatch_size = 16\n')
     result = bench_anytime.anytime(recipe, tmp_path / "run")
     usable = result["usable"]
@@ -30,6 +30,7 @@ def test_the_last_usable_model_is_the_final_one_when_nothing_is_refit(bench_anyt
     epochs = [u for u in usable if "epoch" in u]  # a fine-tune's epochs 1-2 that beat every completed trial
     assert epochs and all(u["epoch"] in (1, 2) and 0.0 <= u["test_accuracy"] <= 1.0 for u in epochs)
     test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert test["chosen"].startswith(f"trial {test['trial']}: the best macro_f1")  # this seed's: the best, no tie
     assert usable[-1]["trial"] == test["trial"]  # the best trial's weights are the final model, scored alike
     assert usable[-1]["test_accuracy"] == pytest.approx(test["accuracy"]) == pytest.approx(result["final_test_accuracy"])
 

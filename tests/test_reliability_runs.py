@@ -91,9 +91,9 @@ def test_the_time_budget_stops_a_trial_in_progress(toy, run_cli, write_recipe, m
     real_train = objective.train_trial
 
     def slow_epochs(*args, on_epoch, **kwargs):  # 1000 epochs then take at least 10 s
-        def epoch(entry, state):
+        def epoch(entry, state, predictions):
             time.sleep(0.01)
-            on_epoch(entry, state)
+            on_epoch(entry, state, predictions)
 
         return real_train(*args, on_epoch=epoch, **kwargs)
 

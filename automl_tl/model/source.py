@@ -142,7 +142,7 @@ def final_model(run: RunDir) -> FinalModel | None:
         if weights.exists():
             return FinalModel(test["trial"], weights, final_training(test), run.trial_dir(test["trial"]) / "record.json")
     best: tuple[float, FinalModel] | None = None
-    for record_path in (run.root / "trials").glob("*/record.json"):
+    for record_path in sorted((run.root / "trials").glob("*/record.json")):  # by number: of equal scores, the earliest
         record = _json_or_none(record_path)
         if (isinstance(record, dict) and record.get("state") == "complete" and isinstance(record.get("score"), int | float)
                 and run.weights_path(record["trial"]).exists() and (best is None or record["score"] > best[0])):

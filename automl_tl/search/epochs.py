@@ -1,5 +1,6 @@
 """Which epoch of a trial counts: the best by a smoothed validation curve, with that epoch's weights;
-and how long a refit of the trial's configuration trains."""
+how long a refit of the trial's configuration trains; and which epochs of a running trial are the
+run's usable model."""
 
 from __future__ import annotations
 
@@ -111,3 +112,35 @@ class BestEpoch:
         if score > self.best_score:
             self.best_score = score
             self.best = TrialOutcome(self.metrics[index], index + 1, 0, state=state, predictions=self.predictions[index])
+
+
+class UsableEpochs:
+    """Which epochs of a running trial become the run's usable model (a checkpoint).
+
+    The first must beat ``floor``, the best completed trial's score when the trial started (a
+    search stopped then should hand on the better of the two). After that a later epoch takes
+    over unless the trial's best epoch so far beats it beyond validation noise — the rule the
+    refit's length follows (`BestEpoch`), for the same reason: one schedule's later epochs have
+    trained longer at a lower learning rate, and on a few hundred validation examples an early
+    epoch's lead of a point or two is as often noise as merit, so waiting for a raw new high kept
+    a mid-schedule epoch for the whole trial (docs/performance.md, CIFAR).
+    """
+
+    def __init__(self, floor: float, objective: str, truth: np.ndarray, n_classes: int) -> None:
+        self.floor, self.objective, self.truth, self.n_classes = floor, objective, truth, n_classes
+        self.best: tuple[float, np.ndarray] | None = None
+        """The trial's best epoch so far: its score and validation predictions."""
+
+    def takes(self, score: float, predictions: np.ndarray) -> bool:
+        """Whether this epoch (the latest) becomes the usable model; every epoch must be offered, in order."""
+        best = self.best
+        if best is None or score > best[0]:
+            self.best = (score, predictions)
+        if score <= self.floor:
+            return False
+        if best is None or score > best[0]:
+            return True
+        if self.objective not in ("accuracy", "macro_f1"):
+            return False
+        _, low, _ = paired_difference(self.truth, best[1], predictions, self.n_classes, self.objective)
+        return low <= 0

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 import torch
 from optuna.trial import FrozenTrial, TrialState
@@ -25,7 +26,7 @@ from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.compute import Compute
-from automl_tl.search.epochs import best_epoch
+from automl_tl.search.epochs import UsableEpochs, best_epoch
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval
 from automl_tl.search.model import Tail
@@ -99,9 +100,9 @@ class Objective:
 
         steps = rung_steps(ctx.settings.first_rung)
         looked: list[dict[str, float]] = []
-        usable = self._usable_to_beat(trial, params)
+        usable = self._usable_epochs(trial, params)
 
-        def on_epoch(entry: dict[str, float], state: dict[str, torch.Tensor]) -> None:
+        def on_epoch(entry: dict[str, float], state: dict[str, torch.Tensor], predictions: np.ndarray) -> None:
             if entry["epoch"] < 1:  # the first rung, part-way through epoch 1: the pruner's, not an epoch of the curve
                 looked.append(entry)
                 trial.report(entry[self.objective], 1)
@@ -121,9 +122,8 @@ class Objective:
             if epoch < params.epochs and ctx.deadline is not None and time.monotonic() >= ctx.deadline:
                 trial.set_user_attr(STOPPED, f"stopped by the time budget after epoch {epoch} of {params.epochs}")
                 raise StopTraining()
-            if epoch < params.epochs and entry[self.objective] > usable[0]:  # the last epoch's outcome is the trial's own
-                usable[0] = entry[self.objective]
-                about = {"trial": trial.number, "epoch": epoch, "epochs": params.epochs, "score": usable[0],
+            if epoch < params.epochs and usable.takes(entry[self.objective], predictions):  # the last epoch's outcome is the trial's own
+                about = {"trial": trial.number, "epoch": epoch, "epochs": params.epochs, "score": entry[self.objective],
                          "objective": self.objective, "params": params.to_dict()}
                 ctx.run.write_checkpoint(trial.number, lambda f: torch.save(state, f), about)
                 ctx.display.checkpoint(trial.number, epoch)
@@ -161,23 +161,24 @@ class Objective:
         if "target_test" in store.examples:
             trial.set_user_attr("target_test", target_test(params, ctx, outcome.state))
         earlier_best = best_completed(trial.study.get_trials(deepcopy=False))
-        if earlier_best is None or value > earlier_best[0] or ctx.margin is not None:
+        if earlier_best is None or value >= earlier_best[0] or ctx.margin is not None:  # a tie: the later is the best (`best_completed`)
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
         self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
 
-    def _usable_to_beat(self, trial: optuna.Trial, params: TrialParams) -> list[float]:
-        """The score an epoch of this trial must beat to become the usable model (a checkpoint), in a list the
-        epochs raise: the best completed trial's when the trial starts.
+    def _usable_epochs(self, trial: optuna.Trial, params: TrialParams) -> UsableEpochs:
+        """Which epochs of this trial become the usable model (a checkpoint): from one that beats the best
+        completed trial's score when the trial starts.
 
-        A user may stop the search during a trial that takes minutes, so its best epoch so far is kept
-        once it beats every completed trial. Not for trials whose epochs take milliseconds (nothing in the
+        A user may stop the search during a trial that takes minutes, so its epochs are kept once they
+        beat every completed trial. Not for trials whose epochs take milliseconds (nothing in the
         backbone trains), nor when adapting, where the source guard, not the value, decides.
         """
-        if self.context.margin is not None or input_mode(params) == "pooled":
-            return [math.inf]
+        ctx = self.context
         earlier = best_completed(trial.study.get_trials(deepcopy=False))
-        return [-math.inf if earlier is None else earlier[0]]
+        never = ctx.margin is not None or input_mode(params) == "pooled"
+        floor = math.inf if never else -math.inf if earlier is None else earlier[0]
+        return UsableEpochs(floor, self.objective, ctx.stores[params.backbone].labels("validation").numpy(), ctx.n_classes)
 
     def _finish(self, trial: optuna.Trial, params: TrialParams, state: str, score: float | None, reason: str | None = None) -> None:
         """Record how the trial ended; its checkpoint goes (a completed trial's weights are its own outcome's)."""

@@ -37,9 +37,10 @@ from automl_tl.vocabulary.adaptations import TARGET_PREFIX
 LP_EPOCHS = 20
 """Linear-probe epochs before LP-FT's fine-tune: they run on cached pooled features, so they are cheap."""
 
-EpochCallback = Callable[[dict[str, float], dict[str, Tensor]], None]
+EpochCallback = Callable[[dict[str, float], dict[str, Tensor], np.ndarray], None]
 """Called after each validated epoch with its history entry (epoch, train loss, every validation
-metric, seconds) and the tail's weights at that point (to read, not to change); may raise
+metric, seconds), the tail's weights at that point (to read, not to change) and its validation
+predictions (class indices); may raise
 `optuna.TrialPruned`, so a pruned trial keeps the same record of its epochs as a completed one, or
 `StopTraining`. With a ``first_rung`` below 1 it is first called
 part-way through epoch 1, the entry's ``epoch`` being that share of the epoch's batches: a look for
@@ -148,7 +149,8 @@ def _fit(
             if on_batch is not None:
                 on_batch(done + 1, steps_per_epoch)
             if epoch == 1 and done + 1 == look < steps_per_epoch and on_epoch is not None:  # the data rung
-                on_epoch({"epoch": first_rung, **_validated(tail, store, mode, params, compute)[0]}, tail.state_dict())
+                looked, seen_predictions = _validated(tail, store, mode, params, compute)
+                on_epoch({"epoch": first_rung, **looked}, tail.state_dict(), seen_predictions)
                 set_train_mode(tail, params.batchnorm)  # scored: training goes on
         if not store.examples["validation"]:  # a refit: no selection, the last epoch is the model
             history.append({"epoch": epoch, "train_loss": total_loss / max(1, seen), "seconds": time.perf_counter() - started})
@@ -162,7 +164,7 @@ def _fit(
         chosen.add(metrics, state, predictions)
         if on_epoch is not None:
             try:
-                on_epoch(dict(entry), state)
+                on_epoch(dict(entry), state, predictions)
             except StopTraining:
                 break
     if best is None:  # trained with validation: the best smoothed epoch, not the last
