@@ -137,7 +137,7 @@ def anytime(recipe: Path, run_dir: Path) -> dict[str, Any]:
     completed = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.datetime_complete)
     usable, best = [], None
     for trial in completed:
-        if best is None or (trial.value or 0.0) > best:
+        if best is None or (trial.value or 0.0) > best:  # of equal values the earlier, as `predict` and the live view
             best = trial.value or 0.0
             usable.append({"trial": trial.number, "at_s": trial.datetime_complete.timestamp() - started,
                            "validation": trial.value, "weights": str(RunDir(run_dir).weights_path(trial.number))})

@@ -213,3 +213,14 @@ def test_a_finished_search_run_again_does_not_cross_validate_again(small_data, r
     monkeypatch.setattr(crossval, "fold_model", lambda *a, **k: calls.append(1) or real(*a, **k))
     assert run_cli(*args)[0] == 0
     assert calls == [] and json.loads((tmp_path / "run" / "test.json").read_text()) == test
+
+
+def test_of_equal_scores_the_earliest_trial_is_the_best_everywhere():
+    """Selection, the weights a run keeps and the live view's usable model name the same trial on a tie."""
+    from automl_tl.search.objective import best_completed
+
+    same = predictions(0.9, 1)
+    first, second = trial(3, same, params=1_000), trial(7, same, params=1_000)
+    choice = choose([second, first], LABELS, 4, "accuracy")
+    assert choice is not None and choice.best is first and choice.trial is first
+    assert best_completed([second, first]) == (first.value, 3)

@@ -122,7 +122,7 @@ class UsableEpochs:
     over unless the trial's best epoch so far beats it beyond validation noise — the rule the
     refit's length follows (`BestEpoch`), for the same reason: one schedule's later epochs have
     trained longer at a lower learning rate, and on a few hundred validation examples an early
-    epoch's lead of a point or two is as often noise as merit, so waiting for a raw new high kept
+    epoch's lead of a few examples is as often noise as merit, so waiting for a raw new high kept
     a mid-schedule epoch for the whole trial (docs/performance.md, CIFAR).
     """
 

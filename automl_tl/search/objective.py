@@ -161,7 +161,7 @@ class Objective:
         if "target_test" in store.examples:
             trial.set_user_attr("target_test", target_test(params, ctx, outcome.state))
         earlier_best = best_completed(trial.study.get_trials(deepcopy=False))
-        if earlier_best is None or value >= earlier_best[0] or ctx.margin is not None:  # a tie: the later is the best (`best_completed`)
+        if earlier_best is None or value > earlier_best[0] or ctx.margin is not None:  # a tie: the earlier stays the best
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
         self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
@@ -187,15 +187,21 @@ class Objective:
         trials = trial.study.get_trials(deepcopy=False)  # every worker's; the finishing trial is still running in storage
         best = best_completed(trials)
         if state == "complete" and score is not None:
-            best = max(best, (score, trial.number)) if best is not None else (score, trial.number)
+            best = max(best, (score, trial.number), key=earliest_best) if best is not None else (score, trial.number)
         done = 1 + sum(1 for t in trials if spends_budget(t))
         self.context.display.trial_finished(trial.number, describe(params.to_dict()), score, state, best, done)
 
 
 def best_completed(trials: Sequence[FrozenTrial]) -> tuple[float, int] | None:
     """(objective value, trial number) of the best completed trial among ``trials`` (None before the first);
-    of equal values, the later trial's."""
-    return max(((t.value, t.number) for t in trials if t.state == TrialState.COMPLETE and t.value is not None), default=None)
+    of equal values, the earlier trial's: the one whose weights are kept, and the one selection calls the best."""
+    return max(((t.value, t.number) for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
+               key=earliest_best, default=None)
+
+
+def earliest_best(best: tuple[float, int]) -> tuple[float, int]:
+    """Sort key of (value, trial number): the higher value, then the earlier trial."""
+    return best[0], -best[1]
 
 
 def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> None:
@@ -208,7 +214,7 @@ def keep_best_weights(study: optuna.Study, run: RunDir, config: RunConfig) -> No
     running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     completed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     kept = eligible(completed, config)
-    best = max(kept, key=lambda t: t.value or 0.0) if kept else None
+    best = max(kept, key=lambda t: earliest_best((t.value or 0.0, t.number))) if kept else None
     run.prune_weights(running | ({best.number} if best else set()))
     for checkpoint in run.checkpoints():  # an interrupted trial's, once a completed trial beats it
         if best is not None and checkpoint["trial"] not in running and checkpoint["score"] <= (best.value or 0.0):
