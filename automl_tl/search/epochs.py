@@ -58,6 +58,14 @@ def best_epoch(curve: list[float]) -> int:
     return max(range(len(curve)), key=lambda i: (smoothed(curve, i), -i))
 
 
+def earlier_holds(truth: np.ndarray | None, earlier: np.ndarray, later: np.ndarray, n_classes: int, objective: str) -> bool:
+    """Whether an earlier epoch's validation predictions beat a later one's beyond noise (the paired bootstrap
+    `selection` uses); without labels, or for an objective they do not score, nothing says otherwise: it holds."""
+    if truth is None or objective not in ("accuracy", "macro_f1"):
+        return True
+    return paired_difference(truth, earlier, later, n_classes, objective)[1] > 0
+
+
 class BestEpoch:
     """The epoch `best_epoch` picks, and its weights, kept while the trial trains.
 
@@ -101,11 +109,10 @@ class BestEpoch:
         than the last by more than the noise (the paired bootstrap `selection` uses) shortens it.
         """
         last = len(self.metrics)
-        if best == last or self.truth is None or self.objective not in ("accuracy", "macro_f1"):
+        if best == last or earlier_holds(self.truth, self.predictions[best - 1], self.predictions[-1], self.n_classes,
+                                         self.objective):
             return best
-        _, low, _ = paired_difference(self.truth, self.predictions[best - 1], self.predictions[-1], self.n_classes,
-                                      self.objective)
-        return best if low > 0 else last
+        return last
 
     def _judge(self, index: int, state: dict[str, Tensor]) -> None:
         score = smoothed([m[self.objective] for m in self.metrics], index)
@@ -138,9 +145,5 @@ class UsableEpochs:
             self.best = (score, predictions)
         if score <= self.floor:
             return False
-        if best is None or score > best[0]:
-            return True
-        if self.objective not in ("accuracy", "macro_f1"):
-            return False
-        _, low, _ = paired_difference(self.truth, best[1], predictions, self.n_classes, self.objective)
-        return low <= 0
+        return best is None or score > best[0] or not earlier_holds(self.truth, best[1], predictions, self.n_classes,
+                                                                    self.objective)
