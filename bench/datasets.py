@@ -14,6 +14,13 @@ Two image sets, as ``train/<class>/*.png`` and ``test/<class>/*.png``, for `auto
   images, 10 classes; ``apt-get install dataset-fashion-mnist``), ``--per-class`` images per class
   from its train file and a third as many from its test file.
 
+One speech set, for `automl-tl search --modality speech --data PATH/train --test PATH/test`:
+
+* ``speech-voices``: spoken digits synthesised by the speech plugin's eSpeak NG synthesiser
+  (``--per-class`` clips per digit at 16 kHz, 18 voices and accents, noise), a quarter of the voices
+  (seeded) held out as ``test/``: FSDD-style ``recordings/`` folders of links into ``all/``, so the
+  voice is each clip's group and the search validates on voices it did not train on.
+
 One speech pair, for `recipes/speech-synth-to-fsdd.toml` (synthetic voices to real ones):
 
 * ``speech-pair``: ``source/`` spoken digits synthesised by the speech plugin's own eSpeak NG
@@ -43,8 +50,8 @@ from PIL import Image
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
-PER_CLASS = {"fashion": 60, "speech-pair": 100}
-"""``--per-class`` by default: fashion's training images, speech-pair's synthesised clips per digit."""
+PER_CLASS = {"fashion": 60, "speech-pair": 100, "speech-voices": 100}
+"""``--per-class`` by default: fashion's training images, the speech sets' synthesised clips per digit."""
 SPEECH_PAIR_RATE = 8000
 """The synthetic source's sample rate: FSDD's. At the synthesiser's own 16 kHz the source alone would
 carry sound above 4 kHz, a difference of recording bandwidth, where the pair asks about voices."""
@@ -119,30 +126,58 @@ def speech_pair(folder: Path, fsdd: Path, per_class: int, seed: int) -> None:
         raise
 
 
+def speech_voices(folder: Path, per_class: int, seed: int) -> None:
+    """Write ``all/`` (the synthesised clips), ``train/`` and ``test/`` (links, split by voice) under ``folder``,
+    built beside it and renamed into place, as `speech_pair` does."""
+    import random
+
+    from automl_tl_speech import synth
+
+    if not synth.available():
+        raise SystemExit("eSpeak NG is not available: pip install espeakng-loader (or apt-get install espeak-ng)")
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    try:
+        clips = sorted((synth.synthesize_digits(staging / "all", per_class=per_class, seed=seed) / "recordings").iterdir())
+        voices = sorted({clip.name.split("_")[1] for clip in clips})
+        random.Random(seed).shuffle(voices)
+        held = set(voices[: max(1, len(voices) // 4)])
+        for clip in clips:
+            link = staging / ("test" if clip.name.split("_")[1] in held else "train") / "recordings" / clip.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("../../all/recordings") / clip.name)
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["digits", "fashion", "speech-pair"])
+    parser.add_argument("name", choices=["digits", "fashion", "speech-voices", "speech-pair"])
     parser.add_argument("--per-class", type=int, help="fashion: training images per class (60); "
-                        "speech-pair: synthesised clips per digit (100)")
-    parser.add_argument("--seed", type=int, default=0, help="speech-pair: the synthesiser's seed")
+                        "speech-voices, speech-pair: synthesised clips per digit (100)")
+    parser.add_argument("--seed", type=int, default=0, help="speech-voices, speech-pair: the synthesiser's seed")
     parser.add_argument("--out", type=Path, help="the folder to write (default: one named after the set in the cache folder)")
     options = parser.parse_args()
-    per_class = options.per_class or PER_CLASS.get(options.name, 0)
-    if options.per_class is not None and options.per_class < 1 or options.seed < 0:
+    name, per_class, seed = options.name, options.per_class or PER_CLASS.get(options.name, 0), options.seed
+    if options.per_class is not None and options.per_class < 1 or seed < 0:
         parser.error("--per-class must be at least 1 and --seed at least 0")
-    default = {"digits": "digits", "fashion": f"fashion-{per_class}", "speech-pair": f"speech-pair-{per_class}-seed{options.seed}"}
-    folder = (options.out or home() / default[options.name]).expanduser().absolute()
-    done = folder / ("target-test" if options.name == "speech-pair" else "test")
-    if options.name == "speech-pair" and folder.exists() and not done.is_dir() and any(folder.iterdir()):
-        parser.error(f"{folder} exists and holds no finished {options.name} set: remove it or choose another --out")
+    default = {"digits": "digits", "fashion": f"fashion-{per_class}"}.get(name, f"{name}-{per_class}-seed{seed}")
+    folder = (options.out or home() / default).expanduser().absolute()
+    done = folder / ("target-test" if name == "speech-pair" else "test")
+    built_whole = name.startswith("speech")  # renamed into place when finished: anything else there is not one
+    if built_whole and folder.exists() and not done.is_dir() and any(folder.iterdir()):
+        parser.error(f"{folder} exists and holds no finished {name} set: remove it or choose another --out")
     if not done.is_dir():
-        if options.name == "speech-pair":
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if name == "speech-pair":
             from automl_tl.datahome import data_home
 
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            speech_pair(folder, data_home() / "fsdd", per_class, options.seed)
+            speech_pair(folder, data_home() / "fsdd", per_class, seed)
+        elif name == "speech-voices":
+            speech_voices(folder, per_class, seed)
         else:
-            digits(folder) if options.name == "digits" else fashion(folder, per_class)
+            digits(folder) if name == "digits" else fashion(folder, per_class)
     print(folder)
 
 

@@ -1,4 +1,4 @@
-"""bench/adaptation.py's per-group table and bench/datasets.py's speech pair (issue #19)."""
+"""bench/adaptation.py's per-group table and bench/datasets.py's speech sets (issues #19, #24)."""
 
 from __future__ import annotations
 
@@ -90,6 +90,27 @@ def test_the_speech_pair_has_a_synthetic_source_and_fsdds_speakers_split_into_ta
         for example in examples:  # links into FSDD, each under its own file name: the label and speaker come along
             link = Path(example.item)
             assert link.is_symlink() and link.resolve() == (fsdd / "recordings" / link.name).resolve()
+
+
+def test_speech_voices_hold_a_quarter_of_the_voices_out_for_test(bench_datasets, tmp_path) -> None:
+    synth = pytest.importorskip("automl_tl_speech.synth")
+    if not synth.available():
+        pytest.skip("eSpeak NG not available (pip install espeakng-loader, or apt install espeak-ng)")
+    from automl_tl_speech.data import load_path
+
+    folder = tmp_path / "out" / "voices"
+    folder.parent.mkdir()
+    bench_datasets.speech_voices(folder, per_class=2, seed=0)
+    assert sorted(p.name for p in folder.iterdir()) == ["all", "test", "train"]
+    assert list(folder.parent.iterdir()) == [folder], "the staging folder was left behind"
+    train, test = (load_path(folder / part, skip_bad_files=False).examples for part in ("train", "test"))
+    voices = {e.group for e in train} | {e.group for e in test}
+    assert not {e.group for e in train} & {e.group for e in test}, "a voice in both: test would not be unseen voices"
+    assert len({e.group for e in test}) == max(1, len(voices) // 4)
+    assert sorted(e.label for e in train + test) == sorted([str(d) for d in range(10)] * 2)
+    for example in train + test:  # relative links into all/: the set can be moved as one folder
+        link = Path(example.item)
+        assert link.is_symlink() and link.resolve() == (folder / "all" / "recordings" / link.name).resolve()
 
 
 def test_an_existing_folder_that_is_no_speech_pair_is_refused_before_anything_is_made(bench_datasets, tmp_path, monkeypatch, capsys) -> None:
