@@ -21,6 +21,10 @@ One speech set, for `automl-tl search --modality speech --data PATH/train --test
   (seeded) held out as ``test/``: FSDD-style ``recordings/`` folders of links into ``all/``, so the
   voice is each clip's group and the search validates on voices it did not train on.
 
+* ``fsdd-speakers``: who is speaking rather than what is said: FSDD's recordings in one class
+  folder per speaker, digits 0–6 in ``train/`` and 7–9 in ``test/`` (words the model never heard
+  from anyone), links into the data home's ``fsdd/recordings``.
+
 One speech pair, for `recipes/speech-synth-to-fsdd.toml` (synthetic voices to real ones):
 
 * ``speech-pair``: ``source/`` spoken digits synthesised by the speech plugin's own eSpeak NG
@@ -33,6 +37,8 @@ One speech pair, for `recipes/speech-synth-to-fsdd.toml` (synthetic voices to re
 
     python bench/datasets.py digits
     python bench/datasets.py fashion --per-class 60
+    python bench/datasets.py speech-voices
+    python bench/datasets.py fsdd-speakers
     python bench/datasets.py speech-pair --per-class 100 --out /tmp/speech-pair
 """
 
@@ -151,9 +157,33 @@ def speech_voices(folder: Path, per_class: int, seed: int) -> None:
         raise
 
 
+SPEAKER_TEST_DIGITS = ("7", "8", "9")
+"""fsdd-speakers' test words: the speakers are to be told apart on digits no training clip says."""
+
+
+def fsdd_speakers(folder: Path, fsdd: Path) -> None:
+    """Write ``train/<speaker>/`` and ``test/<speaker>/`` under ``folder``: links to FSDD's recordings, split by digit."""
+    from automl_tl_speech.data import load_path
+
+    if not fsdd.is_dir():
+        raise SystemExit(f"FSDD is not at {fsdd}: set AUTOML_TL_DATA to the data home that holds fsdd/")
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    try:
+        for example in load_path(fsdd, skip_bad_files=False).examples:
+            file = Path(example.item)
+            part = "test" if example.label in SPEAKER_TEST_DIGITS else "train"
+            link = staging / part / str(example.group) / file.name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(file.resolve())
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["digits", "fashion", "speech-voices", "speech-pair"])
+    parser.add_argument("name", choices=["digits", "fashion", "speech-voices", "fsdd-speakers", "speech-pair"])
     parser.add_argument("--per-class", type=int, help="fashion: training images per class (60); "
                         "speech-voices, speech-pair: synthesised clips per digit (100)")
     parser.add_argument("--seed", type=int, default=0, help="speech-voices, speech-pair: the synthesiser's seed")
@@ -162,10 +192,10 @@ def main() -> None:
     name, per_class, seed = options.name, options.per_class or PER_CLASS.get(options.name, 0), options.seed
     if options.per_class is not None and options.per_class < 1 or seed < 0:
         parser.error("--per-class must be at least 1 and --seed at least 0")
-    default = {"digits": "digits", "fashion": f"fashion-{per_class}"}.get(name, f"{name}-{per_class}-seed{seed}")
+    default = {"digits": "digits", "fashion": f"fashion-{per_class}", "fsdd-speakers": name}.get(name, f"{name}-{per_class}-seed{seed}")
     folder = (options.out or home() / default).expanduser().absolute()
     done = folder / ("target-test" if name == "speech-pair" else "test")
-    built_whole = name.startswith("speech")  # renamed into place when finished: anything else there is not one
+    built_whole = name not in ("digits", "fashion")  # renamed into place when finished: anything else there is not one
     if built_whole and folder.exists() and not done.is_dir() and any(folder.iterdir()):
         parser.error(f"{folder} exists and holds no finished {name} set: remove it or choose another --out")
     if not done.is_dir():
@@ -174,6 +204,10 @@ def main() -> None:
             from automl_tl.datahome import data_home
 
             speech_pair(folder, data_home() / "fsdd", per_class, seed)
+        elif name == "fsdd-speakers":
+            from automl_tl.datahome import data_home
+
+            fsdd_speakers(folder, data_home() / "fsdd")
         elif name == "speech-voices":
             speech_voices(folder, per_class, seed)
         else:

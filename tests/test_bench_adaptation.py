@@ -113,6 +113,22 @@ def test_speech_voices_hold_a_quarter_of_the_voices_out_for_test(bench_datasets,
         assert link.is_symlink() and link.resolve() == (folder / "all" / "recordings" / link.name).resolve()
 
 
+def test_fsdd_speakers_are_the_classes_and_the_test_digits_are_words_no_training_clip_says(bench_datasets, tmp_path,
+                                                                                          monkeypatch) -> None:
+    from automl_tl_speech.data import load_path
+
+    fsdd = _fake_fsdd(tmp_path / "home")
+    monkeypatch.setattr(bench_datasets, "SPEAKER_TEST_DIGITS", ("2",))
+    folder = tmp_path / "speakers"
+    bench_datasets.fsdd_speakers(folder, fsdd)
+    assert sorted(p.name for p in folder.iterdir()) == ["test", "train"]
+    for part, digits in (("train", {"0", "1"}), ("test", {"2"})):
+        examples = load_path(folder / part, skip_bad_files=False).examples
+        assert sorted(e.label for e in examples) == sorted(["george", "theo", "jackson", "lucas"] * len(digits))
+        assert {Path(e.item).name.split("_")[0] for e in examples} == digits
+        assert all(Path(e.item).resolve().parent == (fsdd / "recordings").resolve() for e in examples)
+
+
 def test_an_existing_folder_that_is_no_speech_pair_is_refused_before_anything_is_made(bench_datasets, tmp_path, monkeypatch, capsys) -> None:
     (tmp_path / "pair").mkdir()
     (tmp_path / "pair" / "notes.txt").write_text("mine")
