@@ -132,18 +132,6 @@ class SpeechPlugin(ModalityPlugin):
             "batch_size": [16, 32],
         }
 
-    def starting_points(self) -> Sequence[Mapping[str, Any]]:
-        # The configuration FSDD's 20-trial search chose on 4 leave-one-speaker-out folds (seed 2,
-        # 2026-12-02; plugins/speech/README.md): LP-FT with nothing frozen, the whole encoder at a
-        # small backbone lr after the head has learnt on frozen features. The halving pruner stops
-        # such fine-tunes after their first epoch, where partial fine-tunes lead, so random draws
-        # seldom see one finish.
-        return [
-            {"backbone": self.default_backbone, "strategy": "lp_ft", "freeze_depth": 0, "backbone_lr": 3e-5,
-             "head_lr": 1.4e-3, "weight_decay": 3e-4, "epochs": 6, "batch_size": 16, "head": "linear",
-             "pooling": "default", "augment": False},
-        ]
-
     def default_recipe(self) -> Mapping[str, Any]:
         # The demo's budget: 20 trials (the halving pruner stops most after an epoch or three), or
         # 420 s of trials on a machine too slow for them; `recipes/speech-digits.toml` is the same.

@@ -129,19 +129,3 @@ def test_search_end_to_end_with_a_tiny_wav2vec2(tmp_path: Path, monkeypatch: pyt
     assert result.exit_code == 0, result.output
     assert "Held-out test" in result.output
     assert len(list((tmp_path / "runs").glob("*/trials/*/record.json"))) == 3
-
-
-def test_the_starting_point_lies_inside_the_default_space_and_the_demo_recipe() -> None:
-    """A starting point outside the space would be skipped silently: the demo would never run it."""
-    from automl_tl.config import deep_merge, read_recipe, validate
-    from automl_tl.search.space import BackboneShape, SearchSpace
-
-    plugin = SpeechPlugin()
-    shapes = {"whisper-tiny.en": BackboneShape(depth=4, uniform_width=True, has_batchnorm=False)}
-    raw = read_recipe(Path(__file__).resolve().parents[3] / "recipes" / "speech-digits.toml")
-    points = plugin.starting_points()
-    assert points
-    for layer in ({}, validate(deep_merge(plugin.default_recipe(), raw), "recipe").space):
-        space = SearchSpace.resolve(plugin.search_space(), layer, backbones=["whisper-tiny.en"])
-        for point in points:
-            assert space.params_of(point, shapes) is not None
