@@ -48,6 +48,8 @@ import argparse
 import gzip
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +104,25 @@ def fashion(folder: Path, per_class: int) -> None:
         write(folder, split, images[chosen], [FASHION_CLASSES[c] for c in labels[chosen]])
 
 
+@contextmanager
+def _staged(folder: Path) -> Iterator[Path]:
+    """A hidden folder beside ``folder``, renamed to it when the block ends well and removed when it does not:
+    an interrupted run leaves no half-made set that a later call would take for a finished one (removing
+    links removes never what they point to)."""
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    try:
+        yield staging
+        os.rename(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 def speech_pair(folder: Path, fsdd: Path, per_class: int, seed: int) -> None:
     """Write ``source/``, ``target/`` and ``target-test/`` under ``folder`` (see the module docstring).
 
     FSDD is read by the speech plugin's own loader, so each recording goes where the search will
-    see its speaker. Everything is built in a hidden folder beside ``folder`` and renamed into
-    place at the end: an interrupted run leaves no half-made pair that a later call would take
-    for a finished one.
+    see its speaker.
     """
     from automl_tl_speech import synth
     from automl_tl_speech.data import DEMO_TEST_SPEAKERS, load_path
@@ -118,31 +132,24 @@ def speech_pair(folder: Path, fsdd: Path, per_class: int, seed: int) -> None:
     if not synth.available():
         raise SystemExit("eSpeak NG is not available: pip install espeakng-loader (or apt-get install espeak-ng)")
     recordings = load_path(fsdd, skip_bad_files=False).examples
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    try:
+    with _staged(folder) as staging:
         synth.synthesize_digits(staging / "source", per_class=per_class, seed=seed, sample_rate=SPEECH_PAIR_RATE)
         for example in recordings:
             file = Path(example.item)
             link = staging / ("target-test" if example.group in DEMO_TEST_SPEAKERS else "target") / "recordings" / file.name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(file.resolve())
-        os.rename(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)  # removes the links, never what they point to
-        raise
 
 
 def speech_voices(folder: Path, per_class: int, seed: int) -> None:
-    """Write ``all/`` (the synthesised clips), ``train/`` and ``test/`` (links, split by voice) under ``folder``,
-    built beside it and renamed into place, as `speech_pair` does."""
+    """Write ``all/`` (the synthesised clips), ``train/`` and ``test/`` (links, split by voice) under ``folder``."""
     import random
 
     from automl_tl_speech import synth
 
     if not synth.available():
         raise SystemExit("eSpeak NG is not available: pip install espeakng-loader (or apt-get install espeak-ng)")
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    try:
+    with _staged(folder) as staging:
         clips = sorted((synth.synthesize_digits(staging / "all", per_class=per_class, seed=seed) / "recordings").iterdir())
         voices = sorted({clip.name.split("_")[1] for clip in clips})
         random.Random(seed).shuffle(voices)
@@ -151,10 +158,6 @@ def speech_voices(folder: Path, per_class: int, seed: int) -> None:
             link = staging / ("test" if clip.name.split("_")[1] in held else "train") / "recordings" / clip.name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(Path("../../all/recordings") / clip.name)
-        os.rename(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 SPEAKER_TEST_DIGITS = ("7", "8", "9")
@@ -167,18 +170,12 @@ def fsdd_speakers(folder: Path, fsdd: Path) -> None:
 
     if not fsdd.is_dir():
         raise SystemExit(f"FSDD is not at {fsdd}: set AUTOML_TL_DATA to the data home that holds fsdd/")
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    try:
+    with _staged(folder) as staging:
         for example in load_path(fsdd, skip_bad_files=False).examples:
             file = Path(example.item)
-            part = "test" if example.label in SPEAKER_TEST_DIGITS else "train"
-            link = staging / part / str(example.group) / file.name
+            link = staging / ("test" if example.label in SPEAKER_TEST_DIGITS else "train") / str(example.group) / file.name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(file.resolve())
-        os.rename(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def main() -> None:
