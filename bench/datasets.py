@@ -48,13 +48,19 @@ import argparse
 import gzip
 import os
 import shutil
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import platformdirs
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from automl_tl.errors import UserError  # noqa: E402  (after the path: `python bench/datasets.py` from anywhere)
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
@@ -97,11 +103,30 @@ def _idx(name: str) -> np.ndarray:
 
 def fashion(folder: Path, per_class: int) -> None:
     if not FASHION.is_dir():
-        raise SystemExit(f"{FASHION} is missing: apt-get install dataset-fashion-mnist")
+        raise UserError(f"{FASHION} is missing", hint="apt-get install dataset-fashion-mnist")
     for split, prefix, count in (("train", "train", per_class), ("test", "t10k", max(1, per_class // 3))):
         images, labels = _idx(f"{prefix}-images-idx3-ubyte.gz"), _idx(f"{prefix}-labels-idx1-ubyte.gz")
         chosen = np.concatenate([np.flatnonzero(labels == c)[:count] for c in range(10)])
         write(folder, split, images[chosen], [FASHION_CLASSES[c] for c in labels[chosen]])
+
+
+def _fsdd() -> Path:
+    """The data home's FSDD, which the speech sets link to; a `UserError` where it is not."""
+    from automl_tl.datahome import data_home
+
+    fsdd = data_home() / "fsdd"
+    if not fsdd.is_dir():
+        raise UserError(f"FSDD is not at {fsdd}", hint="set AUTOML_TL_DATA to the data home that holds fsdd/")
+    return fsdd
+
+
+def _synth() -> ModuleType:
+    """The speech plugin's eSpeak NG synthesiser; a `UserError` where it cannot run."""
+    from automl_tl_speech import synth
+
+    if not synth.available():
+        raise UserError("eSpeak NG is not available", hint="pip install espeakng-loader (or apt-get install espeak-ng)")
+    return synth
 
 
 @contextmanager
@@ -124,13 +149,9 @@ def speech_pair(folder: Path, fsdd: Path, per_class: int, seed: int) -> None:
     FSDD is read by the speech plugin's own loader, so each recording goes where the search will
     see its speaker.
     """
-    from automl_tl_speech import synth
     from automl_tl_speech.data import DEMO_TEST_SPEAKERS, load_path
 
-    if not fsdd.is_dir():
-        raise SystemExit(f"FSDD is not at {fsdd}: set AUTOML_TL_DATA to the data home that holds fsdd/")
-    if not synth.available():
-        raise SystemExit("eSpeak NG is not available: pip install espeakng-loader (or apt-get install espeak-ng)")
+    synth = _synth()
     recordings = load_path(fsdd, skip_bad_files=False).examples
     with _staged(folder) as staging:
         synth.synthesize_digits(staging / "source", per_class=per_class, seed=seed, sample_rate=SPEECH_PAIR_RATE)
@@ -145,19 +166,19 @@ def speech_voices(folder: Path, per_class: int, seed: int) -> None:
     """Write ``all/`` (the synthesised clips), ``train/`` and ``test/`` (links, split by voice) under ``folder``."""
     import random
 
-    from automl_tl_speech import synth
+    from automl_tl_speech.data import load_path
 
-    if not synth.available():
-        raise SystemExit("eSpeak NG is not available: pip install espeakng-loader (or apt-get install espeak-ng)")
+    synth = _synth()
     with _staged(folder) as staging:
-        clips = sorted((synth.synthesize_digits(staging / "all", per_class=per_class, seed=seed) / "recordings").iterdir())
-        voices = sorted({clip.name.split("_")[1] for clip in clips})
+        clips = load_path(synth.synthesize_digits(staging / "all", per_class=per_class, seed=seed), skip_bad_files=False).examples
+        voices = sorted({str(clip.group) for clip in clips})  # the speech plugin's reading of the file names
         random.Random(seed).shuffle(voices)
         held = set(voices[: max(1, len(voices) // 4)])
         for clip in clips:
-            link = staging / ("test" if clip.name.split("_")[1] in held else "train") / "recordings" / clip.name
+            name = Path(clip.item).name
+            link = staging / ("test" if str(clip.group) in held else "train") / "recordings" / name
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(Path("../../all/recordings") / clip.name)
+            link.symlink_to(Path("../../all/recordings") / name)
 
 
 SPEAKER_TEST_DIGITS = ("7", "8", "9")
@@ -168,8 +189,6 @@ def fsdd_speakers(folder: Path, fsdd: Path) -> None:
     """Write ``train/<speaker>/`` and ``test/<speaker>/`` under ``folder``: links to FSDD's recordings, split by digit."""
     from automl_tl_speech.data import load_path
 
-    if not fsdd.is_dir():
-        raise SystemExit(f"FSDD is not at {fsdd}: set AUTOML_TL_DATA to the data home that holds fsdd/")
     with _staged(folder) as staging:
         for example in load_path(fsdd, skip_bad_files=False).examples:
             file = Path(example.item)
@@ -178,9 +197,19 @@ def fsdd_speakers(folder: Path, fsdd: Path) -> None:
             link.symlink_to(file.resolve())
 
 
+SETS: dict[str, Callable[[Path, int, int], None]] = {
+    "digits": lambda folder, per_class, seed: digits(folder),
+    "fashion": lambda folder, per_class, seed: fashion(folder, per_class),
+    "speech-voices": speech_voices,
+    "fsdd-speakers": lambda folder, per_class, seed: fsdd_speakers(folder, _fsdd()),
+    "speech-pair": lambda folder, per_class, seed: speech_pair(folder, _fsdd(), per_class, seed),
+}
+"""Each set's maker, from its folder, ``--per-class`` and ``--seed``."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", choices=["digits", "fashion", "speech-voices", "fsdd-speakers", "speech-pair"])
+    parser.add_argument("name", choices=list(SETS))
     parser.add_argument("--per-class", type=int, help="fashion: training images per class (60); "
                         "speech-voices, speech-pair: synthesised clips per digit (100)")
     parser.add_argument("--seed", type=int, default=0, help="speech-voices, speech-pair: the synthesiser's seed")
@@ -197,20 +226,11 @@ def main() -> None:
         parser.error(f"{folder} exists and holds no finished {name} set: remove it or choose another --out")
     if not done.is_dir():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        if name == "speech-pair":
-            from automl_tl.datahome import data_home
-
-            speech_pair(folder, data_home() / "fsdd", per_class, seed)
-        elif name == "fsdd-speakers":
-            from automl_tl.datahome import data_home
-
-            fsdd_speakers(folder, data_home() / "fsdd")
-        elif name == "speech-voices":
-            speech_voices(folder, per_class, seed)
-        else:
-            digits(folder) if name == "digits" else fashion(folder, per_class)
+        SETS[name](folder, per_class, seed)
     print(folder)
 
 
 if __name__ == "__main__":
-    main()
+    from bench.common import run_script
+
+    run_script(main)
