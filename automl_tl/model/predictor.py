@@ -186,7 +186,7 @@ def _network(source: ModelSource, backbone: Backbone) -> Network | Averaged:
         states = saved if isinstance(saved, list) else [saved]  # several: fold models, averaged (automl_tl.search.final)
         configurations = source.members or [source.params] * len(states)
         if len(configurations) != len(states):
-            raise ValueError(f"{len(states)} tails' weights for {len(configurations)} configurations")
+            raise ValueError(f"it holds {len(states)} tails' weights, but test.json names {len(configurations)}")
         grouped: dict[str, tuple[TrialParams, list[dict[str, Tensor]]]] = {}
         for params, state in zip(configurations, states, strict=True):
             grouped.setdefault(json.dumps(params, sort_keys=True), (TrialParams(**params), []))[1].append(state)
