@@ -48,7 +48,6 @@ def adabn(run_dir: Path) -> dict[str, Any]:
     from torch import nn
 
     from automl_tl.errors import UserError
-    from automl_tl.model.network import Network
     from automl_tl.model.predictor import load_model
 
     model = load_model(run_dir)
@@ -56,7 +55,7 @@ def adabn(run_dir: Path) -> dict[str, Any]:
     if target is None or not target.test or not target.unlabelled:
         raise UserError(f"{run_dir} has no target with a labelled target test set", hint="search with --target and --target-test")
     network, pre = model.network, model.preprocessor
-    assert isinstance(network, Network)  # a run ranked on a target is never cross-validated: one configuration
+    assert network is not None
     norms = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         raise UserError(f"{run_dir}'s model has no BatchNorm layer: AdaBN has nothing to re-estimate")

@@ -74,7 +74,8 @@ def final_models(run_dir: Path, seeds: list[int], number: int | None = None, fol
     from automl_tl.search import crossval
     from automl_tl.search.compute import Compute, resolve_bf16
     from automl_tl.search.features import FeatureStore
-    from automl_tl.search.final import averaged, configured, refit
+    from automl_tl.search.final import averaged, refit
+    from automl_tl.search.model import Tail
     from automl_tl.search.train import input_mode
     from automl_tl.vocabulary import TrialParams
 
@@ -101,7 +102,8 @@ def final_models(run_dir: Path, seeds: list[int], number: int | None = None, fol
     n_classes = len(model.labels)
 
     def accuracy(states: list[Any]) -> float:
-        return float((averaged([configured(model.backbone, params, n_classes, states)], store, "test") == truth).mean())
+        tails = [Tail.trained(model.backbone, params, n_classes, state) for state in states]
+        return float((averaged(tails, store, "test", params) == truth).mean())
 
     own = [torch.load(run.weights_path(number), weights_only=True)] if run.weights_path(number).is_file() else []
     rows, refits = [], []

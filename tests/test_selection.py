@@ -133,36 +133,25 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data
     assert "chosen:" in " ".join(out.split())
 
 
-@pytest.mark.parametrize("both", [False, True], ids=["chosen", "both-candidates"])
-def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path, monkeypatch, both):
+def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path):
     """Cross-validation trained the chosen configuration once per fold: those models, averaged, are delivered
-    (no refit), and predicting the test split with the run's model gives test.json's score; so does its
-    ONNX bundle. With the other candidate's fold models averaged in (``both``), the same holds for a model
-    of two configurations, and the bundle's card names the other one."""
+    (no refit), and predicting the test split with the run's model gives test.json's score."""
     import json
 
     import numpy as np
     import torch
 
     import automl_tl
-    from automl_tl.search import crossval
 
-    if both:  # which candidates join is crossval.members' decision, tested on its own below
-        monkeypatch.setattr(crossval, "members", lambda choice, scored, *_: ([choice.trial.number] + [
-            t.number for t in scored if t.number != choice.trial.number], 0.5))
     recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
                           '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
     code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "4", "--run-dir", "run")
     assert code == 0, err
     test = json.loads((tmp_path / "run" / "test.json").read_text())
-    configurations = 2 if both else 1
-    assert test["members"] == test["cross_validation"]["folds"] * configurations == 5 * configurations
-    assert len(set(test.get("member_trials", [test["trial"]]))) == configurations and test.get("member_trials", [test["trial"]])[0] == test["trial"]
+    assert test["members"] == test["cross_validation"]["folds"] == 5
     saved = torch.load(tmp_path / "run" / "final" / "weights.pt", weights_only=True)
-    assert isinstance(saved, list) and len(saved) == 5 * configurations
-    footer = " ".join(out.split())  # the leaderboard's footer says what was delivered
-    assert (f"10 fold models of trials {test['member_trials'][0]} and {test['member_trials'][-1]} averaged" if both
-            else "5 fold models averaged") in footer
+    assert isinstance(saved, list) and len(saved) == 5
+    assert "5 fold models averaged" in " ".join(out.split())  # the leaderboard's footer says what was delivered
     assert not (tmp_path / "run" / "workers").exists()  # folds of seconds: no helper's start is worth it
     model = automl_tl.load_model(tmp_path / "run")
     examples = model.test_examples()
@@ -172,44 +161,6 @@ def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, r
     assert code == 0, err  # the export checks the bundle's probabilities against the averaged network's
     bundled = automl_tl.load_model(tmp_path / "bundle")
     assert [top[0]["label"] for top in bundled.predict([e.item for e in examples])] == labels
-    assert ("averaged with the fold models of another configuration" in (tmp_path / "bundle" / "README.md").read_text()) == both
-
-
-def _probabilities(predicted: np.ndarray, right: float, wrong: float) -> np.ndarray:
-    """Class probabilities for 4 classes that put ``right`` on each predicted class that is right, ``wrong`` on one that is not."""
-    confidence = np.where(predicted == LABELS, right, wrong)
-    found = np.repeat(((1 - confidence) / 3)[:, None], 4, axis=1)
-    found[np.arange(len(predicted)), predicted] = confidence
-    return found
-
-
-def test_the_other_candidate_joins_the_final_model_where_the_out_of_fold_average_is_no_worse():
-    """Averaged out of fold, two configurations that err on different examples beat the chosen one alone:
-    both are delivered; a candidate whose confident errors drag the average down is not, nor one whose
-    tails read another backbone's features, nor any when the guard chose the smaller model."""
-    from automl_tl.search.crossval import members
-
-    chosen, other = predictions(0.92, 2), predictions(0.90, 3)
-    a, b = trial(1, chosen, params=1_000), trial(2, other, params=1_000)
-    for t in (a, b):
-        t.user_attrs["params"]["backbone"] = "tiny"
-    found = {1: _probabilities(chosen, 0.9, 0.4), 2: _probabilities(other, 0.9, 0.4)}  # unsure where wrong
-    choice = choose([a, b], LABELS, 4, "accuracy", {n: p.argmax(axis=1) for n, p in found.items()})
-    assert choice is not None and choice.trial is a
-    joined, together = members(choice, [a, b], found, LABELS, "accuracy")
-    assert joined == [1, 2] and together is not None and together > np.mean(chosen == LABELS)
-    wrong = predictions(0.40, 4)
-    c = trial(2, wrong, params=1_000)
-    c.user_attrs["params"]["backbone"] = "tiny"
-    found[2] = _probabilities(wrong, 0.99, 0.99)  # sure everywhere
-    assert members(choice, [a, c], found, LABELS, "accuracy")[0] == [1]
-    b.user_attrs["params"]["backbone"] = "other"
-    assert members(choice, [a, b], {1: found[1], 2: _probabilities(other, 0.9, 0.4)}, LABELS, "accuracy") == ([1], None)
-    big = trial(0, chosen, params=5_000_000)  # the best (a tie goes to the earliest), but the smaller model within noise is chosen
-    big.user_attrs["params"]["backbone"] = "tiny"
-    small = choose([big, a], LABELS, 4, "accuracy", {0: chosen, 1: chosen})
-    assert small is not None and small.trial is a and small.best is big
-    assert members(small, [big, a], {0: found[1], 1: found[1]}, LABELS, "accuracy") == ([1], None)
 
 
 def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():

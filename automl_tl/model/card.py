@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automl_tl.model.source import ModelSource, final_training
-from automl_tl.vocabulary import describe
 
 CONFIGURATION_LABELS = {
     "backbone": "backbone", "strategy": "transfer strategy", "freeze_depth": "blocks frozen", "backbone_lr": "backbone learning rate",
@@ -75,7 +74,6 @@ def model_card(source: ModelSource, pipeline_tag: str, distribution: str, versio
         "## Configuration found",
         "",
         *(f"- {CONFIGURATION_LABELS.get(key, key)}: {value}" for key, value in source.params.items() if value is not None),
-        *(f"- averaged with the fold models of another configuration: {describe(other)}" for other in source.averaged_with),
         "",
         "## Limitations",
         "",

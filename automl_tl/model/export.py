@@ -170,8 +170,7 @@ def _write_files(model: Model, folder: Path, format: str, keys: list[str]) -> No
         "output": "probabilities",
     })
     write_json(folder / "labels.json", source.classes)
-    metrics: dict[str, Any] = {**source.card, "configuration": source.params,
-                               **({"averaged_with": source.averaged_with} if source.averaged_with else {})}
+    metrics: dict[str, Any] = {**source.card, "configuration": source.params}
     write_json(folder / "metrics.json", metrics)
     readme = model_card(source, model.plugin.pipeline_tag, distribution, entry.version if entry else None, NETWORK_FILES[format])
     (folder / "README.md").write_text(readme, encoding="utf-8")

@@ -13,15 +13,11 @@ beside the tail (a domain classifier) is not part of its weights, so it loads an
 A final model may average several tails of one configuration (the cross-validation folds',
 `automl_tl.search.final`): they share the frozen prefix, which runs once, and their class
 probabilities are averaged. One member is the usual case and computes exactly what one tail does.
-It may also average two configurations' fold models (`automl_tl.search.crossval.members`): `assemble`
-makes one `Network` per configuration and `Averaged` averages their probabilities, each configuration
-weighing the same, as the search's test evaluation did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias
 
 import torch
 from torch import Tensor, nn
@@ -73,34 +69,10 @@ class Network(nn.Module):
         return hidden, prefix_pooled, default_pooled  # a pooling that reads the sequence takes ``hidden``
 
 
-class Averaged(nn.Module):
-    """Collated batch → the class probabilities of several configurations' networks, averaged."""
-
-    def __init__(self, networks: Sequence[Network]) -> None:
-        super().__init__()
-        self.networks = nn.ModuleList(networks)
-        self.eval()
-
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
-        return torch.stack([network(batch) for network in self.networks]).mean(dim=0)
-
-
-Member: TypeAlias = tuple[TrialParams, Sequence[Mapping[str, Tensor]]]
-"""One configuration of a final model and its tails' weights."""
-
-
-def assemble(backbone: Backbone, n_classes: int, members: Sequence[Member]) -> Network | Averaged:
-    """The network of a final model whose tails have ``members``' configurations: one `Network` for one configuration."""
-    if not members:
-        raise ValueError("a network needs at least one configuration")
-    networks = [Network(backbone, params, n_classes, states) for params, states in members]
-    return networks[0] if len(networks) == 1 else Averaged(networks)
-
-
 class Positional(nn.Module):
     """`Network` over positional tensors named ``keys``: exporters take tensors, not a dict."""
 
-    def __init__(self, network: Network | Averaged, keys: Sequence[str]) -> None:
+    def __init__(self, network: Network, keys: Sequence[str]) -> None:
         super().__init__()
         self.network = network
         self.keys = list(keys)

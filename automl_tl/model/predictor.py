@@ -9,7 +9,6 @@ over `Model.classify`.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from automl_tl.config import RunConfig, plugin_options
 from automl_tl.contract import Example, ModalityPlugin
 from automl_tl.datahome import data_home
 from automl_tl.errors import DataError, UserError
-from automl_tl.model.network import Averaged, Network, assemble
+from automl_tl.model.network import Network
 from automl_tl.model.source import ModelSource, check_plugin, check_preprocessor, read_source
 from automl_tl.registry import backbone_builder, expect
 from automl_tl.search.features import length_batches
@@ -68,7 +67,7 @@ class Model:
     """A trained classifier: the plugin's preprocessing in front of the trained network."""
 
     def __init__(self, source: ModelSource, plugin: ModalityPlugin, preprocessor: Preprocessor, runner: Runner,
-                 network: Network | Averaged | None = None, backbone: Backbone | None = None) -> None:
+                 network: Network | None = None, backbone: Backbone | None = None) -> None:
         self.source = source
         self.plugin = plugin
         self.preprocessor = preprocessor
@@ -180,17 +179,11 @@ def load_model(path: str | Path) -> Model:
     return Model(source, plugin, preprocessor, torchscript_runner(source.network, source.inputs))
 
 
-def _network(source: ModelSource, backbone: Backbone) -> Network | Averaged:
+def _network(source: ModelSource, backbone: Backbone) -> Network:
     try:
         saved = torch.load(source.network, weights_only=True, map_location="cpu")
         states = saved if isinstance(saved, list) else [saved]  # several: fold models, averaged (automl_tl.search.final)
-        configurations = source.members or [source.params] * len(states)
-        if len(configurations) != len(states):
-            raise ValueError(f"it holds {len(states)} tails' weights, but test.json names {len(configurations)}")
-        grouped: dict[str, tuple[TrialParams, list[dict[str, Tensor]]]] = {}
-        for params, state in zip(configurations, states, strict=True):
-            grouped.setdefault(json.dumps(params, sort_keys=True), (TrialParams(**params), []))[1].append(state)
-        return assemble(backbone, len(source.classes), list(grouped.values()))
+        return Network(backbone, TrialParams(**source.params), len(source.classes), states)
     except (OSError, RuntimeError, TypeError, ValueError, KeyError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise UserError(f"cannot load the model weights {source.network}: {reason}",

@@ -49,9 +49,6 @@ class ModelSource:
     """The run's tail weights, or the bundle's network file."""
     params: dict[str, Any] = field(default_factory=dict)
     """The configuration that was trained (`TrialParams` as a dict); a run only."""
-    members: list[dict[str, Any]] = field(default_factory=list)
-    """Each saved tail's configuration, in the weights' order, where a run's final model averages several
-    configurations (`automl_tl.search.crossval.members`); empty when every tail is ``params``'s."""
     plugin_version: str | None = None
     preprocessor: str | None = None
     """The preprocessor's fingerprint when the model was made; None for runs older than the record."""
@@ -61,12 +58,6 @@ class ModelSource:
     """The run's saved configuration (``config.json``); empty for a bundle."""
     inputs: list[str] = field(default_factory=list)
     """A bundle's network inputs: the collated batch's keys, in the network's argument order."""
-
-    @property
-    def averaged_with(self) -> list[dict[str, Any]]:
-        """The configurations other than ``params``'s whose tails the final model averages with its own."""
-        distinct = {json.dumps(member, sort_keys=True): member for member in self.members}
-        return [member for member in distinct.values() if member != self.params]
 
 
 def read_source(path: Path) -> ModelSource:
@@ -127,9 +118,7 @@ def final_training(test: dict[str, Any]) -> str:
     if isinstance(members, int) and members > 1:
         if test.get("ensemble") == "refit and own":
             return "refit on train+validation, averaged with the trial's own model (trained on train)"
-        trials = list(dict.fromkeys(test.get("member_trials") or []))
-        of = f" of trials {', '.join(map(str, trials[:-1]))} and {trials[-1]}" if len(trials) > 1 else ""
-        return f"{members} fold models{of} averaged, each trained on train+validation less one fold"
+        return f"{members} fold models averaged, each trained on train+validation less one fold"
     return "refit on train+validation" if test.get("refit") else "trained on train"
 
 
@@ -193,25 +182,12 @@ def _read_run(run: RunDir) -> ModelSource:
     data = saved.get("data", {})
     backbones = _json_or_none(run.backbones_path) or {}
     built = backbones.get(params["backbone"], {}) if isinstance(backbones, dict) else {}
-    test = _json_or_none(run.test_path)
     return ModelSource(
         root=run.root, kind="run", modality=saved["modality"], backbone=params["backbone"],
         options=built.get("options", saved.get("config", {}).get("options", {})), classes=list(data.get("classes", [])),
-        network=weights, params=params, members=_members(run, test) if weights == run.final_weights_path else [],
-        plugin_version=built.get("plugin_version"), preprocessor=built.get("preprocessor"), card=run_card(saved, test), config=saved,
+        network=weights, params=params, plugin_version=built.get("plugin_version"), preprocessor=built.get("preprocessor"),
+        card=run_card(saved, _json_or_none(run.test_path)), config=saved,
     )
-
-
-def _members(run: RunDir, test: dict[str, Any]) -> list[dict[str, Any]]:
-    """The configuration of each of the final weights' tails, where test.json says they are several trials'."""
-    trials = test.get("member_trials") or []
-    found: dict[int, dict[str, Any]] = {}
-    for trial in dict.fromkeys(trials):
-        record = _json_or_none(run.trial_dir(trial) / "record.json")
-        if not isinstance(record, dict) or not record.get("params"):
-            raise UserError(f"run {run.root}: trial {trial}'s record is missing or damaged", hint="run the search again to resume it")
-        found[trial] = record["params"]
-    return [found[trial] for trial in trials]
 
 
 def run_card(saved: dict[str, Any], test: Any) -> dict[str, Any]:

@@ -162,7 +162,6 @@ def projection(run: Path, after: Row, status: Status) -> Figure | Paragraph:
 def head_features(run: Path, status: Status) -> dict[str, dict[str, np.ndarray]]:
     """``{"before" | "after": {"source" | "target": (n, width)}}``: the frozen backbone's pooled features
     and the final model's head input, for a sample of each domain; a `UserError` when the model or the data is gone."""
-    from automl_tl.model.network import Network
     from automl_tl.model.predictor import load_model  # torch loads only for a run that adapted
     from automl_tl.search.features import FeatureStore
     from automl_tl.search.train import head_inputs, input_mode
@@ -178,7 +177,7 @@ def head_features(run: Path, status: Status) -> dict[str, dict[str, np.ndarray]]
     source = data.splits.train + data.splits.validation + data.splits.test
     samples = {"source": sample(source, rng), "target": sample(data.target.unlabelled, rng)}
     samples = {domain: examples for domain, examples in samples.items() if examples}
-    assert model.backbone is not None and isinstance(model.network, Network)  # a run directory's model, of one configuration
+    assert model.backbone is not None and model.network is not None  # a run directory's model
     tail = model.network.tails[0]  # a run ranked on a target is never cross-validated, so its model is one tail
     store = FeatureStore(model.backbone, samples, model.labels,
                          progress=lambda what, done, total: status(f"{run}: {what} {done}/{total}"))

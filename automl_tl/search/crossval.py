@@ -11,19 +11,14 @@ else stratified by class — and scored on the examples each fold held out: ever
 outside the test split is then a validation example once. Selection runs again on those
 out-of-fold predictions. Frozen strategies read their folds from the feature store's cache.
 The chosen configuration's fold models are kept: averaged, they are the final model
-(`automl_tl.search.final`). Both candidates' fold models are trained anyway, and two configurations
-the evidence ranks close are two views of the data whose errors differ: where the out-of-fold
-probabilities averaged over both score at least as well as the chosen one's alone, both are the
-final model (`members`), so a run's delivered model leans less on which of the two the folds
-happened to rank first. Never when the choice fell back to a smaller model: that choice is for
-the smaller model.
+(`automl_tl.search.final`).
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -35,9 +30,8 @@ from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
-from automl_tl.search.metrics import score_of
-from automl_tl.search.selection import Choice, simplicity
-from automl_tl.search.train import input_mode, probabilities, train_trial
+from automl_tl.search.selection import simplicity
+from automl_tl.search.train import input_mode, predict, train_trial
 from automl_tl.vocabulary import TrialParams, trains_backbone
 
 WIDER_THAN = 0.10
@@ -104,14 +98,14 @@ def fold_indices(examples: Sequence[Example], folds: int, seed: int) -> list[lis
 
 
 FoldModel = tuple[np.ndarray, dict[str, Tensor]]
-"""A fold model's class probabilities for the fold it left out (examples × classes), and its weights."""
+"""A fold model's predictions for the fold it left out, and its weights."""
 
 
 def fold_model(
     trial: FrozenTrial, store: FeatureStore, folds: Sequence[Sequence[int]], number: int, n_classes: int, objective: str,
     seed: int, compute: Compute,
 ) -> FoldModel:
-    """The trial's configuration trained on every fold but ``number``, with its probabilities for that one.
+    """The trial's configuration trained on every fold but ``number``, with its predictions for that one.
 
     It trains as long as a refit would (`refit_epochs`) and keeps its last epoch: no epoch is chosen
     on the examples it is scored on. ``store`` is train + validation (`FeatureStore.merged`), ``folds``
@@ -124,36 +118,12 @@ def fold_model(
     folded = store.folded("train", [i for i in range(len(store.examples["train"])) if i not in held_set], held)
     outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number, compute=compute)
     tail = Tail.trained(store.backbone, params, n_classes, outcome.state)
-    return probabilities([tail], folded, "heldout", input_mode(params), params, compute).numpy(), outcome.state
+    return predict(tail, folded, "heldout", input_mode(params), params, compute), outcome.state
 
 
 def out_of_fold(folds: Sequence[Sequence[int]], models: Sequence[FoldModel]) -> np.ndarray:
-    """Every example's class probabilities from the fold model that left it out (``models`` in the order of ``folds``)."""
-    first = models[0][0]
-    found = np.empty((sum(len(held) for held in folds), first.shape[1]), dtype=first.dtype)
+    """Every example's prediction by the fold model that left it out (``models`` in the order of ``folds``)."""
+    predictions = np.empty(sum(len(held) for held in folds), dtype=np.int64)
     for held, (predicted, _) in zip(folds, models, strict=True):
-        found[list(held)] = predicted
-    return found
-
-
-def members(
-    choice: Choice, scored: Sequence[FrozenTrial], found: Mapping[int, np.ndarray], labels: np.ndarray, objective: str,
-) -> tuple[list[int], float | None]:
-    """The trials whose fold models the final model averages (the chosen first), and the out-of-fold score of
-    every candidate's probabilities averaged (None where no other candidate could join).
-
-    ``found`` holds the `out_of_fold` probabilities of each trial ``scored`` (the candidates). The others join when the average scores
-    at least the chosen one's alone: a tie keeps the average, which moves less with any one training seed.
-    Only a candidate of the chosen backbone can join (a model reads one preprocessing), and none when the
-    chosen is a smaller model than the best (the guard chose simplicity, `automl_tl.search.selection`).
-    """
-    chosen = choice.trial
-    backbone = chosen.user_attrs["params"].get("backbone")
-    others = [t.number for t in scored if t.number != chosen.number and t.user_attrs["params"].get("backbone") == backbone]
-    if chosen.number != choice.best.number or not others:
-        return [chosen.number], None
-    n_classes = found[chosen.number].shape[1]
-    averaged = np.mean([found[n] for n in (chosen.number, *others)], axis=0)
-    together = score_of(labels, averaged.argmax(axis=1), n_classes, objective)
-    alone = score_of(labels, found[chosen.number].argmax(axis=1), n_classes, objective)
-    return ([chosen.number, *others] if together >= alone else [chosen.number]), together
+        predictions[list(held)] = predicted
+    return predictions

@@ -11,8 +11,7 @@ groups are few (a speaker held out for validation is a speaker the model never h
 choice was made on folds, the chosen configuration's fold models are the final model instead,
 their probabilities averaged: together they too learnt from every labelled example, and an average
 of several models moves far less with the training seed than one refit does (docs/results.md),
-at no training beyond the folds'; the other cross-validated candidate's fold models join them where
-the out-of-fold scores say so (`automl_tl.search.crossval.members`). A refit is averaged the same way with the trial's own weights
+at no training beyond the folds'. A refit is averaged the same way with the trial's own weights
 where the run kept them: a second model for no training at all, and one whose epoch validation chose
 where the refit's could not be checked. The test score is stored with its bootstrap
 interval, so a reader can see what difference the test split can resolve. A labelled target test
@@ -108,47 +107,42 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         return
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
     params = TrialParams(**chosen.user_attrs["params"])
-    store = ctx.stores[params.backbone]  # every member's: only candidates of the chosen backbone join it
-    parts = fold_models  # each member configuration's weights, the chosen first
-    ensemble = "fold models" if parts else None  # what the members are, where there are several
+    store = ctx.stores[params.backbone]
+    ensemble = None  # what the members are, where there are several
     if settings.refit:
-        if not parts:
+        states = fold_models.get(chosen.number)
+        ensemble = "fold models" if states else None
+        if not states:
             with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
                 states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute)]
             own = run.weights_path(chosen.number)
             if own.exists():  # kept for the best trial (and every trial where a margin ranks them)
                 states.append(torch.load(own, weights_only=True))
                 ensemble = "refit and own"
-            parts = {chosen.number: states}
-        flat = [state for states in parts.values() for state in states]
-        atomic_write(run.final_weights_path, lambda f: torch.save(flat if len(flat) > 1 else flat[0], f), mode="wb")
+        atomic_write(run.final_weights_path, lambda f: torch.save(states if len(states) > 1 else states[0], f), mode="wb")
     else:
         weights = run.weights_path(chosen.number)
         if not weights.exists():
             ctx.console.print(f"[yellow]trial {chosen.number}'s weights are not in {run.root}[/] (another worker ran it, "
                               "or only the best trial's are kept: refit = true tests any choice)")
             return
-        parts, ensemble = {chosen.number: [torch.load(weights, weights_only=True)]}, None
-    by_number = {t.number: t for t in completed}
-    members = [configured(ctx.backbones[params.backbone], TrialParams(**by_number[n].user_attrs["params"]), len(splits.classes), states)
-               for n, states in parts.items()]
+        states = [torch.load(weights, weights_only=True)]
+    tails = [Tail.trained(ctx.backbones[params.backbone], params, len(splits.classes), state) for state in states]
     with ctx.console.status("evaluating on the test split"):
-        predictions = averaged(members, store, "test")
+        predictions = averaged(tails, store, "test", params)
     truth = store.labels("test").numpy()
     groups = [e.group for e in splits.test]
-    count = sum(len(states) for states in parts.values())
     result = {
         "trial": chosen.number, **why,
-        "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "members": count,
-        **({"ensemble": ensemble} if ensemble and count > 1 else {}),
-        **({"member_trials": [n for n, states in parts.items() for _ in states]} if len(parts) > 1 else {}),
+        "refit": settings.refit, "trained_on": "train+validation" if settings.refit else "train", "members": len(states),
+        **({"ensemble": ensemble} if ensemble and len(states) > 1 else {}),
         "n": len(splits.test),
         **detailed(truth, predictions, splits.classes),
         "intervals": {m: interval(truth, predictions, len(splits.classes), m, groups) for m in ("accuracy", "macro_f1")},
     }
     if "target_test" in store.examples:  # labelled target data: evaluated once, like the test split
         with ctx.console.status("evaluating on the target test set"):
-            predicted = averaged(members, store, "target_test")
+            predicted = averaged(tails, store, "target_test", params)
         result["target"] = {"n": len(store.examples["target_test"]),
                             **detailed(store.labels("target_test").numpy(), predicted, splits.classes)}
     _deliver(study, run, result)
@@ -172,19 +166,9 @@ def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: st
                        seed=seed * 100_003 + trial.number, compute=compute).state
 
 
-Configured = tuple[TrialParams, list[Tail]]
-"""One configuration of a final model, with its trained tails."""
-
-
-def configured(backbone: Backbone, params: TrialParams, n_classes: int, states: Sequence[State]) -> Configured:
-    return params, [Tail.trained(backbone, params, n_classes, state) for state in states]
-
-
-def averaged(members: Sequence[Configured], store: FeatureStore, split: str) -> np.ndarray:
-    """The class each example of ``split`` gets from the final model, computed as delivered: each configuration's
-    tails' probabilities averaged, then the configurations' (as `automl_tl.model.network.Averaged` does)."""
-    found = [probabilities(tails, store, split, input_mode(params), params, DELIVERED) for params, tails in members]
-    return torch.stack(found).mean(dim=0).argmax(dim=-1).numpy()
+def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:
+    """The class each example of ``split`` gets from the tails' averaged probabilities, computed as delivered."""
+    return probabilities(tails, store, split, input_mode(params), params, DELIVERED).argmax(dim=-1).numpy()
 
 
 def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
@@ -208,15 +192,12 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
             share.work(jobs, train)
             models = share.collect(jobs, train)
     by_trial = {t.number: [models[(t.number, k)] for k in range(len(folds))] for t in trials}
-    found = {number: crossval.out_of_fold(folds, models) for number, models in by_trial.items()}
-    predictions = {number: p.argmax(axis=1) for number, p in found.items()}
+    predictions = {number: crossval.out_of_fold(folds, found) for number, found in by_trial.items()}
     again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
     assert again is not None
-    averaged, together = crossval.members(again, trials, found, labels, settings.objective)
     record = {"folds": len(folds), "examples": len(labels), "why": doubt,
-              "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()},
-              **({"averaged": together} if together is not None else {})}
-    return again, record, {number: [state for _, state in by_trial[number]] for number in averaged}
+              "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
+    return again, record, {number: [state for _, state in found] for number, found in by_trial.items()}
 
 
 def _fold_jobs(
