@@ -23,7 +23,8 @@ One speech set, for `automl-tl search --modality speech --data PATH/train --test
 
 * ``fsdd-speakers``: who is speaking rather than what is said: FSDD's recordings in one class
   folder per speaker, digits 0–6 in ``train/`` and 7–9 in ``test/`` (words the model never heard
-  from anyone), links into the data home's ``fsdd/recordings``.
+  from anyone), links into the data home's ``fsdd/recordings``; ``train.csv`` lists ``train/``
+  with the digit as each clip's group (``--data SET/train.csv``: validation then holds words out).
 
 One speech pair, for `recipes/speech-synth-to-fsdd.toml` (synthetic voices to real ones):
 
@@ -186,15 +187,22 @@ SPEAKER_TEST_DIGITS = ("7", "8", "9")
 
 
 def fsdd_speakers(folder: Path, fsdd: Path) -> None:
-    """Write ``train/<speaker>/`` and ``test/<speaker>/`` under ``folder``: links to FSDD's recordings, split by digit."""
+    """Write ``train/<speaker>/`` and ``test/<speaker>/`` under ``folder``: links to FSDD's recordings, split by digit;
+    and ``train.csv``, the same training clips as a manifest whose group is the digit said, so that a search
+    told so validates on words its training split does not say, as the test does."""
     from automl_tl_speech.data import load_path
 
     with _staged(folder) as staging:
+        rows = ["path,label,group"]
         for example in load_path(fsdd, skip_bad_files=False).examples:
             file = Path(example.item)
-            link = staging / ("test" if example.label in SPEAKER_TEST_DIGITS else "train") / str(example.group) / file.name
+            part = "test" if example.label in SPEAKER_TEST_DIGITS else "train"
+            link = staging / part / str(example.group) / file.name
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(file.resolve())
+            if part == "train":
+                rows.append(f"train/{example.group}/{file.name},{example.group},{example.label}")
+        (staging / "train.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
 SETS: dict[str, Callable[[Path, int, int], None]] = {

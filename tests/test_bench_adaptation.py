@@ -121,12 +121,16 @@ def test_fsdd_speakers_are_the_classes_and_the_test_digits_are_words_no_training
     monkeypatch.setattr(bench_datasets, "SPEAKER_TEST_DIGITS", ("2",))
     folder = tmp_path / "speakers"
     bench_datasets.fsdd_speakers(folder, fsdd)
-    assert sorted(p.name for p in folder.iterdir()) == ["test", "train"]
+    assert sorted(p.name for p in folder.iterdir()) == ["test", "train", "train.csv"]
     for part, digits in (("train", {"0", "1"}), ("test", {"2"})):
         examples = load_path(folder / part, skip_bad_files=False).examples
         assert sorted(e.label for e in examples) == sorted(["george", "theo", "jackson", "lucas"] * len(digits))
         assert {Path(e.item).name.split("_")[0] for e in examples} == digits
         assert all(Path(e.item).resolve().parent == (fsdd / "recordings").resolve() for e in examples)
+    manifest = load_path(folder / "train.csv", skip_bad_files=False).examples  # the training clips, grouped by the word said
+    assert sorted((Path(e.item).resolve(), e.label) for e in manifest) == sorted(
+        (Path(e.item).resolve(), e.label) for e in load_path(folder / "train", skip_bad_files=False).examples)
+    assert all(e.group == Path(e.item).name.split("_")[0] for e in manifest) and {e.group for e in manifest} == {"0", "1"}
 
 
 def test_an_existing_folder_that_is_no_speech_pair_is_refused_before_anything_is_made(bench_datasets, tmp_path, monkeypatch, capsys) -> None:
