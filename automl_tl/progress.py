@@ -1,9 +1,12 @@
-"""Live terminal progress for a search: trials, the current trial's epochs and batches, the best so far."""
+"""Live terminal progress for a search: trials, the current trial's epochs and batches, the best so far;
+and `counted`, a bar for work after the trials (fold models) that other processes may share."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -89,3 +92,27 @@ class SearchDisplay:
         if not self.console.is_terminal:  # logs and CI get one line per trial instead of a live view
             self.console.print(f"trial {number} {state} {shown} — {summary}", highlight=False)
 
+
+
+@contextmanager
+def counted(console: Console, what: str, unit: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Say ``what`` once, then show how many of ``total`` ``unit`` are done, given the count so far (which
+    may include work other processes did). A console that is no terminal (a log, CI) gets a line each
+    time the count grows, as it gets one per trial."""
+    console.print(what, highlight=False)
+    if console.is_terminal:
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TimeRemainingColumn(), console=console, transient=True)
+        task = progress.add_task(unit, total=total)
+        with progress:
+            yield lambda done: progress.update(task, completed=done)
+        return
+    shown = 0
+
+    def line(done: int) -> None:
+        nonlocal shown
+        if done > shown:
+            shown = done
+            console.print(f"{unit} {done}/{total}", highlight=False)
+
+    yield line

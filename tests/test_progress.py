@@ -34,3 +34,23 @@ def test_a_trials_epoch_that_beats_every_completed_trial_is_named_until_the_tria
     assert "usable model: trial 1 at epoch 2, still training (automl-tl predict runs/x FILE...)" in render(display)
     display.trial_finished(1, "partial", 0.78, "pruned", (0.80, 0), 2)  # its checkpoint goes with it
     assert "usable model: trial 0 (automl-tl predict" in render(display)
+
+
+def test_work_after_the_trials_shows_a_bar_in_a_terminal_and_a_line_per_step_in_a_log():
+    """Fold models take minutes: a terminal shows a bar of the count (other processes' work included), a log a line
+    each time it grows, never twice for one count."""
+    import io
+
+    from automl_tl.progress import counted
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with counted(terminal, "cross-validating trials 3, 7", "fold models", 4) as progress:
+        progress(2)
+        progress(4)
+    shown = terminal.file.getvalue()
+    assert "fold models" in shown and "4/4" in shown and "fold models 2/4" not in shown  # the bar's frames, not log lines
+    log = Console(file=io.StringIO(), force_terminal=False, width=120)
+    with counted(log, "cross-validating trials 3, 7", "fold models", 4) as progress:
+        for done in (0, 2, 2, 3, 4):
+            progress(done)
+    assert log.file.getvalue().splitlines() == ["cross-validating trials 3, 7", "fold models 2/4", "fold models 3/4", "fold models 4/4"]

@@ -131,6 +131,8 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data
     assert folds["folds"] == 5 and folds["examples"] == 24  # train + validation: every labelled example outside test
     assert str(test["trial"]) in folds["scores"] and "folds of train + validation" in test["chosen"]
     assert "chosen:" in " ".join(out.split())
+    counts = [line.split()[-1] for line in out.splitlines() if line.startswith("fold models ")]  # a log's progress: a line each
+    assert counts == [f"{done}/10" for done in range(1, 11)]  # two candidates, five folds
 
 
 def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path):

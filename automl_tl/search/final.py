@@ -37,6 +37,7 @@ from torch import Tensor
 from automl_tl.backbone import Backbone
 from automl_tl.config import RunConfig
 from automl_tl.domains import adapted_choice, selection
+from automl_tl.progress import counted
 from automl_tl.rundir import RunDir, atomic_write, write_json
 from automl_tl.search import crossval
 from automl_tl.search.compute import Compute
@@ -184,13 +185,17 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
     about = f" (about {max(1, round(expected / 60))} min of training)" if expected else ""  # the trials' own times, once per fold
-    with ctx.console.status(f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}"):
+    what = f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}"
+    with counted(ctx.console, what, "fold models", len(jobs)) as progress:
         if share is None:
-            models = {job: train(job) for job in jobs}
+            models = {}
+            for job in jobs:
+                models[job] = train(job)
+                progress(len(models))
         else:
             share.publish(jobs)
-            share.work(jobs, train)
-            models = share.collect(jobs, train)
+            share.work(jobs, train, progress)
+            models = share.collect(jobs, train, progress)
     by_trial = {t.number: [models[(t.number, k)] for k in range(len(folds))] for t in trials}
     predictions = {number: crossval.out_of_fold(folds, found) for number, found in by_trial.items()}
     again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)

@@ -168,8 +168,9 @@ class FoldShare:
             return None
         return [(int(t), int(f)) for t, f in plan["jobs"]] if plan.get("owner") == self.owner else None
 
-    def work(self, jobs: Sequence[Job], train: Callable[[Job], FoldModel]) -> None:
-        """Claim and train every job no other process has claimed."""
+    def work(self, jobs: Sequence[Job], train: Callable[[Job], FoldModel], progress: Callable[[int], None] | None = None) -> None:
+        """Claim and train every job no other process has claimed; ``progress`` hears how many of ``jobs`` are done
+        (by any process) after each."""
         for job in jobs:
             mine = self.folder / f".claim-{os.getpid()}-{job[0]}-{job[1]}"
             mine.write_text(str(os.getpid()))
@@ -182,15 +183,22 @@ class FoldShare:
             result = train(job)
             atomic_write(self._result(job), lambda f: torch.save({"predictions": torch.from_numpy(result[0]), "state": result[1]}, f),
                          mode="wb")
+            if progress is not None:
+                progress(sum(self._result(done).exists() for done in jobs))
 
-    def collect(self, jobs: Sequence[Job], train: Callable[[Job], FoldModel]) -> dict[Job, FoldModel]:
-        """Every job's result, waiting for the helpers' and training any a helper left unfinished."""
+    def collect(self, jobs: Sequence[Job], train: Callable[[Job], FoldModel],
+                progress: Callable[[int], None] | None = None) -> dict[Job, FoldModel]:
+        """Every job's result, waiting for the helpers' and training any a helper left unfinished; ``progress`` as in `work`."""
         while missing := [job for job in jobs if not self._result(job).exists()]:
+            if progress is not None:
+                progress(len(jobs) - len(missing))
             abandoned = [job for job in missing if not self.alive(self._claimer(job))]
             for job in abandoned:  # its claimer ended without a result: this process trains it
                 self._claim(job).unlink(missing_ok=True)
-            self.work(abandoned, train)
+            self.work(abandoned, train, progress)
             time.sleep(POLL_SECONDS)
+        if progress is not None:
+            progress(len(jobs))
         found = {job: torch.load(self._result(job), weights_only=True) for job in jobs}
         for job in jobs:  # the weights live on in the final model; the claims stay, a record of who trained what
             self._result(job).unlink()
