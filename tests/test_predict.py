@@ -129,6 +129,15 @@ def test_a_refit_is_delivered_averaged_with_the_trials_own_model(toy_run):
     assert own.keys() == kept.keys() and all(torch.equal(own[k], kept[k]) for k in kept)
     assert not all(torch.equal(refit[k], kept[k]) for k in kept)  # trained again, on more examples
 
+def test_the_refit_counts_its_batches_to_the_end(toy, run_cli, write_recipe, fast_recipe, tmp_path):
+    """A refit of a fine-tune can take minutes: its bar's total is the batches it trains, so it ends full."""
+    code, out, err = run_cli("search", "-m", "toy", "-r", write_recipe(fast_recipe), "-n", "3", "--run-dir", "run")
+    assert code == 0, err
+    counts = [line.split()[-1].split("/") for line in out.splitlines() if line.startswith("refit batches ")]
+    assert counts and all(total == counts[0][1] for _, total in counts) and counts[-1][0] == counts[-1][1]
+    assert [int(done) for done, _ in counts] == list(range(1, int(counts[-1][1]) + 1))
+
+
 def test_test_json_scores_the_delivered_model_not_the_search_cache(toy, run_cli, write_recipe, tmp_path, monkeypatch):
     """The search ranks trials on its feature cache; test.json must be what the network itself predicts.
 

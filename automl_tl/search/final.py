@@ -21,6 +21,8 @@ model (`DELIVERED`), so predicting the test split again gives test.json's number
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -46,7 +48,7 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import Choice, choose
-from automl_tl.search.train import input_mode, probabilities, train_trial
+from automl_tl.search.train import BatchCallback, input_mode, probabilities, train_trial
 from automl_tl.search.workers import POLL_SECONDS, FoldShare, Helpers, Job
 from automl_tl.splits import Splits
 from automl_tl.trials import seconds
@@ -114,8 +116,12 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         states = fold_models.get(chosen.number)
         ensemble = "fold models" if states else None
         if not states:
-            with ctx.console.status(f"refitting trial {chosen.number}'s configuration on train + validation"):
-                states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute)]
+            steps = refit_epochs(chosen, params.epochs) * math.ceil((len(splits.train) + len(splits.validation)) / params.batch_size)
+            with counted(ctx.console, f"refitting trial {chosen.number}'s configuration on train + validation", "refit batches",
+                         steps) as progress:
+                batches = itertools.count(1)
+                states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute,
+                                on_batch=lambda done, per_epoch: progress(next(batches)))]
             own = run.weights_path(chosen.number)
             if own.exists():  # kept for the best trial (and every trial where a margin ranks them)
                 states.append(torch.load(own, weights_only=True))
@@ -158,13 +164,13 @@ def _deliver(study: optuna.Study, run: RunDir, result: dict[str, Any]) -> None:
 
 
 def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int,
-          compute: Compute) -> State:
+          compute: Compute, on_batch: BatchCallback | None = None) -> State:
     """``trial``'s configuration trained again on train + validation (``store``'s), for `refit_epochs`;
     ``seed`` is the search's (a search and bench/final_model.py make the same refit from it)."""
     params = TrialParams(**trial.user_attrs["params"])
     refit_params = replace(params, epochs=refit_epochs(trial, params.epochs))
     return train_trial(refit_params, store.merged(["train", "validation"]), n_classes, objective,
-                       seed=seed * 100_003 + trial.number, compute=compute).state
+                       seed=seed * 100_003 + trial.number, on_batch=on_batch, compute=compute).state
 
 
 def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialParams) -> np.ndarray:
