@@ -94,6 +94,11 @@ class SearchDisplay:
 
 
 
+SPEED_FROM_ALL = 24 * 3600.0
+"""Seconds of history the remaining time is estimated from: all of it, since a fold model can take minutes
+(rich's default half minute would see no step at all and estimate nothing)."""
+
+
 @contextmanager
 def counted(console: Console, what: str, unit: str, total: int) -> Iterator[Callable[[int], None]]:
     """Say ``what`` once, then show how many of ``total`` ``unit`` are done, given the count so far (which
@@ -102,7 +107,7 @@ def counted(console: Console, what: str, unit: str, total: int) -> Iterator[Call
     console.print(what, highlight=False)
     if console.is_terminal:
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TimeRemainingColumn(), console=console, transient=True)
+                            TimeRemainingColumn(), console=console, transient=True, speed_estimate_period=SPEED_FROM_ALL)
         task = progress.add_task(unit, total=total)
         with progress:
             yield lambda done: progress.update(task, completed=done)
