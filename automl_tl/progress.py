@@ -93,7 +93,6 @@ class SearchDisplay:
             self.console.print(f"trial {number} {state} {shown} — {summary}", highlight=False)
 
 
-
 SPEED_FROM_ALL = 24 * 3600.0
 """Seconds of history the remaining time is estimated from: all of it, since a fold model can take minutes
 (rich's default half minute would see no step at all and estimate nothing)."""

@@ -184,7 +184,7 @@ class FoldShare:
             atomic_write(self._result(job), lambda f: torch.save({"predictions": torch.from_numpy(result[0]), "state": result[1]}, f),
                          mode="wb")
             if progress is not None:
-                progress(sum(self._result(done).exists() for done in jobs))
+                progress(sum(self._result(each).exists() for each in jobs))
 
     def collect(self, jobs: Sequence[Job], train: Callable[[Job], FoldModel],
                 progress: Callable[[int], None] | None = None) -> dict[Job, FoldModel]:
