@@ -3,6 +3,7 @@ and `counted`, a bar for work after the trials (fold models) that other processe
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -93,6 +94,8 @@ class SearchDisplay:
             self.console.print(f"trial {number} {state} {shown} — {summary}", highlight=False)
 
 
+LOG_LINES = 10
+"""At most about this many progress lines in a log for one piece of work after the trials."""
 SPEED_FROM_ALL = 24 * 3600.0
 """Seconds of history the remaining time is estimated from: all of it, since a fold model can take minutes
 (rich's default half minute would see no step at all and estimate nothing)."""
@@ -102,7 +105,7 @@ SPEED_FROM_ALL = 24 * 3600.0
 def counted(console: Console, what: str, unit: str, total: int) -> Iterator[Callable[[int], None]]:
     """Say ``what`` once, then show how many of ``total`` ``unit`` are done, given the count so far (which
     may include work other processes did). A console that is no terminal (a log, CI) gets a line each
-    time the count grows, as it gets one per trial."""
+    time the count grows by a tenth of ``total`` or more (so a refit's hundreds of batches make ten lines), and at the end."""
     console.print(what, highlight=False)
     if console.is_terminal:
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -111,11 +114,11 @@ def counted(console: Console, what: str, unit: str, total: int) -> Iterator[Call
         with progress:
             yield lambda done: progress.update(task, completed=done)
         return
-    shown = 0
+    shown, step = 0, max(1, math.ceil(total / LOG_LINES))
 
     def line(done: int) -> None:
         nonlocal shown
-        if done > shown:
+        if done >= shown + step or shown < done == total:
             shown = done
             console.print(f"{unit} {done}/{total}", highlight=False)
 

@@ -135,7 +135,8 @@ def test_the_refit_counts_its_batches_to_the_end(toy, run_cli, write_recipe, fas
     assert code == 0, err
     counts = [line.split()[-1].split("/") for line in out.splitlines() if line.startswith("refit batches ")]
     assert counts and all(total == counts[0][1] for _, total in counts) and counts[-1][0] == counts[-1][1]
-    assert [int(done) for done, _ in counts] == list(range(1, int(counts[-1][1]) + 1))
+    done = [int(d) for d, _ in counts]
+    assert done == sorted(set(done)) and len(done) <= 11  # a log gets about ten lines, however many batches
 
 
 def test_test_json_scores_the_delivered_model_not_the_search_cache(toy, run_cli, write_recipe, tmp_path, monkeypatch):

@@ -54,3 +54,8 @@ def test_work_after_the_trials_shows_a_bar_in_a_terminal_and_a_line_per_step_in_
         for done in (0, 2, 2, 3, 4):
             progress(done)
     assert log.file.getvalue().splitlines() == ["cross-validating trials 3, 7", "fold models 2/4", "fold models 3/4", "fold models 4/4"]
+    many = Console(file=io.StringIO(), force_terminal=False, width=120)
+    with counted(many, "refitting", "refit batches", 95) as progress:
+        for done in range(1, 96):
+            progress(done)
+    assert many.file.getvalue().splitlines()[1:] == [f"refit batches {n}/95" for n in (*range(10, 95, 10), 95)]
