@@ -226,3 +226,23 @@ def test_of_equal_scores_the_earliest_trial_is_the_best_everywhere():
     choice = choose([second, first], LABELS, 4, "accuracy")
     assert choice is not None and choice.best is first and choice.trial is first
     assert best_completed([second, first]) == (first.value, 3)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["no-groups", "groups"])
+def test_a_validation_split_every_trial_aces_says_it_cannot_rank_them(toy, toy_modules, run_cli, write_recipe, tmp_path, grouped):
+    """Trials that all but ace validation tie there whatever they would score on data unlike it: without groups the
+    output says so and how to make the split hold out what differs; with groups the split already does."""
+    import json
+
+    toy_modality, _ = toy_modules
+    rows = [{"x": e.item, "label": e.label, **({"group": e.group} if grouped else {})}
+            for e in toy_modality.synthetic(n_per_class=100, groups=30, seed=5, noise=0.1)]
+    (tmp_path / "easy.json").write_text(json.dumps(rows))
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[space]\nstrategy = "feature_extraction"\nepochs = [6, 8]\n'
+                          'batch_size = 8\nhead = "linear"\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", "easy.json", "-n", "3", "--run-dir", "run")
+    assert code == 0, err
+    test = json.loads((tmp_path / "run" / "test.json").read_text())
+    assert len(test["considered"]) > 1 and "cross_validation" not in test, out  # tied, and nothing made the choice again
+    text = " ".join(out.split())
+    assert ("validation cannot rank these" in text and "give each example that as its group" in text) != grouped

@@ -47,7 +47,7 @@ from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
-from automl_tl.search.selection import Choice, choose
+from automl_tl.search.selection import Choice, at_ceiling, choose
 from automl_tl.search.train import BatchCallback, input_mode, probabilities, train_trial
 from automl_tl.search.workers import POLL_SECONDS, FoldShare, Helpers, Job
 from automl_tl.splits import Splits
@@ -109,6 +109,12 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         _deliver(study, run, {**{k: v for k, v in existing.items() if k != "cross_validation"}, **why})
         return
     ctx.console.print(f"[bold]chosen[/]: {choice.reason}")
+    if doubt is None and not on_target and all(e.group is None for e in splits.validation) and at_ceiling(choice, labels):
+        ctx.console.print(f"[yellow]note[/]: validation cannot rank these: the best trial misses at most one of its "
+                          f"{len(labels)} examples and {len(choice.within) - 1} other(s) tie with it. If the data the model "
+                          "will meet differs from the training data in a way this split does not hold out (other speakers, "
+                          "words, devices), give each example that as its group: validation then holds whole groups out "
+                          "(docs/guide.md, \"Splits and the objective\").")
     params = TrialParams(**chosen.user_attrs["params"])
     store = ctx.stores[params.backbone]
     ensemble = None  # what the members are, where there are several

@@ -79,6 +79,15 @@ def choose(
     ))
 
 
+def at_ceiling(choice: Choice, labels: np.ndarray) -> bool:
+    """Whether the validation split has nothing left to rank by: the best trial misses at most one of its
+    examples and others tie with it. Then the split says nothing of how the configurations differ on data
+    unlike it, and data that differs in a way the split does not hold out (words no training clip says,
+    other devices) can score them far apart: docs/results.md's speaker task tested 0.78–0.92 so."""
+    predicted = choice.best.user_attrs.get(PREDICTIONS)
+    return len(choice.within) > 1 and predicted is not None and int((np.asarray(predicted) != labels).sum()) <= 1
+
+
 def simplicity(trial: FrozenTrial) -> tuple[float, int]:
     """Fewest trainable parameters first (a linear probe before any fine-tune), then the earliest."""
     return float(trial.user_attrs.get("trainable_params") or np.inf), trial.number
