@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -101,25 +101,40 @@ SPEED_FROM_ALL = 24 * 3600.0
 (rich's default half minute would see no step at all and estimate nothing)."""
 
 
+class Count(Protocol):
+    """How much of a piece of work is done, and of how much where that is first known now."""
+
+    def __call__(self, done: int, total: int | None = None) -> None: ...
+
+
 @contextmanager
-def counted(console: Console, what: str, unit: str, total: int) -> Iterator[Callable[[int], None]]:
+def counted(console: Console, what: str, unit: str, total: int | None = None) -> Iterator[Count]:
     """Say ``what`` once, then show how many of ``total`` ``unit`` are done, given the count so far (which
-    may include work other processes did). A console that is no terminal (a log, CI) gets a line each
-    time the count grows by a tenth of ``total`` or more (so a refit's hundreds of batches make ten lines), and at the end."""
+    may include work other processes did); a total not known at the start comes with a count (a refit
+    knows its batches once it trains). A console that is no terminal (a log, CI) gets a line each time
+    the count grows by a tenth of the total or more (so a refit's hundreds of batches make ten lines),
+    and at the end."""
     console.print(what, highlight=False)
     if console.is_terminal:
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TimeRemainingColumn(), console=console, transient=True, speed_estimate_period=SPEED_FROM_ALL)
         task = progress.add_task(unit, total=total)
-        with progress:
-            yield lambda done: progress.update(task, completed=done)
-        return
-    shown, step = 0, max(1, math.ceil(total / LOG_LINES))
 
-    def line(done: int) -> None:
-        nonlocal shown
-        if done >= shown + step or shown < done == total:
+        def bar(done: int, of: int | None = None) -> None:
+            progress.update(task, completed=done, **({"total": of} if of is not None else {}))
+
+        with progress:
+            yield bar
+        return
+    shown, known = 0, total
+
+    def line(done: int, of: int | None = None) -> None:
+        nonlocal shown, known
+        known = of if of is not None else known
+        if known is None:
+            return
+        if done >= shown + max(1, math.ceil(known / LOG_LINES)) or shown < done == known:
             shown = done
-            console.print(f"{unit} {done}/{total}", highlight=False)
+            console.print(f"{unit} {done}/{known}", highlight=False)
 
     yield line

@@ -22,7 +22,6 @@ model (`DELIVERED`), so predicting the test split again gives test.json's number
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -39,7 +38,7 @@ from torch import Tensor
 from automl_tl.backbone import Backbone
 from automl_tl.config import RunConfig
 from automl_tl.domains import adapted_choice, selection
-from automl_tl.progress import counted
+from automl_tl.progress import Count, counted
 from automl_tl.rundir import RunDir, atomic_write, write_json
 from automl_tl.search import crossval
 from automl_tl.search.compute import Compute
@@ -48,7 +47,7 @@ from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval, score_of
 from automl_tl.search.model import Tail
 from automl_tl.search.selection import Choice, at_ceiling, choose
-from automl_tl.search.train import BatchCallback, input_mode, probabilities, train_trial
+from automl_tl.search.train import input_mode, probabilities, train_trial
 from automl_tl.search.workers import POLL_SECONDS, FoldShare, Helpers, Job
 from automl_tl.splits import Splits
 from automl_tl.trials import seconds
@@ -122,12 +121,9 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
         states = fold_models.get(chosen.number)
         ensemble = "fold models" if states else None
         if not states:
-            steps = refit_epochs(chosen, params.epochs) * math.ceil((len(splits.train) + len(splits.validation)) / params.batch_size)
-            with counted(ctx.console, f"refitting trial {chosen.number}'s configuration on train + validation", "refit batches",
-                         steps) as progress:
-                batches = itertools.count(1)
-                states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute,
-                                on_batch=lambda done, per_epoch: progress(next(batches)))]
+            with counted(ctx.console, f"refitting trial {chosen.number}'s configuration on train + validation",
+                         "refit batches") as progress:
+                states = [refit(chosen, store, len(splits.classes), settings.objective, settings.seed, ctx.compute, progress)]
             own = run.weights_path(chosen.number)
             if own.exists():  # kept for the best trial (and every trial where a margin ranks them)
                 states.append(torch.load(own, weights_only=True))
@@ -170,11 +166,18 @@ def _deliver(study: optuna.Study, run: RunDir, result: dict[str, Any]) -> None:
 
 
 def refit(trial: FrozenTrial, store: FeatureStore, n_classes: int, objective: str, seed: int,
-          compute: Compute, on_batch: BatchCallback | None = None) -> State:
+          compute: Compute, progress: Count | None = None) -> State:
     """``trial``'s configuration trained again on train + validation (``store``'s), for `refit_epochs`;
-    ``seed`` is the search's (a search and bench/final_model.py make the same refit from it)."""
+    ``seed`` is the search's (a search and bench/final_model.py make the same refit from it). ``progress``
+    hears the batches trained, of all the epochs'."""
     params = TrialParams(**trial.user_attrs["params"])
     refit_params = replace(params, epochs=refit_epochs(trial, params.epochs))
+    batches = itertools.count(1)
+
+    def on_batch(_: int, per_epoch: int) -> None:
+        if progress is not None:
+            progress(next(batches), per_epoch * refit_params.epochs)
+
     return train_trial(refit_params, store.merged(["train", "validation"]), n_classes, objective,
                        seed=seed * 100_003 + trial.number, on_batch=on_batch, compute=compute).state
 
