@@ -7,7 +7,8 @@ Layout (``runs/<study>/`` by default)::
     .lock                   held while a search claims the directory (see `RunDir.claim`)
     study.db                Optuna storage, unless --storage points elsewhere
     trials/<n>/record.json  one trial: parameters, per-epoch scores, state, reason, wall time
-    trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed)
+    trials/<n>/weights.pt   the tail weights of the best trial so far (others are removed), at its best epoch
+    trials/<n>/last.pt      beside them, its last epoch's, where that is not the best (a fold model: crossval)
     trials/<n>/checkpoint.* a trial's best epoch so far, while it beats every completed trial: weights
                             (.pt) and what they are (.json); the usable model until the trial ends,
                             kept if it never ends (Ctrl-C, a kill)
@@ -102,6 +103,10 @@ class RunDir:
 
     def weights_path(self, number: int) -> Path:
         return self.trial_dir(number) / "weights.pt"
+
+    def last_weights_path(self, number: int) -> Path:
+        """A kept trial's weights after its last epoch, written only where that is not its best epoch."""
+        return self.trial_dir(number) / "last.pt"
 
     def checkpoint_paths(self, number: int) -> tuple[Path, Path]:
         """A trial's checkpoint: its weights and what they are (``checkpoint.pt``, ``checkpoint.json``)."""
@@ -221,6 +226,6 @@ class RunDir:
         removed only once the storage agrees that a better one exists.
         """
         kept = {f"{number:04d}" for number in keep}
-        for path in (self.root / "trials").glob("*/weights.pt"):
+        for path in [*(self.root / "trials").glob("*/weights.pt"), *(self.root / "trials").glob("*/last.pt")]:
             if path.parent.name not in kept:
                 path.unlink(missing_ok=True)

@@ -108,7 +108,7 @@ def final_models(run_dir: Path, seeds: list[int], number: int | None = None, fol
     own = [torch.load(run.weights_path(number), weights_only=True)] if run.weights_path(number).is_file() else []
     rows, refits = [], []
     for seed in seeds:
-        indices = crossval.fold_indices(merged.examples["train"], crossval.FOLDS, seed) if folds else []
+        indices = crossval.fold_indices(merged.examples["train"], len(splits.validation), crossval.FOLDS, seed) if folds else []
         states = [crossval.fold_model(trial, merged, indices, k, n_classes, settings.objective, seed, compute)[1]
                   for k in range(len(indices))]
         refits.append(refit(trial, store, n_classes, settings.objective, seed, compute))

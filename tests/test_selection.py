@@ -102,20 +102,54 @@ def test_the_paired_difference_of_a_model_with_itself_is_zero():
     assert gain == pytest.approx(np.mean(predictions(0.99, 4) == LABELS) - np.mean(predictions(0.6, 5) == LABELS))
 
 
-def test_folds_hold_each_example_out_once_and_keep_groups_whole():
+def test_folds_hold_each_example_out_once_keep_groups_whole_and_the_validation_split_is_the_first():
+    """The validation split (the last examples, as train + validation are joined) is a fold as it is, so a trial
+    trained on the train split is a fold model; the rest is folded by whole groups, or stratified without them."""
     from automl_tl.contract import Example
     from automl_tl.search.crossval import fold_indices
 
     grouped = [Example(i, "ab"[i % 2], f"g{i % 7}") for i in range(70)]
-    folds = fold_indices(grouped, 5, seed=0)
+    grouped = [e for e in grouped if e.group != "g6"] + [e for e in grouped if e.group == "g6"]  # g6 is the validation split
+    folds = fold_indices(grouped, 10, 5, seed=0)
+    assert len(folds) == 5 and folds[0] == list(range(60, 70))
     assert sorted(i for fold in folds for i in fold) == list(range(70))
     for fold in folds:  # a group never straddles two folds
         groups = {grouped[i].group for i in fold}
         assert all(grouped[i].group not in groups for other in folds if other is not fold for i in other)
-    plain = [Example(i, "abc"[i % 3]) for i in range(30)]
-    folds = fold_indices(plain, 5, seed=0)
-    assert sorted(i for fold in folds for i in fold) == list(range(30))
+    plain = [Example(i, "abc"[i % 3]) for i in range(36)]
+    folds = fold_indices(plain, 6, 5, seed=0)
+    assert folds[0] == list(range(30, 36)) and sorted(i for fold in folds for i in fold) == list(range(36))
     assert all({plain[i].label for i in fold} == {"a", "b", "c"} for fold in folds)  # stratified
+    mixed = [Example(i, "ab"[i % 2], f"g{i % 7}") for i in range(70)]  # validation groups also in train: no group folds
+    assert fold_indices(mixed, 10, 5, seed=0)[0] == list(range(60, 70))
+
+
+def test_a_trial_that_ran_its_whole_schedule_is_its_validation_folds_model(tmp_path):
+    """Its last epoch's predictions and weights stand in for a fold model; a trial cut short, or one a refit would
+    train for fewer epochs, does not; weights the run did not keep are missing, not made up."""
+    import torch
+
+    from automl_tl.search.crossval import LAST_PREDICTIONS, validation_fold
+
+    whole = trial(0, predictions(0.9, 1), params=10)
+    whole.user_attrs.update({"params": {"epochs": 3}, "history": [{}] * 3, "best_epoch": 2, "refit_epochs": 3,
+                             LAST_PREDICTIONS: predictions(0.8, 2).tolist()})
+    weights, last = tmp_path / "weights.pt", tmp_path / "last.pt"
+    found = validation_fold(whole, weights, last)
+    assert found is not None and list(found[0]) == list(predictions(0.8, 2)) and found[1] is None
+    torch.save({"w": torch.ones(1)}, weights)  # the best epoch's: not the last's
+    assert validation_fold(whole, weights, last)[1] is None
+    torch.save({"w": torch.zeros(1)}, last)
+    assert validation_fold(whole, weights, last)[1]["w"].item() == 0
+    whole.user_attrs["best_epoch"] = 3
+    last.unlink()
+    assert validation_fold(whole, weights, last)[1]["w"].item() == 1  # its best epoch was its last
+    for change in ({"history": [{}] * 2}, {"refit_epochs": 2}):  # cut short by the time budget; a refit trains 2 epochs
+        cut = trial(1, predictions(0.9, 1), params=10)
+        cut.user_attrs.update({**whole.user_attrs, **change})
+        assert validation_fold(cut, weights, last) is None
+    del whole.user_attrs[LAST_PREDICTIONS]  # recorded before the attribute existed
+    assert validation_fold(whole, weights, last) is None
 
 
 def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data, run_cli, write_recipe, tmp_path):
@@ -131,8 +165,11 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data
     assert folds["folds"] == 5 and folds["examples"] == 24  # train + validation: every labelled example outside test
     assert str(test["trial"]) in folds["scores"] and "folds of train + validation" in test["chosen"]
     assert "chosen:" in " ".join(out.split())
+    assert folds["validation_fold_from_trial"] == sorted(int(n) for n in folds["scores"])  # each ran its whole schedule
     counts = [line.split()[-1] for line in out.splitlines() if line.startswith("fold models ")]  # a log's progress: a line each
-    assert counts == [f"{done}/10" for done in range(1, 11)]  # two candidates, five folds
+    # two candidates, five folds, the first each one's own trial; only the best trial's weights are kept (the first
+    # considered), so another chosen trains its own validation fold's model afterwards, for the final model
+    assert counts == [f"{done}/8" for done in range(1, 9)] + ([] if test["trial"] == test["considered"][0] else ["1/1"])
 
 
 def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path):
@@ -178,8 +215,9 @@ def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
     assert why(narrow, narrow, speakers, speakers) is None  # several validation groups, a narrow interval: trust it
     narrow.user_attrs["interval"] = {"low": 0.70, "high": 0.95}
     assert "wider than" in why(narrow, narrow, speakers, speakers)
-    folds = fold_indices(speakers, 5, seed=0)
-    assert len(folds) == 4 and all(len({speakers[i].group for i in fold}) == 1 for fold in folds)
+    joined = [e for e in speakers if e.group != "s3"] + validation
+    folds = fold_indices(joined, len(validation), 5, seed=0)
+    assert len(folds) == 4 and all(len({joined[i].group for i in fold}) == 1 for fold in folds)
 
 
 def test_the_guard_falling_back_from_a_fine_tune_to_frozen_features_is_a_reason_to_cross_validate():

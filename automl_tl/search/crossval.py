@@ -10,6 +10,9 @@ price there. Both are trained again on k folds of train + validation
 else stratified by class — and scored on the examples each fold held out: every labelled example
 outside the test split is then a validation example once. Selection runs again on those
 out-of-fold predictions. Frozen strategies read their folds from the feature store's cache.
+The validation split is one of the folds as it is, so a trial that ran its whole schedule already is
+its configuration's model for that fold (`validation_fold`): one fold model fewer to train per
+candidate, the costliest part of the final step when the candidates are fine-tunes.
 The chosen configuration's fold models are kept: averaged, they are the final model
 (`automl_tl.search.final`).
 """
@@ -20,8 +23,10 @@ import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
+import torch
 from optuna.trial import FrozenTrial
 from torch import Tensor
 
@@ -42,6 +47,8 @@ MIN_GROUP_FOLDS = 3
 """Fewest groups that make group folds (leave-one-group-out below `FOLDS` groups)."""
 CANDIDATES = 2
 """Trials re-scored: the best and the simplest within noise of it, the two the choice is between."""
+LAST_PREDICTIONS = "last_predictions"
+"""A completed trial's attribute: its last epoch's validation predictions (`validation_fold`)."""
 
 
 def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Example]) -> str | None:
@@ -70,31 +77,38 @@ def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [best, *others[: CANDIDATES - 1]]
 
 
-def fold_indices(examples: Sequence[Example], folds: int, seed: int) -> list[list[int]]:
-    """Each example's index in exactly one fold: whole groups where there are at least
-    `MIN_GROUP_FOLDS` of them (one group a fold when they are fewer than ``folds``), else stratified
-    by class, so every fold sees every class it can."""
+def fold_indices(examples: Sequence[Example], validation: int, folds: int, seed: int) -> list[list[int]]:
+    """Each example's index in exactly one fold. ``examples`` are train + validation in that order (as
+    `FeatureStore.merged` joins them); the last ``validation`` of them, the validation split, are the
+    first fold as they are. The others are divided into the rest: whole groups where the train split
+    holds enough of them (one group a fold when they are fewer than the folds left) and none is also
+    a validation group, else stratified by class, so every fold sees every class it can."""
     rng = random.Random(seed)
+    n = len(examples) - validation
+    first = [list(range(n, len(examples)))] if validation else []
+    parts = folds - len(first)
+    train = examples[:n]
     groups = [e.group for e in examples]
-    if None not in groups and len(set(groups)) >= MIN_GROUP_FOLDS:
-        names = sorted({str(g) for g in groups})
+    names = sorted({str(e.group) for e in train})
+    apart = not {e.group for e in train} & {e.group for e in examples[n:]}
+    if None not in groups and apart and len(names) >= MIN_GROUP_FOLDS - len(first):
         rng.shuffle(names)
-        folds = min(folds, len(names))
-        fold_of = {name: i % folds for i, name in enumerate(names)}
-        keys = [fold_of[str(g)] for g in groups]
+        parts = min(parts, len(names))
+        fold_of = {name: i % parts for i, name in enumerate(names)}
+        keys = [fold_of[str(e.group)] for e in train]
     else:
         by_label: dict[str, list[int]] = defaultdict(list)
-        for i, example in enumerate(examples):
+        for i, example in enumerate(train):
             by_label[example.label].append(i)
-        keys = [0] * len(examples)
+        keys = [0] * n
         offset = 0
         for label in sorted(by_label):
             members = by_label[label]
             rng.shuffle(members)
             for j, i in enumerate(members):
-                keys[i] = (offset + j) % folds
+                keys[i] = (offset + j) % parts
             offset += len(members)
-    return [[i for i, k in enumerate(keys) if k == fold] for fold in range(folds) if fold in keys]
+    return first + [[i for i, k in enumerate(keys) if k == fold] for fold in range(parts) if fold in keys]
 
 
 FoldModel = tuple[np.ndarray, dict[str, Tensor]]
@@ -119,6 +133,25 @@ def fold_model(
     outcome = train_trial(params, folded, n_classes, objective, seed=seed * 100_003 + trial.number * 31 + number, compute=compute)
     tail = Tail.trained(store.backbone, params, n_classes, outcome.state)
     return predict(tail, folded, "heldout", input_mode(params), params, compute), outcome.state
+
+
+def validation_fold(trial: FrozenTrial, weights: Path, last: Path) -> tuple[np.ndarray, dict[str, Tensor] | None] | None:
+    """The trial itself as its configuration's fold model for the validation fold (`fold_indices`' first),
+    or None where it is not one: it stopped short of its schedule (the time budget), a refit trains
+    fewer epochs than it did (`refit_epochs`), or its record predates `LAST_PREDICTIONS`.
+
+    It trained on the train split, exactly that fold's training examples, for the epochs a fold model
+    trains, and its last epoch's validation predictions chose nothing. Its weights come with it where
+    the run kept them (``last``, else ``weights`` when its best epoch was its last: the best trial's);
+    None otherwise, and then they are trained only if this configuration is chosen.
+    """
+    attrs = trial.user_attrs
+    predictions, epochs = attrs.get(LAST_PREDICTIONS), attrs["params"]["epochs"]
+    whole = len(attrs.get("history", [])) == refit_epochs(trial, epochs) == epochs
+    if predictions is None or not whole:
+        return None
+    path = last if last.is_file() else weights if attrs.get("best_epoch") == epochs and weights.is_file() else None
+    return np.asarray(predictions, dtype=np.int64), torch.load(path, weights_only=True) if path else None
 
 
 def out_of_fold(folds: Sequence[Sequence[int]], models: Sequence[FoldModel]) -> np.ndarray:

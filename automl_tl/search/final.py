@@ -98,7 +98,7 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     fold_models: dict[int, list[State]] = {}
     doubt = None if on_target else crossval.why(choice.best, choice.trial, splits.validation, splits.train + splits.validation)
     if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
-        choice, folds, fold_models = _cross_validated(choice, ctx, doubt)
+        choice, folds, fold_models = _cross_validated(choice, run, ctx, doubt)
     if ctx.helpers is not None:
         ctx.helpers.finish()  # the rest is one model's: every thread here
     chosen = choice.trial
@@ -187,20 +187,27 @@ def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialPa
     return probabilities(tails, store, split, input_mode(params), params, DELIVERED).argmax(dim=-1).numpy()
 
 
-def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
+def _cross_validated(
+    choice: Choice, run: RunDir, ctx: FinalContext, doubt: str,
+) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
     """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`),
-    with each candidate's fold models; trained here, or shared out with the search's helpers while they run."""
+    with the chosen configuration's fold models; trained here, or shared out with the search's helpers while
+    they run. A candidate's own trial is its model for the validation fold where it can be (`crossval.validation_fold`)."""
     settings, n_classes = ctx.config.search, len(ctx.splits.classes)
     trials = crossval.candidates(choice.within)
     folds, labels, train = _fold_jobs(trials, ctx)
-    jobs = [(t.number, k) for t in trials for k in range(len(folds))]
+    own = {t.number: found for t in trials
+           if (found := crossval.validation_fold(t, run.weights_path(t.number), run.last_weights_path(t.number)))}
+    jobs = [(t.number, k) for t in trials for k in range(len(folds)) if not (k == 0 and t.number in own)]
     where = f"{len(folds)} folds of train + validation"
-    expected = len(folds) * sum(seconds(t) or 0.0 for t in trials)  # a fold model trains on about as many examples as its trial
+    by_number = {t.number: t for t in trials}
+    expected = sum(seconds(by_number[number]) or 0.0 for number, _ in jobs)  # a fold model trains on about as many examples as its trial
     if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(folds), expected)):
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
-    about = f" (about {max(1, round(expected / 60))} min of training)" if expected else ""  # the trials' own times, once per fold
-    what = f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}"
+    about = f" (about {max(1, round(expected / 60))} min of training)" if expected else ""
+    stand_in = f"; trial(s) {', '.join(map(str, own))} already are their own validation fold's model" if own else ""
+    what = f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}{stand_in}"
     with counted(ctx.console, what, "fold models", len(jobs)) as progress:
         if share is None:
             models = {}
@@ -211,13 +218,19 @@ def _cross_validated(choice: Choice, ctx: FinalContext, doubt: str) -> tuple[Cho
             share.publish(jobs)
             share.work(jobs, train, progress)
             models = share.collect(jobs, train, progress)
-    by_trial = {t.number: [models[(t.number, k)] for k in range(len(folds))] for t in trials}
-    predictions = {number: crossval.out_of_fold(folds, found) for number, found in by_trial.items()}
+    models.update({(number, 0): found for number, found in own.items()})
+    predictions = {t.number: crossval.out_of_fold(folds, [models[(t.number, k)] for k in range(len(folds))]) for t in trials}
     again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
     assert again is not None
-    record = {"folds": len(folds), "examples": len(labels), "why": doubt,
+    chosen = again.trial.number
+    if models[(chosen, 0)][1] is None:  # its own trial's weights were not kept: trained now, for the final model
+        with counted(ctx.console, f"training trial {chosen}'s model for the validation fold (the run kept no weights of it)",
+                     "fold models", 1) as progress:
+            models[(chosen, 0)] = train((chosen, 0))
+            progress(1)
+    record = {"folds": len(folds), "examples": len(labels), "why": doubt, "validation_fold_from_trial": sorted(own),
               "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
-    return again, record, {number: [state for _, state in found] for number, found in by_trial.items()}
+    return again, record, {chosen: [models[(chosen, k)][1] for k in range(len(folds))]}
 
 
 def _fold_jobs(
@@ -227,7 +240,7 @@ def _fold_jobs(
     settings, by_number = ctx.config.search, {t.number: t for t in trials}
     merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
     labelled = next(iter(merged.values()))  # every backbone's store holds the same examples
-    folds = crossval.fold_indices(labelled.examples["train"], crossval.FOLDS, settings.seed)
+    folds = crossval.fold_indices(labelled.examples["train"], len(ctx.splits.validation), crossval.FOLDS, settings.seed)
 
     def train(job: Job) -> crossval.FoldModel:
         trial = by_number[job[0]]

@@ -26,6 +26,7 @@ from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.compute import Compute
+from automl_tl.search.crossval import LAST_PREDICTIONS
 from automl_tl.search.epochs import UsableEpochs, best_epoch
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval
@@ -155,6 +156,8 @@ class Objective:
                           ("refit_epochs", outcome.refit_epochs),
                           (PREDICTIONS, outcome.predictions.tolist())):
             trial.set_user_attr(key, attr)
+        if outcome.last_predictions is not None:
+            trial.set_user_attr(LAST_PREDICTIONS, outcome.last_predictions.tolist())
         if self.objective == ctx.settings.objective:  # a validator scores the whole target: no per-example interval
             trial.set_user_attr("interval", interval(store.labels("validation").numpy(), outcome.predictions, ctx.n_classes,
                                                      self.objective, [e.group for e in store.examples["validation"]]))
@@ -163,6 +166,8 @@ class Objective:
         earlier_best = best_completed(trial.study.get_trials(deepcopy=False))
         if earlier_best is None or value > earlier_best[0] or ctx.margin is not None:  # a tie: the earlier stays the best
             atomic_write(ctx.run.weights_path(trial.number), lambda f: torch.save(outcome.state, f), mode="wb")
+            if outcome.last_state is not None and ctx.margin is None:  # ranked on a target: never cross-validated
+                atomic_write(ctx.run.last_weights_path(trial.number), lambda f: torch.save(outcome.last_state, f), mode="wb")
         self._finish(trial, params, "complete", value, trial.user_attrs.get(STOPPED))
         return value
 
