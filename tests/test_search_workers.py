@@ -105,7 +105,7 @@ def test_the_helpers_train_fold_models_beside_the_search(helpers_find_the_toy, t
     assert test["members"] == test["cross_validation"]["folds"], test["chosen"]
     folds = tmp_path / "run" / "final" / "folds"
     claimers = {path.read_text() for path in folds.glob("claim-*")}
-    shared = 2 * test["members"] - len(test["cross_validation"]["validation_fold_from_trial"])  # a trial is its own fold's model
+    shared = 2 * (test["members"] - 1)  # the validation fold's model is not shared out: the chosen trial's own, or trained after
     assert len(list(folds.glob("claim-*"))) == shared and len(claimers) == 2  # two candidates' folds, trained by both processes
     assert f"fold models {shared}/{shared}" in out  # the count includes the helper's
     assert not list(folds.glob("*.pt"))  # the fold models' weights live on in final/weights.pt only

@@ -125,35 +125,32 @@ def test_folds_hold_each_example_out_once_keep_groups_whole_and_the_validation_s
 
 
 def test_a_trial_that_ran_its_whole_schedule_is_its_validation_folds_model(tmp_path):
-    """Its last epoch's predictions and weights stand in for a fold model; a trial cut short, or one a refit would
-    train for fewer epochs, does not; weights the run did not keep are missing, not made up."""
+    """Its last epoch's weights are a fold model for the validation fold: where the run kept them, and not for a
+    trial cut short or one a refit would train for fewer epochs."""
     import torch
 
-    from automl_tl.search.crossval import LAST_PREDICTIONS, validation_fold
+    from automl_tl.search.crossval import validation_fold
 
     whole = trial(0, predictions(0.9, 1), params=10)
-    whole.user_attrs.update({"params": {"epochs": 3}, "history": [{}] * 3, "best_epoch": 2, "refit_epochs": 3,
-                             LAST_PREDICTIONS: predictions(0.8, 2).tolist()})
+    whole.user_attrs.update({"params": {"epochs": 3}, "history": [{}] * 3, "best_epoch": 2, "refit_epochs": 3})
     weights, last = tmp_path / "weights.pt", tmp_path / "last.pt"
-    found = validation_fold(whole, weights, last)
-    assert found is not None and list(found[0]) == list(predictions(0.8, 2)) and found[1] is None
+    assert validation_fold(whole, weights, last) is None  # not kept (only the best trial's are)
     torch.save({"w": torch.ones(1)}, weights)  # the best epoch's: not the last's
-    assert validation_fold(whole, weights, last)[1] is None
+    assert validation_fold(whole, weights, last) is None
     torch.save({"w": torch.zeros(1)}, last)
-    assert validation_fold(whole, weights, last)[1]["w"].item() == 0
+    assert validation_fold(whole, weights, last)["w"].item() == 0
     whole.user_attrs["best_epoch"] = 3
     last.unlink()
-    assert validation_fold(whole, weights, last)[1]["w"].item() == 1  # its best epoch was its last
+    assert validation_fold(whole, weights, last)["w"].item() == 1  # its best epoch was its last
     for change in ({"history": [{}] * 2}, {"refit_epochs": 2}):  # cut short by the time budget; a refit trains 2 epochs
         cut = trial(1, predictions(0.9, 1), params=10)
         cut.user_attrs.update({**whole.user_attrs, **change})
         assert validation_fold(cut, weights, last) is None
-    del whole.user_attrs[LAST_PREDICTIONS]  # recorded before the attribute existed
-    assert validation_fold(whole, weights, last) is None
 
 
 def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data, run_cli, write_recipe, tmp_path):
-    """Six validation examples cannot choose: the candidates are re-scored on folds of train + validation."""
+    """Three validation examples cannot choose: the candidates are re-scored on folds of the train split (the
+    validation split, which made them candidates, is the fifth fold: a model of the final five, not a judge)."""
     import json
 
     recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
@@ -162,14 +159,15 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data
     assert code == 0, err
     test = json.loads((tmp_path / "run" / "test.json").read_text())
     folds = test["cross_validation"]
-    assert folds["folds"] == 5 and folds["examples"] == 24  # train + validation: every labelled example outside test
-    assert str(test["trial"]) in folds["scores"] and "folds of train + validation" in test["chosen"]
+    assert folds["folds"] == 5 and folds["examples"] == 21  # the train split: every labelled example outside test and validation
+    assert str(test["trial"]) in folds["scores"] and "4 folds of the train split" in test["chosen"]
     assert "chosen:" in " ".join(out.split())
-    assert folds["validation_fold_from_trial"] == sorted(int(n) for n in folds["scores"])  # each ran its whole schedule
     counts = [line.split()[-1] for line in out.splitlines() if line.startswith("fold models ")]  # a log's progress: a line each
-    # two candidates, five folds, the first each one's own trial; only the best trial's weights are kept (the first
-    # considered), so another chosen trains its own validation fold's model afterwards, for the final model
-    assert counts == [f"{done}/8" for done in range(1, 9)] + ([] if test["trial"] == test["considered"][0] else ["1/1"])
+    # two candidates, four folds each; the validation fold's model is the chosen trial's own where the run kept its
+    # weights (the best trial's: the first considered), else trained after the choice
+    kept = test["trial"] == test["considered"][0]
+    assert folds["validation_fold_model"] == ("its trial" if kept else "trained")
+    assert counts == [f"{done}/8" for done in range(1, 9)] + ([] if kept else ["1/1"])
 
 
 def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path):

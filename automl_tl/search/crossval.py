@@ -8,11 +8,13 @@ transfer are the choice that costs most when it goes the wrong way, so more evid
 price there. Both are trained again on k folds of train + validation
 — whole groups per fold where the data has enough groups (each fold then scores unseen speakers),
 else stratified by class — and scored on the examples each fold held out: every labelled example
-outside the test split is then a validation example once. Selection runs again on those
-out-of-fold predictions. Frozen strategies read their folds from the feature store's cache.
-The validation split is one of the folds as it is, so a trial that ran its whole schedule already is
-its configuration's model for that fold (`validation_fold`): one fold model fewer to train per
-candidate, the costliest part of the final step when the candidates are fine-tunes.
+outside the test split is then a validation example once, but for the validation split itself.
+That split is the first fold as it is: it made the candidates (they are within noise of the best on
+it), so its predictions would re-score them with the luck that chose them, and selection runs again
+on the other folds' out-of-fold predictions alone. Its model, which the final model needs, is the
+chosen trial itself where it ran its whole schedule and the run kept its weights (`validation_fold`):
+one fold model fewer to train per candidate, the costliest part of the final step when the
+candidates are fine-tunes. Frozen strategies read their folds from the feature store's cache.
 The chosen configuration's fold models are kept: averaged, they are the final model
 (`automl_tl.search.final`).
 """
@@ -47,8 +49,6 @@ MIN_GROUP_FOLDS = 3
 """Fewest groups that make group folds (leave-one-group-out below `FOLDS` groups)."""
 CANDIDATES = 2
 """Trials re-scored: the best and the simplest within noise of it, the two the choice is between."""
-LAST_PREDICTIONS = "last_predictions"
-"""A completed trial's attribute: its last epoch's validation predictions (`validation_fold`)."""
 
 
 def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Example]) -> str | None:
@@ -135,28 +135,27 @@ def fold_model(
     return predict(tail, folded, "heldout", input_mode(params), params, compute), outcome.state
 
 
-def validation_fold(trial: FrozenTrial, weights: Path, last: Path) -> tuple[np.ndarray, dict[str, Tensor] | None] | None:
-    """The trial itself as its configuration's fold model for the validation fold (`fold_indices`' first),
-    or None where it is not one: it stopped short of its schedule (the time budget), a refit trains
-    fewer epochs than it did (`refit_epochs`), or its record predates `LAST_PREDICTIONS`.
+def validation_fold(trial: FrozenTrial, weights: Path, last: Path) -> dict[str, Tensor] | None:
+    """The trial's own weights as its configuration's fold model for the validation fold (`fold_indices`'
+    first), or None where the run has none that are: not kept (only the best trial's are), or it
+    stopped short of its schedule (the time budget), or a refit trains fewer epochs than it did
+    (`refit_epochs`).
 
     It trained on the train split, exactly that fold's training examples, for the epochs a fold model
-    trains, and its last epoch's validation predictions chose nothing. Its weights come with it where
-    the run kept them (``last``, else ``weights`` when its best epoch was its last: the best trial's);
-    None otherwise, and then they are trained only if this configuration is chosen.
+    trains, and like a fold model its last epoch is the model (``last``; ``weights``, its best epoch's,
+    when that was its last).
     """
     attrs = trial.user_attrs
-    predictions, epochs = attrs.get(LAST_PREDICTIONS), attrs["params"]["epochs"]
-    whole = len(attrs.get("history", [])) == refit_epochs(trial, epochs) == epochs
-    if predictions is None or not whole:
+    epochs = attrs["params"]["epochs"]
+    if not len(attrs.get("history", [])) == refit_epochs(trial, epochs) == epochs:
         return None
     path = last if last.is_file() else weights if attrs.get("best_epoch") == epochs and weights.is_file() else None
-    return np.asarray(predictions, dtype=np.int64), torch.load(path, weights_only=True) if path else None
+    return torch.load(path, weights_only=True) if path else None
 
 
 def out_of_fold(folds: Sequence[Sequence[int]], models: Sequence[FoldModel]) -> np.ndarray:
-    """Every example's prediction by the fold model that left it out (``models`` in the order of ``folds``)."""
-    predictions = np.empty(sum(len(held) for held in folds), dtype=np.int64)
-    for held, (predicted, _) in zip(folds, models, strict=True):
-        predictions[list(held)] = predicted
-    return predictions
+    """Every example the ``folds`` hold, predicted by the fold model that left it out (``models`` in the order
+    of ``folds``), in the order of the examples' indices."""
+    held = np.concatenate([np.asarray(fold, dtype=np.int64) for fold in folds])
+    predicted = np.concatenate([predictions for predictions, _ in models])
+    return predicted[np.argsort(held, kind="stable")]

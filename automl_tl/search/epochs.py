@@ -27,11 +27,10 @@ class TrialOutcome:
     """Validation predictions (class indices) of the best epoch: selection compares trials on them."""
     refit_epochs: int | None = None
     """How many epochs a refit on train + validation trains (`BestEpoch.outcome` says why)."""
-    last_predictions: np.ndarray | None = None
-    """Validation predictions of the last epoch: a trial that ran its whole schedule is its configuration's
-    model for the validation fold when cross-validating (`automl_tl.search.crossval.validation_fold`)."""
     last_state: dict[str, Tensor] | None = None
-    """The tail's weights after the last epoch, where that is not the best epoch (else `state`)."""
+    """The tail's weights after the last epoch, where that is not the best epoch (else `state`): a trial
+    that ran its whole schedule is its configuration's model for the validation fold when cross-validating
+    (`automl_tl.search.crossval.validation_fold`)."""
 
 
 def refit_epochs(trial: FrozenTrial, configured: int) -> int:
@@ -103,7 +102,6 @@ class BestEpoch:
             self.waiting = None
         assert self.best is not None, "no epoch was scored"
         self.best.refit_epochs = self._refit_epochs(self.best.best_epoch)
-        self.best.last_predictions = self.predictions[-1]
         self.best.last_state = None if self.best.best_epoch == len(self.metrics) else last
         return self.best
 

@@ -190,24 +190,22 @@ def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialPa
 def _cross_validated(
     choice: Choice, run: RunDir, ctx: FinalContext, doubt: str,
 ) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
-    """The choice made again on out-of-fold predictions over train + validation (`automl_tl.search.crossval`),
-    with the chosen configuration's fold models; trained here, or shared out with the search's helpers while
-    they run. A candidate's own trial is its model for the validation fold where it can be (`crossval.validation_fold`)."""
+    """The choice made again on out-of-fold predictions over the folds of the train split (`automl_tl.search.crossval`),
+    with the chosen configuration's fold models; trained here, or shared out with the search's helpers while they
+    run. Its model for the validation fold is its own trial where that can be (`crossval.validation_fold`)."""
     settings, n_classes = ctx.config.search, len(ctx.splits.classes)
     trials = crossval.candidates(choice.within)
     folds, labels, train = _fold_jobs(trials, ctx)
-    own = {t.number: found for t in trials
-           if (found := crossval.validation_fold(t, run.weights_path(t.number), run.last_weights_path(t.number)))}
-    jobs = [(t.number, k) for t in trials for k in range(len(folds)) if not (k == 0 and t.number in own)]
-    where = f"{len(folds)} folds of train + validation"
+    scored = range(1, len(folds))  # the first is the validation split, which made the candidates: not theirs to re-score
+    jobs = [(t.number, k) for t in trials for k in scored]
+    where = f"{len(scored)} folds of the train split"
     by_number = {t.number: t for t in trials}
     expected = sum(seconds(by_number[number]) or 0.0 for number, _ in jobs)  # a fold model trains on about as many examples as its trial
-    if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(folds), expected)):
+    if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(scored), expected)):
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
-    about = f" (about {max(1, round(expected / 60))} min of training)" if expected else ""
-    stand_in = f"; trial(s) {', '.join(map(str, own))} already are their own validation fold's model" if own else ""
-    what = f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}{stand_in}"
+    about = f" (about {max(1, round(expected / 60))} min of training)" if expected else ""  # the trials' own times, once per fold
+    what = f"{doubt}: cross-validating trials {', '.join(str(t.number) for t in trials)} on {where}{about}"
     with counted(ctx.console, what, "fold models", len(jobs)) as progress:
         if share is None:
             models = {}
@@ -218,25 +216,28 @@ def _cross_validated(
             share.publish(jobs)
             share.work(jobs, train, progress)
             models = share.collect(jobs, train, progress)
-    models.update({(number, 0): found for number, found in own.items()})
-    predictions = {t.number: crossval.out_of_fold(folds, [models[(t.number, k)] for k in range(len(folds))]) for t in trials}
-    again = choose(trials, labels, n_classes, settings.objective, predictions, where=where)
+    held = np.sort(np.concatenate([folds[k] for k in scored]))
+    predictions = {t.number: crossval.out_of_fold([folds[k] for k in scored], [models[(t.number, k)] for k in scored])
+                   for t in trials}
+    again = choose(trials, labels[held], n_classes, settings.objective, predictions, where=where)
     assert again is not None
     chosen = again.trial.number
-    if models[(chosen, 0)][1] is None:  # its own trial's weights were not kept: trained now, for the final model
-        with counted(ctx.console, f"training trial {chosen}'s model for the validation fold (the run kept no weights of it)",
-                     "fold models", 1) as progress:
-            models[(chosen, 0)] = train((chosen, 0))
+    own = crossval.validation_fold(again.trial, run.weights_path(chosen), run.last_weights_path(chosen))
+    source = "its trial"
+    if own is None:  # the run kept no weights of the trial that are a fold model: its validation fold's model trains now
+        with counted(ctx.console, f"training trial {chosen}'s model for the validation fold", "fold models", 1) as progress:
+            own, source = train((chosen, 0))[1], "trained"
             progress(1)
-    record = {"folds": len(folds), "examples": len(labels), "why": doubt, "validation_fold_from_trial": sorted(own),
-              "scores": {str(n): score_of(labels, p, n_classes, settings.objective) for n, p in predictions.items()}}
-    return again, record, {chosen: [models[(chosen, k)][1] for k in range(len(folds))]}
+    record = {"folds": len(folds), "examples": len(held), "why": doubt, "validation_fold_model": source,
+              "scores": {str(n): score_of(labels[held], p, n_classes, settings.objective) for n, p in predictions.items()}}
+    return again, record, {chosen: [own, *(models[(chosen, k)][1] for k in scored)]}
 
 
 def _fold_jobs(
     trials: Sequence[FrozenTrial], ctx: FinalContext,
 ) -> tuple[list[list[int]], np.ndarray, Callable[[Job], crossval.FoldModel]]:
-    """The folds of train + validation, its labels, and what trains job (trial, fold): the same in the search and its helpers."""
+    """The folds of train + validation (the validation split the first), its labels, and what trains job (trial, fold):
+    the same in the search and its helpers."""
     settings, by_number = ctx.config.search, {t.number: t for t in trials}
     merged = {name: store.merged(["train", "validation"]) for name, store in ctx.stores.items()}
     labelled = next(iter(merged.values()))  # every backbone's store holds the same examples

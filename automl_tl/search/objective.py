@@ -26,7 +26,6 @@ from automl_tl.progress import SearchDisplay
 from automl_tl.rundir import RunDir, atomic_write
 from automl_tl.search.budget import Budget
 from automl_tl.search.compute import Compute
-from automl_tl.search.crossval import LAST_PREDICTIONS
 from automl_tl.search.epochs import UsableEpochs, best_epoch
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.metrics import detailed, interval
@@ -156,8 +155,6 @@ class Objective:
                           ("refit_epochs", outcome.refit_epochs),
                           (PREDICTIONS, outcome.predictions.tolist())):
             trial.set_user_attr(key, attr)
-        if outcome.last_predictions is not None:
-            trial.set_user_attr(LAST_PREDICTIONS, outcome.last_predictions.tolist())
         if self.objective == ctx.settings.objective:  # a validator scores the whole target: no per-example interval
             trial.set_user_attr("interval", interval(store.labels("validation").numpy(), outcome.predictions, ctx.n_classes,
                                                      self.objective, [e.group for e in store.examples["validation"]]))
