@@ -7,14 +7,13 @@ fine-tune to frozen features because the fine-tune's lead is inside the noise: t
 transfer are the choice that costs most when it goes the wrong way, so more evidence is worth its
 price there. Both are trained again on k folds of train + validation
 — whole groups per fold where the data has enough groups (each fold then scores unseen speakers),
-else stratified by class — and scored on the examples each fold held out: every labelled example
-outside the test split is then a validation example once, but for the validation split itself.
-That split is the first fold as it is: it made the candidates (they are within noise of the best on
-it), so its predictions would re-score them with the luck that chose them, and selection runs again
-on the other folds' out-of-fold predictions alone. Its model, which the final model needs, is the
-chosen trial itself where it ran its whole schedule and the run kept its weights (`validation_fold`):
-one fold model fewer to train per candidate, the costliest part of the final step when the
-candidates are fine-tunes. Frozen strategies read their folds from the feature store's cache.
+else stratified by class — and scored on the examples each fold held out. The validation split is
+the first fold as it is: it made the candidates (they are within noise of the best on it), so its
+predictions would re-score them with the luck that chose them; selection runs again on the other
+folds' out-of-fold predictions alone, every example of the train split a validation example once.
+The validation fold's model, which the final model needs, is the chosen trial itself where it ran
+its whole schedule and the run kept its weights (`validation_fold`): no candidate trains one, the
+fold models being the costliest part of the final step when the candidates are fine-tunes. Frozen strategies read their folds from the feature store's cache.
 The chosen configuration's fold models are kept: averaged, they are the final model
 (`automl_tl.search.final`).
 """
@@ -58,7 +57,7 @@ def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], l
     held-out speaker says little about the next one, while train + validation hold enough groups
     for folds that each hold out a whole group (``labelled`` is train + validation). Or the guard
     chose frozen features over a fine-tune whose lead is within noise: one split's noise would
-    then decide between the two kinds of transfer, where the folds score every labelled example.
+    then decide between the two kinds of transfer, where the folds score every training example.
     """
     if trains_backbone(best.user_attrs.get("params", {})) and not trains_backbone(chosen.user_attrs.get("params", {})):
         return "the guard would keep frozen features over a fine-tune within noise of them"
