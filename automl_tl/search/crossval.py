@@ -13,9 +13,9 @@ predictions would re-score them with the luck that chose them; selection runs ag
 folds' out-of-fold predictions alone, every example of the train split a validation example once.
 The validation fold's model, which the final model needs, is the chosen trial itself where it ran
 its whole schedule and the run kept its weights (`validation_fold`): no candidate trains one, the
-fold models being the costliest part of the final step when the candidates are fine-tunes. Frozen strategies read their folds from the feature store's cache.
-The chosen configuration's fold models are kept: averaged, they are the final model
-(`automl_tl.search.final`).
+fold models being the costliest part of the final step when the candidates are fine-tunes. Frozen
+strategies read their folds from the feature store's cache. The chosen configuration's fold models
+are kept: averaged, they are the final model (`automl_tl.search.final`).
 """
 
 from __future__ import annotations
