@@ -170,6 +170,17 @@ def test_a_tiny_validation_split_is_cross_validated_before_the_choice(small_data
     assert counts == [f"{done}/8" for done in range(1, 9)] + ([] if kept else ["1/1"])
 
 
+def test_without_a_refit_the_folds_only_re_score_and_train_no_model_for_the_validation_fold(small_data, run_cli, write_recipe):
+    """``refit = false`` delivers the chosen trial's own weights: a model for the validation fold would be unused."""
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\nrefit = false\n[data]\nsplit_by = "stratified"\n'
+                          '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
+    code, out, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "4", "--run-dir", "run")
+    assert code == 0, err
+    assert [line.split()[-1] for line in out.splitlines() if line.startswith("fold models ")] == [f"{d}/8" for d in range(1, 9)]
+    assert "chosen: trial 0" in " ".join(out.split())  # not the best trial, whose weights alone the run kept
+    assert "validation fold" not in out
+
+
 def test_the_chosen_configurations_fold_models_are_the_final_model(small_data, run_cli, write_recipe, tmp_path):
     """Cross-validation trained the chosen configuration once per fold: those models, averaged, are delivered
     (no refit), and predicting the test split with the run's model gives test.json's score."""

@@ -221,15 +221,17 @@ def _cross_validated(
                    for t in trials}
     again = choose(trials, labels[held], n_classes, settings.objective, predictions, where=where)
     assert again is not None
+    record = {"folds": len(folds), "examples": len(held), "why": doubt,
+              "scores": {str(n): score_of(labels[held], p, n_classes, settings.objective) for n, p in predictions.items()}}
+    if not settings.refit:  # the final model is the chosen trial's own: the folds only re-scored
+        return again, record, {}
     chosen = again.trial.number
     own = crossval.validation_fold(again.trial, run.weights_path(chosen), run.last_weights_path(chosen))
-    source = "its trial"
+    record["validation_fold_model"] = "its trial"
     if own is None:  # the run kept no weights of the trial that are a fold model: its validation fold's model trains now
         with counted(ctx.console, f"training trial {chosen}'s model for the validation fold", "fold models", 1) as progress:
-            own, source = train((chosen, 0))[1], "trained"
+            own, record["validation_fold_model"] = train((chosen, 0))[1], "trained"
             progress(1)
-    record = {"folds": len(folds), "examples": len(held), "why": doubt, "validation_fold_model": source,
-              "scores": {str(n): score_of(labels[held], p, n_classes, settings.objective) for n, p in predictions.items()}}
     return again, record, {chosen: [own, *(models[(chosen, k)][1] for k in scored)]}
 
 
