@@ -199,8 +199,7 @@ def _cross_validated(
     scored = range(1, len(folds))  # the first is the validation split, which made the candidates: not theirs to re-score
     jobs = [(t.number, k) for t in trials for k in scored]
     where = f"{len(scored)} folds of the train split"
-    by_number = {t.number: t for t in trials}
-    expected = sum(seconds(by_number[number]) or 0.0 for number, _ in jobs)  # a fold model trains on about as many examples as its trial
+    expected = len(scored) * sum(seconds(t) or 0.0 for t in trials)  # a fold model trains on about as many examples as its trial
     if ctx.helpers is not None and (started := ctx.helpers.start_for_folds(len(scored), expected)):
         ctx.console.print(f"{started} helper(s) train fold models beside this process, one thread each")
     share = ctx.helpers.share() if ctx.helpers is not None else None
