@@ -7,8 +7,10 @@ seed, both ways the search's last step makes one (`automl_tl.search.final`): one
 validation, and one model per cross-validation fold (train + validation less that fold) with their
 class probabilities averaged; where the run kept the trial's own weights, the refit averaged with them
 too (what a search delivers when it chose on validation alone). A seed makes exactly what a search with
-that seed would deliver for this configuration; the refits of all the seeds, averaged the same way, are
-another way to make one. Each model is scored once on the run's test split, as delivered (fp32, from the
+that seed would deliver for this configuration: for the run's own seed the validation fold's model is
+the trial itself where the search would take it (`crossval.validation_fold`), for any other seed that
+fold is trained like the others, as the trial would have been with that seed. The refits of all the
+seeds, averaged the same way, are another way to make one. Each model is scored once on the run's test split, as delivered (fp32, from the
 examples); the spread over seeds is what two runs that chose the same configuration differ by.
 """
 
@@ -106,14 +108,18 @@ def final_models(run_dir: Path, seeds: list[int], number: int | None = None, fol
         return float((averaged(tails, store, "test", params) == truth).mean())
 
     own = [torch.load(run.weights_path(number), weights_only=True)] if run.weights_path(number).is_file() else []
+    its_trial = crossval.validation_fold(trial, run.weights_path(number), run.last_weights_path(number))
     rows, refits = [], []
     for seed in seeds:
         indices = crossval.fold_indices(merged.examples["train"], len(splits.validation), crossval.FOLDS, seed) if folds else []
-        states = [crossval.fold_model(trial, merged, indices, k, n_classes, settings.objective, seed, compute)[1]
+        first = its_trial if seed == settings.seed and its_trial is not None and splits.validation else None
+        states = [first if k == 0 and first is not None else
+                  crossval.fold_model(trial, merged, indices, k, n_classes, settings.objective, seed, compute)[1]
                   for k in range(len(indices))]
         refits.append(refit(trial, store, n_classes, settings.objective, seed, compute))
         rows.append({"seed": seed, "refit": accuracy(refits[-1:]), **({"refit_and_own": accuracy(refits[-1:] + own)} if own else {}),
-                     **({"folds": [accuracy([state]) for state in states], "averaged": accuracy(states)} if folds else {})})
+                     **({"folds": [accuracy([state]) for state in states], "averaged": accuracy(states),
+                         "validation_fold_model": "its trial" if first is not None else "trained"} if folds else {})})
         print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
 
     def summary(way: str) -> dict[str, float]:

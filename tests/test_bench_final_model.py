@@ -14,19 +14,21 @@ def bench_final_model(bench_module):
 
 
 def test_the_runs_own_seed_makes_the_model_the_search_delivered(bench_final_model, small_data, run_cli, write_recipe, tmp_path):
-    """Seed 0 of the bench is what the seed-0 search delivered (its fold models averaged); another seed is another model."""
-    recipe = write_recipe('[search]\npruner = "none"\nseed = 0\n[data]\nsplit_by = "stratified"\n'
+    """The run's seed makes what its search delivered: its fold models averaged, the chosen trial itself the validation
+    fold's; another seed is another model, its validation fold's model trained like the others."""
+    recipe = write_recipe('[search]\npruner = "none"\nseed = 2\n[data]\nsplit_by = "stratified"\n'
                           '[space]\nstrategy = ["feature_extraction", "partial"]\nepochs = [1, 2]\nbatch_size = 8\n')
     code, _, err = run_cli("search", "-m", "toy", "-r", recipe, "--data", small_data, "-n", "4", "--run-dir", "run")
     assert code == 0, err
     test = json.loads((tmp_path / "run" / "test.json").read_text())
-    assert test["members"] == 5
-    result = bench_final_model.final_models(tmp_path / "run", [0, 1])
+    assert test["members"] == 5 and test["cross_validation"]["validation_fold_model"] == "its trial"  # what this test is about
+    result = bench_final_model.final_models(tmp_path / "run", [2, 0])
     first, second = result["seeds"]
     assert result["trial"] == test["trial"] and len(first["folds"]) == 5
-    assert first["averaged"] == test["accuracy"]
+    assert first["averaged"] == test["accuracy"] and first["validation_fold_model"] == "its trial"
+    assert second["validation_fold_model"] == "trained"
     assert result["averaged"]["spread"] == pytest.approx(abs(first["averaged"] - second["averaged"]))
-    alone = bench_final_model.final_models(tmp_path / "run", [1])
+    alone = bench_final_model.final_models(tmp_path / "run", [0])
     assert alone["refits_averaged"] == alone["seeds"][0]["refit"] == second["refit"]  # one refit averaged is itself
 
 
