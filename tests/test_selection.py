@@ -229,6 +229,27 @@ def test_one_held_out_group_is_a_reason_to_cross_validate_over_whole_groups():
     assert len(folds) == 4 and all(len({joined[i].group for i in fold}) == 1 for fold in folds)
 
 
+def test_a_single_validation_group_re_scores_the_runner_up_within_noise_or_not():
+    """One speaker's interval resamples that speaker's clips: a lead beyond it may not hold on the next speaker,
+    so the folds re-score the best two on validation; other doubts re-score only the trials within noise."""
+    from automl_tl.search.crossval import SINGLE_GROUP, candidates
+
+    probe = trial(0, predictions(0.80, 1), params=3_000, baseline=True)
+    best = trial(1, predictions(0.99, 2), params=5_000_000)
+    second, third, fourth = (trial(n, predictions(accuracy, n), params=5_000_000)
+                             for n, accuracy in ((2, 0.93), (3, 0.91), (4, 0.88)))
+    choice = choose([probe, fourth, third, second, best], LABELS, 4, "accuracy")
+    assert choice is not None and choice.within == [best] and choice.ranked == [best, second, third, fourth, probe]
+    assert candidates(choice, SINGLE_GROUP) == [best, second]
+    assert candidates(choice, "the best trial's 95 % validation interval is wider than 0.10") == [best]
+    close = predictions(0.99, 2).copy()
+    close[np.flatnonzero(close == LABELS)[:2]] = (LABELS[np.flatnonzero(close == LABELS)[:2]] + 1) % 4  # 2 fewer right
+    half = trial(5, close, params=1_000_000)
+    choice = choose([probe, fourth, third, second, best, half], LABELS, 4, "accuracy")
+    assert choice is not None and choice.trial is half  # the guard's simpler model within noise is the other candidate
+    assert candidates(choice, SINGLE_GROUP) == [best, half]
+
+
 def test_the_guard_falling_back_from_a_fine_tune_to_frozen_features_is_a_reason_to_cross_validate():
     """However large the validation split: which kind of transfer is handed on is not left to its noise."""
     from automl_tl.contract import Example

@@ -8,8 +8,8 @@ transfer are the choice that costs most when it goes the wrong way, so more evid
 price there. Both are trained again on k folds of train + validation
 — whole groups per fold where the data has enough groups (each fold then scores unseen speakers),
 else stratified by class — and scored on the examples each fold held out. The validation split is
-the first fold as it is: it made the candidates (they are within noise of the best on it), so its
-predictions would re-score them with the luck that chose them; selection runs again on the other
+the first fold as it is: it made the candidates (they are within noise of the best on it, or the
+best two on it), so its predictions would re-score them with the luck that chose them; selection runs again on the other
 folds' out-of-fold predictions alone, every example of the train split a validation example once.
 The validation fold's model, which the final model needs, is the chosen trial itself where it ran
 its whole schedule and the run kept its weights (`validation_fold`): no candidate trains one, the
@@ -36,7 +36,7 @@ from automl_tl.search.compute import Compute
 from automl_tl.search.epochs import refit_epochs
 from automl_tl.search.features import FeatureStore
 from automl_tl.search.model import Tail
-from automl_tl.search.selection import simplicity
+from automl_tl.search.selection import Choice, simplicity
 from automl_tl.search.train import input_mode, predict, train_trial
 from automl_tl.vocabulary import TrialParams, trains_backbone
 
@@ -47,7 +47,9 @@ FOLDS = 5
 MIN_GROUP_FOLDS = 3
 """Fewest groups that make group folds (leave-one-group-out below `FOLDS` groups)."""
 CANDIDATES = 2
-"""Trials re-scored: the best and the simplest within noise of it, the two the choice is between."""
+"""Trials re-scored: the best and the simplest within noise of it, the two the choice is between; where
+validation is a single group and no other is within noise, the runner-up on it (`candidates`)."""
+SINGLE_GROUP = "the validation split holds a single group"
 
 
 def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], labelled: Sequence[Example]) -> str | None:
@@ -66,14 +68,20 @@ def why(best: FrozenTrial, chosen: FrozenTrial, validation: Sequence[Example], l
         return f"the best trial's 95 % validation interval is wider than {WIDER_THAN:.2f}"
     groups = {e.group for e in validation}
     if None not in groups and len(groups) < 2 and len({e.group for e in labelled}) >= MIN_GROUP_FOLDS:
-        return "the validation split holds a single group"
+        return SINGLE_GROUP
     return None
 
 
-def candidates(within: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The best (first in ``within``) and the simplest others, `CANDIDATES` in all."""
-    best, others = within[0], sorted(within[1:], key=simplicity)
-    return [best, *others[: CANDIDATES - 1]]
+def candidates(choice: Choice, doubt: str) -> list[FrozenTrial]:
+    """The best and the simplest others within noise of it, `CANDIDATES` in all. Where ``doubt`` is
+    `SINGLE_GROUP`, the next best on validation fill in when fewer are within noise: that interval resamples
+    one group's examples, not groups, so a lead beyond it may not hold on the next group (speaker)."""
+    best, others = choice.within[0], sorted(choice.within[1:], key=simplicity)
+    chosen = [best, *others[: CANDIDATES - 1]]
+    if doubt == SINGLE_GROUP:
+        numbers = {t.number for t in chosen}
+        chosen += [t for t in choice.ranked if t.number not in numbers][: CANDIDATES - len(chosen)]
+    return chosen
 
 
 def fold_indices(examples: Sequence[Example], validation: int, folds: int, seed: int) -> list[list[int]]:

@@ -79,8 +79,9 @@ class FinalContext:
 def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     """Choose, refit and test once; a study that holds this choice's test result already is left as it is.
 
-    A resumed or second worker's call whose trials within noise of the best are those already
-    considered returns at once: neither the choice nor its cross-validation is made again.
+    A resumed or second worker's call whose trials considered (within noise of the best, and any others
+    cross-validated) are those already considered returns at once: neither the choice nor its
+    cross-validation is made again.
     """
     splits, settings = ctx.splits, ctx.config.search
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -90,15 +91,17 @@ def evaluate_test(study: optuna.Study, run: RunDir, ctx: FinalContext) -> None:
     choice = adapted_choice(completed, ctx.config) if on_target else choose(completed, labels, len(splits.classes), settings.objective)
     if choice is None:
         return
+    doubt = None if on_target else crossval.why(choice.best, choice.trial, splits.validation, splits.train + splits.validation)
+    trials = crossval.candidates(choice, doubt) if doubt is not None else []  # source folds cannot measure a target
     existing = study.user_attrs.get("test") or {}
     considered = [t.number for t in choice.within]
+    considered += [t.number for t in trials if t.number not in considered]
     if existing.get("considered") == considered:  # the choice depends on these alone: it was made and tested already
         return
     folds: dict[str, Any] | None = None
     fold_models: dict[int, list[State]] = {}
-    doubt = None if on_target else crossval.why(choice.best, choice.trial, splits.validation, splits.train + splits.validation)
-    if doubt is not None and len(choice.within) > 1:  # source folds cannot measure a target
-        choice, folds, fold_models = _cross_validated(choice, run, ctx, doubt)
+    if len(trials) > 1:
+        choice, folds, fold_models = _cross_validated(trials, run, ctx, doubt)
     if ctx.helpers is not None:
         ctx.helpers.finish()  # the rest is one model's: every thread here
     chosen = choice.trial
@@ -188,13 +191,13 @@ def averaged(tails: list[Tail], store: FeatureStore, split: str, params: TrialPa
 
 
 def _cross_validated(
-    choice: Choice, run: RunDir, ctx: FinalContext, doubt: str,
+    trials: list[FrozenTrial], run: RunDir, ctx: FinalContext, doubt: str,
 ) -> tuple[Choice, dict[str, Any], dict[int, list[State]]]:
-    """The choice made again on out-of-fold predictions over the folds of the train split (`automl_tl.search.crossval`),
-    with the chosen configuration's fold models; trained here, or shared out with the search's helpers while they
-    run. Its model for the validation fold is its own trial where that can be (`crossval.validation_fold`)."""
+    """The choice among ``trials`` (`crossval.candidates`) made again on out-of-fold predictions over the folds of
+    the train split (`automl_tl.search.crossval`), with the chosen configuration's fold models; trained here, or
+    shared out with the search's helpers while they run. Its model for the validation fold is its own trial where
+    that can be (`crossval.validation_fold`)."""
     settings, n_classes = ctx.config.search, len(ctx.splits.classes)
-    trials = crossval.candidates(choice.within)
     folds, labels, train = _fold_jobs(trials, ctx)
     scored = range(1, len(folds))  # the first is the validation split, which made the candidates: not theirs to re-score
     jobs = [(t.number, k) for t in trials for k in scored]

@@ -14,7 +14,7 @@ size, and between them the better score is the better evidence.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from optuna.trial import FrozenTrial
@@ -38,6 +38,8 @@ class Choice:
     """The trials the scores cannot tell from the best (the best first)."""
     reason: str
     """One line for the output, `test.json` and the report."""
+    ranked: list[FrozenTrial] = field(default_factory=list)
+    """Every trial the scores compared, the best first (`automl_tl.search.crossval.candidates` reads past ``within``)."""
 
 
 def choose(
@@ -60,7 +62,8 @@ def choose(
         best = max(completed, key=lambda t: (t.value or 0.0, -t.number))
         return Choice(best, best, [best], f"trial {best.number}: the best {objective} on {where}")
     score = {t.number: score_of(labels, predictions[t.number], n_classes, objective) for t in scored}
-    best = max(scored, key=lambda t: (score[t.number], -t.number))
+    ranked = sorted(scored, key=lambda t: (-score[t.number], t.number))
+    best = ranked[0]
     differences = {t.number: paired_difference(labels, predictions[best.number], predictions[t.number], n_classes, objective)
                    for t in scored if t is not best}
     within = [best] + [t for t in scored if t is not best and differences[t.number][1] <= 0]
@@ -70,13 +73,13 @@ def choose(
         others = len(within) - 1
         tied = (f"; {others} other trial(s) within noise of it are no smaller models "
                 f"(more than {SIMPLER:.0%} of its trainable parameters)") if others else ""
-        return Choice(best, best, within, f"trial {best.number}: the best {objective} on {where}{tied}")
+        return Choice(best, best, within, f"trial {best.number}: the best {objective} on {where}{tied}", ranked)
     gain, low, high = differences[chosen.number]
     return Choice(chosen, best, within, (
         f"trial {chosen.number} ({_name(chosen)}, {_parameters(chosen)}): the best, trial {best.number} ({_name(best)}), "
         f"is {gain:+.4f} {objective} above it on {where}, within noise (95 % interval {low:+.4f} … {high:+.4f}); "
         "the simpler model is kept"
-    ))
+    ), ranked)
 
 
 def at_ceiling(choice: Choice, labels: np.ndarray) -> bool:
