@@ -149,9 +149,17 @@ def _wait_status(page: Any, prefix: str, tmp_path: Path, timeout: float = SLOW_M
 
 
 def _stop(page: Any, tmp_path: Path) -> None:
-    """Click Stop, see the app send the Ctrl-C, and wait for the run to read interrupted."""
+    """Click Stop, see the app send the Ctrl-C, and wait for the run to read interrupted.
+
+    As generous as the status waits: the click's event queues in a server busy drawing figures while
+    the search trains on both cores (a CI run once saw no answer within 60 s, and said nothing of why)."""
     page.locator("#stop").click()
-    page.wait_for_function("() => document.querySelector('#mistakes-note').innerText.startsWith('Stopping')")
+    try:
+        page.wait_for_function("() => document.querySelector('#mistakes-note').innerText.startsWith('Stopping')",
+                               timeout=SLOW_MS)
+    except Exception:
+        shown = page.locator("#run-status").inner_text(), page.locator("#mistakes-note").inner_text()
+        raise AssertionError(f"Stop was never acknowledged: {shown}\n{_search_logs(tmp_path)}") from None
     _wait_status(page, "interrupted", tmp_path)
 
 
