@@ -136,30 +136,31 @@ def _status(page: Any) -> str:
     return page.locator("#run-status").inner_text()
 
 
-def _wait_status(page: Any, prefix: str, tmp_path: Path, timeout: float = SLOW_MS) -> None:
-    """Wait until the Run page's status starts with ``prefix``; on timeout, say what it showed and what the searches printed.
+def _wait(page: Any, condition: str, tmp_path: Path, failure: str, arg: Any = None, timeout: float = SLOW_MS) -> None:
+    """Wait until the page's JS ``condition`` holds; on timeout, fail with ``failure``, what the page showed and what
+    the searches printed.
 
     Generous: on a loaded 2-core machine one poll of the page has been seen to take several seconds,
-    and a poll still drawing skips the next."""
+    and a poll still drawing skips the next; a click's event queues in the same busy server (a Stop
+    once went unanswered for 60 s)."""
     try:
-        page.wait_for_function("p => document.querySelector('#run-status').innerText.startsWith(p)", arg=prefix, timeout=timeout)
+        page.wait_for_function(condition, arg=arg, timeout=timeout)
     except Exception:
         shown = page.locator("#run-status").inner_text(), page.locator("#mistakes-note").inner_text()
-        raise AssertionError(f"the run never read {prefix!r}: {shown}\n{_search_logs(tmp_path)}") from None
+        raise AssertionError(f"{failure}: {shown}\n{_search_logs(tmp_path)}") from None
+
+
+def _wait_status(page: Any, prefix: str, tmp_path: Path) -> None:
+    """Wait until the Run page's status starts with ``prefix``."""
+    _wait(page, "p => document.querySelector('#run-status').innerText.startsWith(p)", tmp_path,
+          f"the run never read {prefix!r}", arg=prefix)
 
 
 def _stop(page: Any, tmp_path: Path) -> None:
-    """Click Stop, see the app send the Ctrl-C, and wait for the run to read interrupted.
-
-    As generous as the status waits: the click's event queues in a server busy drawing figures while
-    the search trains on both cores (a CI run once saw no answer within 60 s, and said nothing of why)."""
+    """Click Stop, see the app send the Ctrl-C, and wait for the run to read interrupted."""
     page.locator("#stop").click()
-    try:
-        page.wait_for_function("() => document.querySelector('#mistakes-note').innerText.startsWith('Stopping')",
-                               timeout=SLOW_MS)
-    except Exception:
-        shown = page.locator("#run-status").inner_text(), page.locator("#mistakes-note").inner_text()
-        raise AssertionError(f"Stop was never acknowledged: {shown}\n{_search_logs(tmp_path)}") from None
+    _wait(page, "() => document.querySelector('#mistakes-note').innerText.startsWith('Stopping')", tmp_path,
+          "Stop was never acknowledged")
     _wait_status(page, "interrupted", tmp_path)
 
 

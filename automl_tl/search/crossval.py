@@ -8,9 +8,9 @@ transfer are the choice that costs most when it goes the wrong way, so more evid
 price there. Both are trained again on k folds of train + validation
 — whole groups per fold where the data has enough groups (each fold then scores unseen speakers),
 else stratified by class — and scored on the examples each fold held out. The validation split is
-the first fold as it is: it made the candidates (they are within noise of the best on it, or the
-best two on it), so its predictions would re-score them with the luck that chose them; selection runs again on the other
-folds' out-of-fold predictions alone, every example of the train split a validation example once.
+the first fold as it is: it made the candidates (within noise of the best on it, or its best two),
+so its predictions would re-score them with the luck that chose them; selection runs again on the
+other folds' out-of-fold predictions alone, every example of the train split a validation example once.
 The validation fold's model, which the final model needs, is the chosen trial itself where it ran
 its whole schedule and the run kept its weights (`validation_fold`): no candidate trains one, the
 fold models being the costliest part of the final step when the candidates are fine-tunes. Frozen
